@@ -1,0 +1,13 @@
+// What the CUDA runtime can see, without touching any model code.
+#pragma once
+
+#include <string>
+
+namespace dsv4::cuda {
+
+// Number of usable CUDA devices; 0 when the driver or a GPU is missing.
+int device_count();
+// "NVIDIA H200 (sm_90, 139.8 GiB)" for device `index`.
+std::string device_description(int index);
+
+}  // namespace dsv4::cuda
