@@ -29,7 +29,9 @@ constexpr std::array<float, 8> kE2m1Magnitudes = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 
 
 }  // namespace
 
-float e4m3_to_float(uint8_t code) { return kE4m3Table[code]; }
+float e4m3_to_float(uint8_t code) {
+  return kE4m3Table[code];
+}
 
 uint8_t float_to_e4m3(float value) {
   if (std::isnan(value)) return 0x7f;
@@ -42,7 +44,7 @@ uint8_t float_to_e4m3(float value) {
   }
   int exponent;
   const double fraction = std::frexp(magnitude, &exponent);  // magnitude = fraction * 2^exponent
-  exponent -= 1;                                            // now magnitude = (2*fraction) * 2^exponent
+  exponent -= 1;  // now magnitude = (2*fraction) * 2^exponent
   double mantissa = std::nearbyint((2.0 * fraction - 1.0) * 8.0);
   if (mantissa == 8.0) {
     mantissa = 0.0;

@@ -9,7 +9,9 @@
 namespace dsv4 {
 
 // ---- bf16 ------------------------------------------------------------------------------
-inline float bf16_to_float(uint16_t bits) { return std::bit_cast<float>(uint32_t(bits) << 16); }
+inline float bf16_to_float(uint16_t bits) {
+  return std::bit_cast<float>(uint32_t(bits) << 16);
+}
 
 inline uint16_t float_to_bf16(float value) {
   uint32_t bits = std::bit_cast<uint32_t>(value);
@@ -19,7 +21,9 @@ inline uint16_t float_to_bf16(float value) {
 }
 
 // Rounds a float to the nearest bf16 value and returns it as a float.
-inline float round_bf16(float value) { return bf16_to_float(float_to_bf16(value)); }
+inline float round_bf16(float value) {
+  return bf16_to_float(float_to_bf16(value));
+}
 
 // ---- e4m3 ------------------------------------------------------------------------------
 inline constexpr float kE4m3Max = 448.0f;
@@ -38,7 +42,11 @@ float e2m1_to_float(uint8_t code);   // low 4 bits used: bit 3 sign, then 2 expo
 uint8_t float_to_e2m1(float value);  // |value| > 6 saturates to ±6; NaN -> +6
 
 // Packed FP4: two codes per byte, low nibble holds the even element.
-inline uint8_t packed_e2m1_low(uint8_t byte) { return byte & 0x0f; }
-inline uint8_t packed_e2m1_high(uint8_t byte) { return byte >> 4; }
+inline uint8_t packed_e2m1_low(uint8_t byte) {
+  return byte & 0x0f;
+}
+inline uint8_t packed_e2m1_high(uint8_t byte) {
+  return byte >> 4;
+}
 
 }  // namespace dsv4

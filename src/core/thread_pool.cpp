@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <utility>
 
 namespace dsv4 {
 namespace {
@@ -31,17 +32,23 @@ void ThreadPool::worker_loop(size_t index) {
     start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
     if (stop_) return;
     seen = generation_;
-    const auto* body = body_;
     const size_t begin = index * chunk_, end = std::min(n_, begin + chunk_);
     lock.unlock();
-    if (begin < end) {
-      inside_parallel_region = true;
-      (*body)(begin, end);
-      inside_parallel_region = false;
-    }
+    if (begin < end) run_range(begin, end);
     lock.lock();
     if (--pending_ == 0) done_cv_.notify_one();
   }
+}
+
+void ThreadPool::run_range(size_t begin, size_t end) {
+  inside_parallel_region = true;
+  try {
+    (*body_)(begin, end);
+  } catch (...) {
+    std::lock_guard lock(mutex_);
+    if (!error_) error_ = std::current_exception();
+  }
+  inside_parallel_region = false;
 }
 
 void ThreadPool::parallel_for(size_t n, size_t grain,
@@ -58,15 +65,15 @@ void ThreadPool::parallel_for(size_t n, size_t grain,
   n_ = n;
   chunk_ = chunk;
   pending_ = workers_.size();
+  error_ = nullptr;
   ++generation_;
   lock.unlock();
   start_cv_.notify_all();
-  inside_parallel_region = true;
-  body(0, std::min(n, chunk_));
-  inside_parallel_region = false;
+  run_range(0, std::min(n, chunk));
   lock.lock();
   done_cv_.wait(lock, [&] { return pending_ == 0; });
   body_ = nullptr;
+  if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
 }
 
 ThreadPool& ThreadPool::global() {
