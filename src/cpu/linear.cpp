@@ -86,4 +86,19 @@ void linear(const float* x, int64_t m, const LinearWeight& w, Numerics numerics,
       });
 }
 
+void grouped_linear(const float* x, int64_t m, int64_t groups, const LinearWeight& w, float* y) {
+  const int64_t rows_per_group = w.rows / groups;
+  ThreadPool::global().parallel_for(
+      size_t((w.rows + kRowsPerTask - 1) / kRowsPerTask), 1, [&](size_t begin, size_t end) {
+        const int64_t r0 = int64_t(begin) * kRowsPerTask;
+        const int64_t r1 = std::min(w.rows, int64_t(end) * kRowsPerTask);
+        for (int64_t token = 0; token < m; ++token) {
+          for (int64_t row = r0; row < r1; ++row) {
+            const float* xg = x + token * groups * w.cols + (row / rows_per_group) * w.cols;
+            y[token * w.rows + row] = scaled_row_dot(xg, nullptr, 1, w, row);
+          }
+        }
+      });
+}
+
 }  // namespace dsv4::cpu

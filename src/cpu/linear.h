@@ -17,6 +17,12 @@ namespace dsv4::cpu {
 // dequantized product.
 void linear(const float* x, int64_t m, const LinearWeight& w, Numerics numerics, float* y);
 
+// Block-diagonal product of the grouped output projection: input group g (columns
+// [g·cols, (g+1)·cols) of x) meets weight rows [g·rows/groups, (g+1)·rows/groups). Always the
+// exact dequantized product (the reference multiplies wo_a in bf16, never through FP8).
+// x: [m, groups·w.cols], y: [m, w.rows].
+void grouped_linear(const float* x, int64_t m, int64_t groups, const LinearWeight& w, float* y);
+
 // Dot product of two fp32 vectors (vectorised, fp32 accumulation).
 float dot(const float* a, const float* b, int64_t n);
 
