@@ -51,27 +51,28 @@ Command add_generate_command(CLI::App& app) {
     const double prefill_seconds = seconds_since(prefill_start);
     const auto vocab = size_t(loaded.config.vocab_size);
 
-    const auto decode_start = std::chrono::steady_clock::now();
-    int64_t generated = 0;
-    for (; generated < options->max_tokens; ++generated) {
+    // Decode speed counts the one-token forward passes only.
+    double decode_seconds = 0.0;
+    int64_t generated = 0, decode_steps = 0;
+    while (generated < options->max_tokens) {
       const std::span<const float> last(logits.data() + logits.size() - vocab, vocab);
       const int32_t next = sampler.sample(last);
+      ++generated;
       std::printf("%d\n", next);
       std::fflush(stdout);
-      if (next == options->eos_id || generated + 1 == options->max_tokens) {
-        ++generated;
-        break;
-      }
+      if (next == options->eos_id || generated == options->max_tokens) break;
+      const auto step_start = std::chrono::steady_clock::now();
       chunk = {sequence.get(), std::span(&next, 1)};
       logits = model.forward(std::span(&chunk, 1));
+      decode_seconds += seconds_since(step_start);
+      ++decode_steps;
     }
-    const double decode_seconds = seconds_since(decode_start);
     std::fprintf(stderr,
-                 "prefill: %zu tokens in %.3f s (%.1f tok/s); decode: %lld tokens in %.3f s "
+                 "prefill: %zu tokens in %.3f s (%.1f tok/s); decode: %lld steps in %.3f s "
                  "(%.1f tok/s)\n",
                  prompt.size(), prefill_seconds, double(prompt.size()) / prefill_seconds,
-                 static_cast<long long>(generated), decode_seconds,
-                 double(generated) / decode_seconds);
+                 static_cast<long long>(decode_steps), decode_seconds,
+                 decode_steps ? double(decode_steps) / decode_seconds : 0.0);
   };
 }
 

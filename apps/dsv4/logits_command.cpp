@@ -29,6 +29,7 @@ Command add_logits_command(CLI::App& app) {
     const std::vector<int32_t> chunks = options->chunks.empty()
                                             ? std::vector<int32_t>{int32_t(ids.size())}
                                             : parse_id_list(options->chunks, "--chunks");
+    cpu::validate_chunks(ids.size(), chunks);
     const LoadedModel loaded = load_model(options->model);
     cpu::Model model(loaded.config, loaded.weights, numerics);
     const std::vector<float> logits = cpu::run_chunked(model, ids, chunks);

@@ -9,6 +9,9 @@
 
 namespace dsv4::cpu {
 
+// Fails unless the chunk sizes are positive and sum to at most `id_count`.
+void validate_chunks(size_t id_count, const std::vector<int32_t>& chunk_sizes);
+
 // Returns the logits after every id, [ids.size(), vocab]. The chunk sizes must be positive
 // and sum to at most ids.size().
 std::vector<float> run_chunked(Model& model, const std::vector<int32_t>& ids,
