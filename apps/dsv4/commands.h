@@ -15,6 +15,9 @@ using Command = std::function<void()>;
 Command add_logits_command(CLI::App& app);
 Command add_generate_command(CLI::App& app);
 Command add_inspect_command(CLI::App& app);
+Command add_tokenize_command(CLI::App& app);
+Command add_detokenize_command(CLI::App& app);
+Command add_chat_command(CLI::App& app);
 
 // "5,9,12" -> {5, 9, 12}; `option` names the flag in error messages.
 std::vector<int32_t> parse_id_list(const std::string& text, const std::string& option);

@@ -16,6 +16,9 @@ int main(int argc, char** argv) {
   };
   add(dsv4::cli::add_logits_command, "logits", "Write the logits after every position to .npy");
   add(dsv4::cli::add_generate_command, "generate", "Generate tokens from a prompt");
+  add(dsv4::cli::add_chat_command, "chat", "Chat in the terminal");
+  add(dsv4::cli::add_tokenize_command, "tokenize", "Text to comma-separated token ids");
+  add(dsv4::cli::add_detokenize_command, "detokenize", "Token ids to text");
   add(dsv4::cli::add_inspect_command, "inspect", "Describe a model: config, tensors, memory");
   try {
     app.parse(argc, argv);
