@@ -64,6 +64,7 @@ struct ModelConfig {
   int64_t n_mtp_layers = 0;
   int64_t max_seq_len = 1 << 20;  // longest context a sequence may reach
   std::vector<LayerSpec> layers;  // n_layers entries
+  std::string source;             // file or preset it came from, named in error messages
 
   int64_t mix_hc() const { return (2 + hc_mult) * hc_mult; }
   int64_t nope_head_dim() const { return head_dim - rope_head_dim; }
