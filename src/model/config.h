@@ -17,9 +17,9 @@ enum class Numerics { kOfficial, kFp32 };
 Numerics parse_numerics(const std::string& name);  // "official" | "fp32"
 
 enum class AttentionKind {
-  kSlidingWindow,       // ratio 0: window only
-  kCompressedSparse,    // CSA: overlapping compressor + Lightning Indexer top-k
-  kHeavilyCompressed,   // HCA: compressor, every completed entry
+  kSlidingWindow,      // ratio 0: window only
+  kCompressedSparse,   // CSA: overlapping compressor + Lightning Indexer top-k
+  kHeavilyCompressed,  // HCA: compressor, every completed entry
 };
 const char* attention_kind_name(AttentionKind kind);
 

@@ -12,10 +12,10 @@
 namespace dsv4 {
 
 enum class WeightFormat {
-  kF32,      // plain values, no scales
-  kBF16,     // plain values (bf16-exact), no scales
-  kFp8,      // e4m3 values, one ue8m0/fp32 scale per 128x128 block
-  kFp4,      // e2m1 values (MXFP4), one ue8m0 scale per row per 32 inputs
+  kF32,   // plain values, no scales
+  kBF16,  // plain values (bf16-exact), no scales
+  kFp8,   // e4m3 values, one ue8m0/fp32 scale per 128x128 block
+  kFp4,   // e2m1 values (MXFP4), one ue8m0 scale per row per 32 inputs
 };
 const char* weight_format_name(WeightFormat format);
 
@@ -43,27 +43,27 @@ struct LinearWeight {
 };
 
 struct CompressorWeights {
-  LinearWeight wkv;            // [coff*d, dim], fp32 math
-  LinearWeight wgate;          // [coff*d, dim], fp32 math
-  std::vector<float> ape;      // [ratio, coff*d] position bias added to the gate
-  std::vector<float> norm;     // [d] RMSNorm weight
+  LinearWeight wkv;         // [coff*d, dim], fp32 math
+  LinearWeight wgate;       // [coff*d, dim], fp32 math
+  std::vector<float> ape;   // [ratio, coff*d] position bias added to the gate
+  std::vector<float> norm;  // [d] RMSNorm weight
 };
 
 struct IndexerWeights {
-  LinearWeight wq_b;           // [index_n_heads*index_head_dim, q_lora_rank], FP8
-  LinearWeight weights_proj;   // [index_n_heads, dim], bf16
+  LinearWeight wq_b;             // [index_n_heads*index_head_dim, q_lora_rank], FP8
+  LinearWeight weights_proj;     // [index_n_heads, dim], bf16
   CompressorWeights compressor;  // overlapping, at index_head_dim
 };
 
 struct AttentionWeights {
-  LinearWeight wq_a;           // [q_lora_rank, dim]
-  std::vector<float> q_norm;   // [q_lora_rank]
-  LinearWeight wq_b;           // [n_heads*head_dim, q_lora_rank]
-  LinearWeight wkv;            // [head_dim, dim]
-  std::vector<float> kv_norm;  // [head_dim]
-  LinearWeight wo_a;           // [o_groups*o_lora_rank, n_heads*head_dim/o_groups]
-  LinearWeight wo_b;           // [dim, o_groups*o_lora_rank]
-  std::vector<float> attn_sink;  // [n_heads]
+  LinearWeight wq_a;                            // [q_lora_rank, dim]
+  std::vector<float> q_norm;                    // [q_lora_rank]
+  LinearWeight wq_b;                            // [n_heads*head_dim, q_lora_rank]
+  LinearWeight wkv;                             // [head_dim, dim]
+  std::vector<float> kv_norm;                   // [head_dim]
+  LinearWeight wo_a;                            // [o_groups*o_lora_rank, n_heads*head_dim/o_groups]
+  LinearWeight wo_b;                            // [dim, o_groups*o_lora_rank]
+  std::vector<float> attn_sink;                 // [n_heads]
   std::optional<CompressorWeights> compressor;  // CSA and HCA layers
   std::optional<IndexerWeights> indexer;        // CSA layers
 };
@@ -75,9 +75,9 @@ struct ExpertWeights {
 };
 
 struct MoeWeights {
-  LinearWeight gate;               // [n_routed_experts, dim], fp32 math
-  std::vector<float> gate_bias;    // [n_routed_experts]; score-routed layers only
-  std::vector<int32_t> tid2eid;    // [vocab, n_activated]; hash-routed layers only
+  LinearWeight gate;             // [n_routed_experts, dim], fp32 math
+  std::vector<float> gate_bias;  // [n_routed_experts]; score-routed layers only
+  std::vector<int32_t> tid2eid;  // [vocab, n_activated]; hash-routed layers only
   std::vector<ExpertWeights> experts;
   ExpertWeights shared;
 };
@@ -99,18 +99,18 @@ struct BlockWeights {
 
 struct MtpWeights {
   BlockWeights block;
-  LinearWeight e_proj, h_proj;   // [dim, dim], FP8
+  LinearWeight e_proj, h_proj;  // [dim, dim], FP8
   std::vector<float> enorm, hnorm, norm;
   HyperConnectionWeights hc_head;
 };
 
 struct ModelWeights {
-  LinearWeight embed;            // [vocab, dim]
+  LinearWeight embed;  // [vocab, dim]
   std::vector<BlockWeights> blocks;
-  std::vector<float> norm;       // [dim]
-  LinearWeight head;             // [vocab, dim], fp32 math
+  std::vector<float> norm;  // [dim]
+  LinearWeight head;        // [vocab, dim], fp32 math
   HyperConnectionWeights hc_head;
-  std::vector<MtpWeights> mtp;   // empty when the checkpoint has none
+  std::vector<MtpWeights> mtp;  // empty when the checkpoint has none
 };
 
 }  // namespace dsv4
