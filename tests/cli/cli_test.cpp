@@ -2,8 +2,6 @@
 // errors naming the culprit.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -12,28 +10,12 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "cli_runner.h"
 #include "core/npy.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-
-struct Result {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
-
-// stderr joins stdout unless `stdout_only`.
-Result run_dsv4(const std::string& arguments, bool stdout_only = false) {
-  const std::string command =
-      std::string(DSV4_BINARY) + " " + arguments + (stdout_only ? " 2>/dev/null" : " 2>&1");
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buffer;
-  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
 
 fs::path temp_file(const std::string& name) {
   return fs::temp_directory_path() / ("dsv4_cli_test_" + std::to_string(getpid()) + "_" + name);
