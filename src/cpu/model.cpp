@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/quantize.h"
 #include "cpu/activations.h"
 #include "cpu/hyper_connection.h"
 #include "cpu/linear.h"
@@ -35,10 +36,28 @@ TokenBatch make_batch(std::span<const Model::Chunk> chunks, const ModelConfig& c
   return batch;
 }
 
+// Official numerics quantize KV rows in 64-wide FP8 blocks and rotate index vectors with a
+// Hadamard transform before FP4 (32-wide) blocks; fp32 numerics need neither.
+void check_official_shapes(const ModelConfig& config) {
+  if (config.nope_head_dim() % int64_t(kFp8KvBlock) != 0) {
+    fail("{}: official numerics need head_dim - rope_head_dim ({}) to be a multiple of {}",
+         config.source, config.nope_head_dim(), kFp8KvBlock);
+  }
+  const int64_t index_dim = config.index_head_dim;
+  const bool has_csa = std::any_of(
+      config.layers.begin(), config.layers.end(),
+      [](const LayerSpec& l) { return l.attention == AttentionKind::kCompressedSparse; });
+  if (has_csa && (index_dim < int64_t(kFp4Block) || (index_dim & (index_dim - 1)) != 0)) {
+    fail("{}: official numerics need index_head_dim ({}) to be a power of two of at least {}",
+         config.source, index_dim, kFp4Block);
+  }
+}
+
 }  // namespace
 
 Model::Model(const ModelConfig& config, const ModelWeights& weights, Numerics numerics)
     : config_(config), weights_(weights), numerics_(numerics) {
+  if (numerics == Numerics::kOfficial) check_official_shapes(config);
   for (int64_t layer = 0; layer < config.n_layers; ++layer) {
     attention_.emplace_back(config, weights.blocks[size_t(layer)].attn, layer, numerics);
   }

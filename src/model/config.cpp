@@ -9,10 +9,6 @@
 namespace dsv4 {
 namespace {
 
-bool is_power_of_two(int64_t value) {
-  return value > 0 && (value & (value - 1)) == 0;
-}
-
 // Collapses a sorted list of layer ids into "0-2, 5, 7-9".
 std::string format_ranges(const std::vector<int64_t>& ids) {
   std::string out;
@@ -130,8 +126,7 @@ void ModelConfig::validate() const {
   if (has_csa) {
     positive(index_n_heads, "index_n_heads");
     positive(index_topk, "index_topk");
-    require(is_power_of_two(index_head_dim), "index_head_dim",
-            fmt::format("must be a power of two (got {})", index_head_dim));
+    positive(index_head_dim, "index_head_dim");
     // The indexer's rope covers its last rope_head_dim dims (possibly all of them).
     require(index_head_dim >= rope_head_dim, "index_head_dim",
             fmt::format("({}) must be at least rope_head_dim ({})", index_head_dim, rope_head_dim));

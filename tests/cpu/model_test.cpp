@@ -81,6 +81,19 @@ TEST(CpuModel, OfficialNumericsStayCloseToFp32ButNotEqual) {
   EXPECT_LT(worst, 0.75);
 }
 
+TEST(CpuModel, OfficialNumericsRejectAnIndexerDimTheHadamardCannotTake) {
+  ModelConfig config = tiny().config;
+  config.index_head_dim = 96;
+  try {
+    Model model(config, tiny().weights, Numerics::kOfficial);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("index_head_dim (96) to be a power of two"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(CpuModel, RejectsTokenIdsOutsideTheVocabulary) {
   Model model(tiny().config, tiny().weights, Numerics::kOfficial);
   try {

@@ -102,9 +102,9 @@ TEST(Validate, MoreActiveExpertsThanExperts) {
             "edited.json: n_activated_experts (300) must not exceed n_routed_experts (256)");
 }
 
-TEST(Validate, IndexerHeadDimMustBeAPowerOfTwo) {
-  EXPECT_EQ(validation_error([](ModelConfig& c) { c.index_head_dim = 96; }),
-            "edited.json: index_head_dim must be a power of two (got 96)");
+TEST(Validate, IndexerHeadDimMustBePositive) {
+  EXPECT_EQ(validation_error([](ModelConfig& c) { c.index_head_dim = 0; }),
+            "edited.json: index_head_dim must be positive (got 0)");
 }
 
 TEST(Validate, IndexerSizesAreOnlyNeededWithCsaLayers) {
