@@ -1,0 +1,118 @@
+// Device twins of core/kv_row.h: reading and writing the exact stored forms of attention state.
+//   KV row:    [nope e4m3 | rope bf16 | one ue8m0 scale per 64 nope values | zero padding]
+//   Index key: [dim/2 bytes of packed e2m1 (low nibble = even element) | one ue8m0 per 32]
+// The encoders are warp-cooperative and bit-identical to KvRowFormat::encode and
+// IndexKeyFormat::encode; the decoders give bf16 values, which hold every stored value
+// exactly (e4m3 · 2^k and e2m1 · 2^k have at most 4 significant bits).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include <cstdint>
+
+#include "cuda/kernels/common/numerics.cuh"
+
+namespace dsv4::cuda {
+
+__device__ __forceinline__ uint32_t bf16x2_bits(float low, float high) {
+  const __nv_bfloat162 pair = __floats2bfloat162_rn(low, high);
+  return *reinterpret_cast<const uint32_t*>(&pair);
+}
+
+// Eight e4m3 codes (little-endian in a uint2) times a power-of-two scale, as eight bf16.
+// On sm_89+ the fp8 -> f16 conversion is one instruction per pair.
+__device__ __forceinline__ uint4 dequant_e4m3x8(uint2 codes, float scale) {
+  const uint32_t words[2] = {codes.x, codes.y};
+  uint32_t out[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const auto pair = __nv_fp8x2_storage_t((words[i / 2] >> (16 * (i % 2))) & 0xffffu);
+    const __half2 h(__nv_cvt_fp8x2_to_halfraw2(pair, __NV_E4M3));
+    const float2 f = __half22float2(h);
+    out[i] = bf16x2_bits(f.x * scale, f.y * scale);
+  }
+  return make_uint4(out[0], out[1], out[2], out[3]);
+}
+
+// Eight packed e2m1 codes (four bytes) times a power-of-two scale, as eight bf16.
+__device__ __forceinline__ uint4 dequant_e2m1x8(uint32_t packed, float scale) {
+  uint32_t out[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float low = e2m1_to_float(uint8_t((packed >> (8 * i)) & 0xfu)) * scale;
+    const float high = e2m1_to_float(uint8_t((packed >> (8 * i + 4)) & 0xfu)) * scale;
+    out[i] = bf16x2_bits(low, high);
+  }
+  return make_uint4(out[0], out[1], out[2], out[3]);
+}
+
+// Encodes one KV row whose values are get(0 .. nope + rope) (the rope values must already be
+// bf16 values) into dst (and dst2 when not null). All 32 lanes of the warp must call it.
+template <class Get>
+__device__ __forceinline__ void encode_kv_row_warp(const Get& get, int nope, int rope,
+                                                   int row_bytes, uint8_t* dst, uint8_t* dst2,
+                                                   int lane) {
+  const int blocks = nope / 64;
+  const int sub = lane % 8;
+  for (int base = 0; base < blocks; base += 4) {
+    const int b = base + lane / 8;
+    const bool active = b < blocks;
+    float v[8];
+    float amax = 0.0f;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      v[j] = active ? get(b * 64 + sub * 8 + j) : 0.0f;
+      amax = fmaxf(amax, fabsf(v[j]));
+    }
+#pragma unroll
+    for (int offset = 1; offset < 8; offset <<= 1) {
+      amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, offset));
+    }
+    const float scale = fp8_block_scale(amax);
+    if (active) {
+      uint32_t words[2] = {0u, 0u};
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+        words[j / 4] |= uint32_t(quantize_e4m3(v[j], scale)) << (8 * (j % 4));
+      const uint2 codes = make_uint2(words[0], words[1]);
+      *reinterpret_cast<uint2*>(dst + b * 64 + sub * 8) = codes;
+      if (dst2) *reinterpret_cast<uint2*>(dst2 + b * 64 + sub * 8) = codes;
+      if (sub == 0) {
+        dst[nope + 2 * rope + b] = power_of_two_to_ue8m0(scale);
+        if (dst2) dst2[nope + 2 * rope + b] = power_of_two_to_ue8m0(scale);
+      }
+    }
+  }
+  for (int i = lane; i < rope; i += 32) {
+    const uint16_t bits = float_to_bf16_bits(get(nope + i));
+    *reinterpret_cast<uint16_t*>(dst + nope + 2 * i) = bits;
+    if (dst2) *reinterpret_cast<uint16_t*>(dst2 + nope + 2 * i) = bits;
+  }
+  for (int i = nope + 2 * rope + blocks + lane; i < row_bytes; i += 32) {
+    dst[i] = 0;
+    if (dst2) dst2[i] = 0;
+  }
+}
+
+// Encodes one index key of `dim` values get(0 .. dim) (dim a multiple of 32) into dst.
+template <class Get>
+__device__ __forceinline__ void encode_index_key_warp(const Get& get, int dim, uint8_t* dst,
+                                                      int lane) {
+  for (int b = 0; b < dim / 32; ++b) {
+    const float v = get(b * 32 + lane);
+    float amax = fabsf(v);
+#pragma unroll
+    for (int offset = 1; offset < 32; offset <<= 1) {
+      amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, offset));
+    }
+    const float scale = fp4_block_scale(amax);
+    const uint32_t code = quantize_e2m1(v, scale);
+    const uint32_t high = __shfl_down_sync(0xffffffffu, code, 1);
+    if (lane % 2 == 0) dst[(b * 32 + lane) / 2] = uint8_t(code | (high << 4));
+    if (lane == 0) dst[dim / 2 + b] = power_of_two_to_ue8m0(scale);
+  }
+}
+
+}  // namespace dsv4::cuda

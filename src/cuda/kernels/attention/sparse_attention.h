@@ -1,0 +1,49 @@
+// Sparse attention with sink (MODEL.md §2 step 7), the twin of cpu::attend_head over the rows
+// that src/cpu/attention.cpp gathers: for the query token at position p, the window rows of
+// positions [max(0, p - window + 1), p] then the compressed entries (CSA: the indexer's top-k
+// list, -1 entries skipped; HCA: every entry w < (p + 1) / ratio). Rows are KvRowFormat bytes
+// (e4m3 nope + bf16 rope), dequantized in the kernel; v_i = k_i.
+//   s_i = scale · q·k_i (fp32), M = max_i s_i (sink not in the max),
+//   o = Σ_i bf16(exp(s_i − M)) · v_i / (Σ_i exp(s_i − M) + exp(sink_h − M)), output bf16.
+// Decode and prefill chunks alike; inverse RoPE of the output is left to the caller.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "cuda/kernels/attention/kv_views.h"
+
+namespace dsv4::cuda {
+
+enum class CompressedSource {
+  kNone,  // sliding-window layers
+  kList,  // CSA: list[t · list_stride + i], i < list_len, -1 = no entry
+  kAll,   // HCA: entries 0 .. (p + 1) / ratio - 1
+};
+
+struct SparseAttentionArgs {
+  TokenBatchView batch;         // slot, position, chunk_begin used
+  const uint16_t* q = nullptr;  // bf16 [tokens, heads, head_dim]
+  const float* sink = nullptr;  // [heads]
+  uint16_t* out = nullptr;      // bf16 [tokens, heads, head_dim]
+  int32_t heads = 0;
+  int32_t head_dim = 0;  // multiple of 64, at most 512
+  int32_t rope_dim = 0;  // multiple of 8
+  float scale = 0.0f;    // head_dim^-0.5
+  // Window rows: positions >= the chunk's first position come from chunk_rows (this step's
+  // rows, [tokens, row_bytes] in batch order, see kv_write.h); older ones from the ring.
+  int32_t window = 0;
+  const uint8_t* chunk_rows = nullptr;
+  PagedRowsView ring;
+  CompressedSource source = CompressedSource::kNone;
+  PagedRowsView entries;
+  const int32_t* list = nullptr;  // kList
+  int32_t list_stride = 0;
+  int32_t list_len = 0;
+  int32_t ratio = 0;  // kAll
+};
+
+void sparse_attention(const SparseAttentionArgs& args, cudaStream_t stream);
+
+}  // namespace dsv4::cuda

@@ -1,0 +1,163 @@
+#include "cuda/kernels/gemm/linear.h"
+
+#include <atomic>
+#include <bit>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/formats.h"
+#include "core/thread_pool.h"
+#include "cuda/kernels/gemm/fp8_quantize.h"
+#include "cuda/kernels/gemm/plain_gemm.h"
+#include "cuda/kernels/gemm/scaled_gemm.h"
+
+namespace dsv4::cuda {
+namespace {
+
+constexpr size_t kRowsPerTask = 64;
+
+// Runs body(row) for every row on the global pool; returns the first row that failed, or -1.
+template <typename Body>
+int64_t for_each_row(int64_t rows, Body body) {
+  std::atomic<int64_t> bad{-1};
+  ThreadPool::global().parallel_for(size_t(rows), kRowsPerTask, [&](size_t begin, size_t end) {
+    for (size_t r = begin; r < end; ++r) {
+      if (!body(int64_t(r))) {
+        int64_t expected = -1;
+        bad.compare_exchange_strong(expected, int64_t(r));
+      }
+    }
+  });
+  return bad.load();
+}
+
+void check_row(int64_t bad_row, const LinearWeight& w, const char* what) {
+  if (bad_row >= 0) {
+    fail("encode_linear: row {} of a {}x{} {} weight holds a value that is not {}", bad_row, w.rows,
+         w.cols, weight_format_name(w.format), what);
+  }
+}
+
+// ue8m0 code of a power of two in [2^-127, 2^127], or -1 for anything else.
+int ue8m0_code(float scale) {
+  const uint32_t bits = std::bit_cast<uint32_t>(scale);
+  if (bits == 0x00400000u) return 0;  // 2^-127, the one subnormal
+  const uint32_t exponent = bits >> 23;
+  if ((bits & 0x7fffffu) != 0 || exponent == 0 || exponent >= 255) return -1;  // sign included
+  return int(exponent);
+}
+
+}  // namespace
+
+EncodedLinear encode_linear(const LinearWeight& w) {
+  const size_t count = size_t(w.rows * w.cols);
+  if (w.values.size() != count) {
+    fail("encode_linear: {} values for a {}x{} weight", w.values.size(), w.rows, w.cols);
+  }
+  const size_t expected_scales =
+      w.format == WeightFormat::kFp8 || w.format == WeightFormat::kFp4
+          ? size_t(((w.rows + w.scale_block_rows() - 1) / w.scale_block_rows()) * w.scale_cols())
+          : 0;
+  if (w.scales.size() != expected_scales) {
+    fail("encode_linear: {} scales for a {}x{} {} weight, expected {}", w.scales.size(), w.rows,
+         w.cols, weight_format_name(w.format), expected_scales);
+  }
+  EncodedLinear out;
+  const float* v = w.values.data();
+  const size_t cols = size_t(w.cols);
+  switch (w.format) {
+    case WeightFormat::kF32:
+      out.values.resize(count * 4);
+      std::memcpy(out.values.data(), v, count * 4);
+      break;
+    case WeightFormat::kBF16: {
+      out.values.resize(count * 2);
+      auto* dst = reinterpret_cast<uint16_t*>(out.values.data());
+      check_row(for_each_row(w.rows,
+                             [&](int64_t r) {
+                               bool ok = true;
+                               for (size_t i = size_t(r) * cols; i < size_t(r + 1) * cols; ++i) {
+                                 dst[i] = float_to_bf16(v[i]);
+                                 ok &= std::bit_cast<uint32_t>(bf16_to_float(dst[i])) ==
+                                       std::bit_cast<uint32_t>(v[i]);
+                               }
+                               return ok;
+                             }),
+                w, "bf16");
+      break;
+    }
+    case WeightFormat::kFp8: {
+      out.values.resize(count);
+      uint8_t* dst = out.values.data();
+      check_row(for_each_row(w.rows,
+                             [&](int64_t r) {
+                               bool ok = true;
+                               for (size_t i = size_t(r) * cols; i < size_t(r + 1) * cols; ++i) {
+                                 dst[i] = float_to_e4m3(v[i]);
+                                 ok &= e4m3_to_float(dst[i]) == v[i];
+                               }
+                               return ok;
+                             }),
+                w, "e4m3");
+      out.scale_storage = ScaleStorage::kF32;
+      out.scales.resize(w.scales.size() * 4);
+      std::memcpy(out.scales.data(), w.scales.data(), out.scales.size());
+      break;
+    }
+    case WeightFormat::kFp4: {
+      if (w.cols % 32 != 0) fail("encode_linear: an FP4 weight with {} inputs", w.cols);
+      out.values.resize(count / 2);
+      uint8_t* dst = out.values.data();
+      check_row(for_each_row(w.rows,
+                             [&](int64_t r) {
+                               bool ok = true;
+                               for (size_t i = size_t(r) * cols; i < size_t(r + 1) * cols; i += 2) {
+                                 const uint8_t lo = float_to_e2m1(v[i]);
+                                 const uint8_t hi = float_to_e2m1(v[i + 1]);
+                                 dst[i / 2] = uint8_t(lo | (hi << 4));
+                                 ok &= e2m1_to_float(lo) == v[i] && e2m1_to_float(hi) == v[i + 1];
+                               }
+                               return ok;
+                             }),
+                w, "e2m1");
+      bool powers_of_two = true;
+      for (const float s : w.scales) powers_of_two &= ue8m0_code(s) >= 0;
+      if (powers_of_two) {
+        out.scale_storage = ScaleStorage::kUe8m0;
+        out.scales.resize(w.scales.size());
+        for (size_t i = 0; i < w.scales.size(); ++i)
+          out.scales[i] = uint8_t(ue8m0_code(w.scales[i]));
+      } else {
+        out.scale_storage = ScaleStorage::kF32;
+        out.scales.resize(w.scales.size() * 4);
+        std::memcpy(out.scales.data(), w.scales.data(), out.scales.size());
+      }
+      break;
+    }
+  }
+  return out;
+}
+
+DeviceLinear upload_linear(const LinearWeight& w) {
+  EncodedLinear encoded = encode_linear(w);
+  DeviceLinear d;
+  d.rows = w.rows;
+  d.cols = w.cols;
+  d.format = w.format;
+  d.scale_storage = encoded.scale_storage;
+  d.values = DeviceBuffer<uint8_t>(encoded.values);
+  if (!encoded.scales.empty()) d.scales = DeviceBuffer<uint8_t>(encoded.scales);
+  return d;
+}
+
+void linear(const float* x, int64_t m, const DeviceLinearView& w, Fp8ActivationBuffer scratch,
+            LinearOutput y, cudaStream_t stream) {
+  if (w.format == WeightFormat::kFp8 || w.format == WeightFormat::kFp4) {
+    quantize_activations_fp8(x, m, w.cols, scratch.codes, scratch.scales, stream);
+    scaled_gemm(scratch.codes, scratch.scales, m, w, y, stream);
+  } else {
+    plain_gemm(x, m, w, y, stream);
+  }
+}
+
+}  // namespace dsv4::cuda

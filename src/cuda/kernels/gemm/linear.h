@@ -1,0 +1,88 @@
+// Linear layers on the GPU in official numerics, y = x · Wᵀ, mirroring cpu::linear and
+// cpu::grouped_linear (src/cpu/linear.h). Weights stay in their checkpoint formats on the
+// device (no dequantized copies):
+//   kF32  float values [rows, cols]
+//   kBF16 bf16 bits (uint16) [rows, cols]
+//   kFp8  e4m3 codes [rows, cols] + float scales [ceil(rows/128), ceil(cols/128)]
+//   kFp4  packed e2m1 [rows, cols/2] (low nibble = even column) + scales [rows, cols/32], ue8m0
+//         bytes when every scale is a power of two (always, for official checkpoints), else
+//         float
+// Launchers take device pointers and a stream, never synchronise or allocate, and may be
+// captured in a CUDA graph. Kernels: fp8_quantize.h, scaled_gemm.h, plain_gemm.h.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "cuda/runtime/device_buffer.h"
+#include "model/weights.h"
+
+namespace dsv4::cuda {
+
+enum class ScaleStorage { kNone, kF32, kUe8m0 };
+
+// A weight on the device, not owned: what the kernels read.
+struct DeviceLinearView {
+  int64_t rows = 0;  // output features
+  int64_t cols = 0;  // input features
+  WeightFormat format = WeightFormat::kF32;
+  const void* values = nullptr;  // 16-byte aligned, layout as above
+  const void* scales = nullptr;  // kFp8 / kFp4 only
+  ScaleStorage scale_storage = ScaleStorage::kNone;
+};
+
+// A weight's device bytes, encoded on the host (exposed so that callers can pack many weights,
+// e.g. experts, into one allocation).
+struct EncodedLinear {
+  std::vector<uint8_t> values;
+  std::vector<uint8_t> scales;
+  ScaleStorage scale_storage = ScaleStorage::kNone;
+};
+// Re-encodes the exact decoded values of `w` into its format's codes (src/core/formats.h).
+// Fails if a value is not exactly representable in the format.
+EncodedLinear encode_linear(const LinearWeight& w);
+
+// An owning device weight.
+struct DeviceLinear {
+  int64_t rows = 0;
+  int64_t cols = 0;
+  WeightFormat format = WeightFormat::kF32;
+  ScaleStorage scale_storage = ScaleStorage::kNone;
+  DeviceBuffer<uint8_t> values;
+  DeviceBuffer<uint8_t> scales;
+
+  DeviceLinearView view() const {
+    return {rows,
+            cols,
+            format,
+            values.data(),
+            scale_storage == ScaleStorage::kNone ? nullptr : scales.data(),
+            scale_storage};
+  }
+  size_t bytes() const { return values.size() + scales.size(); }
+};
+
+// Encodes and copies to the current device (synchronous: load time only).
+DeviceLinear upload_linear(const LinearWeight& w);
+
+// Where a GEMM writes y [m, rows] (row-major, token-major); either or both may be set.
+struct LinearOutput {
+  float* f32 = nullptr;      // the fp32 result before rounding
+  uint16_t* bf16 = nullptr;  // the same values rounded to bf16 (round to nearest even)
+};
+
+// Device scratch for the FP8-quantized activations of an FP8/FP4 linear.
+struct Fp8ActivationBuffer {
+  uint8_t* codes = nullptr;  // [m, cols] e4m3
+  float* scales = nullptr;   // [m, cols/128]
+};
+
+// cpu::linear in official numerics: FP8 and FP4 weights quantize x per token per 128 inputs
+// into `scratch` and run the block-scaled GEMM; bf16 and f32 weights run the plain GEMM.
+// x: [m, w.cols] fp32, 16-byte aligned.
+void linear(const float* x, int64_t m, const DeviceLinearView& w, Fp8ActivationBuffer scratch,
+            LinearOutput y, cudaStream_t stream);
+
+}  // namespace dsv4::cuda

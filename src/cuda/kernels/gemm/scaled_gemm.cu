@@ -1,0 +1,30 @@
+#include "cuda/kernels/gemm/scaled_gemm.h"
+
+#include "core/error.h"
+#include "cuda/kernels/gemm/weight_stream.cuh"
+
+namespace dsv4::cuda {
+
+using namespace gemm_detail;
+
+void scaled_gemm(const uint8_t* x_codes, const float* x_scales, int64_t m,
+                 const DeviceLinearView& w, LinearOutput y, cudaStream_t stream) {
+  if (w.format != WeightFormat::kFp8 && w.format != WeightFormat::kFp4) {
+    fail("scaled_gemm: the weight is {}, not FP8 or FP4", weight_format_name(w.format));
+  }
+  if (w.cols % 128 != 0) fail("scaled_gemm: {} inputs are not a multiple of 128", w.cols);
+  check_aligned(x_codes, "scaled_gemm: x_codes");
+  StreamParams p = stream_params(w, y, m);
+  p.x = x_codes;
+  p.x_scales = x_scales;
+  p.x_row_stride = w.cols;
+  p.rows_per_group = w.rows;
+  if (m == 0 || w.rows == 0) return;
+  if (w.format == WeightFormat::kFp8) {
+    launch_tuned<Fp8Weight, Fp8Activations>(p, stream);
+  } else {
+    launch_tuned<Fp4Weight, Fp8Activations>(p, stream);
+  }
+}
+
+}  // namespace dsv4::cuda

@@ -1,0 +1,20 @@
+// Block-scaled GEMMs of FP8 and FP4 (MXFP4) weights with FP8-quantized activations, official
+// numerics (MODEL.md §2): y[m, n] = Σ_blocks (Σ_{k in block} q_x · q_w) · s_x[m, k/128] · s_w,
+// fp32 accumulation, with s_w per 128x128 block (FP8) or per row per 32 inputs (FP4).
+// Matches cpu::linear(x, m, w, Numerics::kOfficial, y) up to the order of fp32 additions.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "cuda/kernels/gemm/linear.h"
+
+namespace dsv4::cuda {
+
+// x_codes: [m, w.cols] e4m3 and x_scales: [m, w.cols/128] from quantize_activations_fp8;
+// w.format is kFp8 or kFp4, w.cols a multiple of 128.
+void scaled_gemm(const uint8_t* x_codes, const float* x_scales, int64_t m,
+                 const DeviceLinearView& w, LinearOutput y, cudaStream_t stream);
+
+}  // namespace dsv4::cuda

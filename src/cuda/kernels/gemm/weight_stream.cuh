@@ -1,0 +1,474 @@
+// The weight-streaming GEMM shared by the linear-layer kernels (internal to the gemm domain):
+// y[m, n] = Σ_k x[m, k] · W[n, k] for a weight kept in its checkpoint format.
+//
+// Structure: each warp owns R consecutive output rows and one tile of MT tokens (grid.y). A lane
+// reads 16 bytes of each of its R weight rows per step (one "chunk": 16 e4m3 codes, 32 packed
+// e2m1 codes, 8 bf16 or 4 f32 values), U steps at a time, with the chunks' weight scales,
+// through the non-allocating read-only path; at small m the next U steps are loaded before the
+// current ones are used (register double buffering). The warp covers 512 consecutive bytes of
+// a row per step. The chunk's activations (the same for all R rows, read from L1) are decoded
+// once per token, and each (row, token) pair gets the chunk's partial dot product Σ a·w in
+// fp32, which is then added times s_x · s_w: a chunk never straddles a scale block (16 | 128,
+// 32 = 32), so this is the reference's per-block rule with only the order of the fp32
+// additions changed (the scales are powers of two, so p · s_x · s_w is exact). Lanes reduce
+// with shuffles at the end.
+//
+// Next optimisation: for m > 4 this is FMA-bound (m FMAs per weight element); decode weights
+// to f16 (exact for e4m3 and e2m1) and use mma.sync m16n8k16 with fp32 accumulation, stage the
+// activations in shared memory, and keep the bf16/f32 plain path for tiny shapes only.
+#pragma once
+
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "core/error.h"
+#include "cuda/kernels/common/numerics.cuh"
+#include "cuda/kernels/gemm/linear.h"
+
+namespace dsv4::cuda::gemm_detail {
+
+inline constexpr int kWarpsPerBlock = 4;
+inline constexpr int kThreadsPerBlock = 32 * kWarpsPerBlock;
+
+struct StreamParams {
+  const uint8_t* w = nullptr;      // weight rows, w_row_bytes each (16-byte aligned)
+  const void* w_scales = nullptr;  // FP8: [ceil(rows/128), scale_cols]; FP4: [rows, cols/32]
+  bool w_scales_ue8m0 = false;     // scale storage: ue8m0 bytes, else float
+  int64_t rows = 0, cols = 0;
+  int64_t w_row_bytes = 0;
+  int64_t w_scale_cols = 0;
+  const void* x = nullptr;          // float values or e4m3 codes, [m, x_row_stride]
+  const float* x_scales = nullptr;  // e4m3 codes only: [m, x_row_stride / 128]
+  int64_t x_row_stride = 0;         // elements between consecutive tokens
+  int64_t rows_per_group = 0;       // rows r read x columns [g·cols, (g+1)·cols), g = r / this
+  int64_t m = 0;
+  float* y_f32 = nullptr;      // [m, rows], optional
+  uint16_t* y_bf16 = nullptr;  // [m, rows], optional
+};
+
+// 16 bytes that are read once: skip L1 so the activations stay there.
+__device__ __forceinline__ uint4 load_stream(const uint8_t* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+__device__ __forceinline__ float2 half2_bits_to_float2(uint32_t bits) {
+  __half2_raw raw;
+  raw.x = uint16_t(bits & 0xffffu);
+  raw.y = uint16_t(bits >> 16);
+  return __half22float2(__half2(raw));
+}
+
+// Four e4m3 codes (byte i = element i) -> their exact values.
+__device__ __forceinline__ void e4m3x4_to_float(uint32_t v, float* out) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+  const __half2_raw lo_raw =
+      __nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(v & 0xffffu), __NV_E4M3);
+  const __half2_raw hi_raw = __nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(v >> 16), __NV_E4M3);
+  const float2 lo = __half22float2(__half2(lo_raw));
+  const float2 hi = __half22float2(__half2(hi_raw));
+  out[0] = lo.x;
+  out[1] = lo.y;
+  out[2] = hi.x;
+  out[3] = hi.y;
+#else
+  // Portable: e4m3 bits placed in an f16 are value · 2^-8 (subnormals included); × 2^8 is
+  // exact in f16. Code 0x7f (NaN) decodes as 480; the quantizers never produce it.
+  const __half2 k256 = __floats2half2_rn(256.0f, 256.0f);
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const uint32_t s = v >> (8 * i);  // bytes i and i + 2 in the two halves
+    const uint32_t h = ((s & 0x007f007fu) << 7) | ((s & 0x00800080u) << 8);
+    __half2_raw raw;
+    raw.x = uint16_t(h & 0xffffu);
+    raw.y = uint16_t(h >> 16);
+    const float2 f = __half22float2(__hmul2(__half2(raw), k256));
+    out[i] = f.x;
+    out[i + 2] = f.y;
+  }
+#endif
+}
+
+// Eight e2m1 codes (nibble i = element i) -> their values times 2^-14, exactly: the three
+// magnitude bits placed at f16 bits 9..11 read as value · 2^-14, the subnormal 0.5 included.
+inline constexpr float kE2m1Unfold = 16384.0f;  // 2^14, folded into the weight scale
+__device__ __forceinline__ void e2m1x8_to_float_folded(uint32_t v, float* out) {
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const uint32_t s = v >> (4 * i);  // nibbles i and i + 4 at the bottom of each half
+    const float2 f = half2_bits_to_float2(((s & 0x00070007u) << 9) | ((s & 0x00080008u) << 12));
+    out[i] = f.x;
+    out[i + 4] = f.y;
+  }
+}
+
+__device__ __forceinline__ float load_scale(const void* scales, bool ue8m0, int64_t index) {
+  return ue8m0 ? ue8m0_to_float(__ldg(static_cast<const uint8_t*>(scales) + index))
+               : __ldg(static_cast<const float*>(scales) + index);
+}
+
+// ---- weight formats: 16 bytes -> kElems floats, and the scale of the chunk ---------------
+
+struct Fp8Weight {
+  static constexpr int kElems = 16;
+  static constexpr bool kScaled = true;
+  __device__ static void decode(const uint4& raw, float* w) {
+    e4m3x4_to_float(raw.x, w);
+    e4m3x4_to_float(raw.y, w + 4);
+    e4m3x4_to_float(raw.z, w + 8);
+    e4m3x4_to_float(raw.w, w + 12);
+  }
+  __device__ static float scale(const StreamParams& p, int64_t row, int64_t k0) {
+    return load_scale(p.w_scales, p.w_scales_ue8m0, (row >> 7) * p.w_scale_cols + (k0 >> 7));
+  }
+};
+
+struct Fp4Weight {
+  static constexpr int kElems = 32;
+  static constexpr bool kScaled = true;
+  __device__ static void decode(const uint4& raw, float* w) {
+    e2m1x8_to_float_folded(raw.x, w);
+    e2m1x8_to_float_folded(raw.y, w + 8);
+    e2m1x8_to_float_folded(raw.z, w + 16);
+    e2m1x8_to_float_folded(raw.w, w + 24);
+  }
+  __device__ static float scale(const StreamParams& p, int64_t row, int64_t k0) {
+    return load_scale(p.w_scales, p.w_scales_ue8m0, row * p.w_scale_cols + (k0 >> 5)) * kE2m1Unfold;
+  }
+};
+
+struct Bf16Weight {
+  static constexpr int kElems = 8;
+  static constexpr bool kScaled = false;
+  __device__ static void decode(const uint4& raw, float* w) {
+    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      w[2 * i] = __uint_as_float(words[i] << 16);
+      w[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
+    }
+  }
+  __device__ static float scale(const StreamParams&, int64_t, int64_t) {
+    return 1.0f;
+  }
+};
+
+struct F32Weight {
+  static constexpr int kElems = 4;
+  static constexpr bool kScaled = false;
+  __device__ static void decode(const uint4& raw, float* w) {
+    w[0] = __uint_as_float(raw.x);
+    w[1] = __uint_as_float(raw.y);
+    w[2] = __uint_as_float(raw.z);
+    w[3] = __uint_as_float(raw.w);
+  }
+  __device__ static float scale(const StreamParams&, int64_t, int64_t) { return 1.0f; }
+};
+
+// ---- activation formats: kElems values of one token at column k --------------------------
+
+// e4m3 codes with one power-of-two scale per 128 columns (the FP8 activation quantizer).
+struct Fp8Activations {
+  static constexpr bool kScaled = true;
+  template <int kElems>
+  __device__ static void load(const StreamParams& p, int64_t offset, float* a) {
+    const uint8_t* src = static_cast<const uint8_t*>(p.x) + offset;
+#pragma unroll
+    for (int i = 0; i < kElems / 16; ++i) {
+      const uint4 v = __ldg(reinterpret_cast<const uint4*>(src) + i);
+      e4m3x4_to_float(v.x, a + 16 * i);
+      e4m3x4_to_float(v.y, a + 16 * i + 4);
+      e4m3x4_to_float(v.z, a + 16 * i + 8);
+      e4m3x4_to_float(v.w, a + 16 * i + 12);
+    }
+  }
+  __device__ static float scale(const StreamParams& p, int64_t offset) {
+    return __ldg(p.x_scales + (offset >> 7));
+  }
+};
+
+// Plain fp32 activations.
+struct F32Activations {
+  static constexpr bool kScaled = false;
+  template <int kElems>
+  __device__ static void load(const StreamParams& p, int64_t offset, float* a) {
+    const float4* src = reinterpret_cast<const float4*>(static_cast<const float*>(p.x) + offset);
+#pragma unroll
+    for (int i = 0; i < kElems / 4; ++i) {
+      const float4 v = __ldg(src + i);
+      a[4 * i] = v.x;
+      a[4 * i + 1] = v.y;
+      a[4 * i + 2] = v.z;
+      a[4 * i + 3] = v.w;
+    }
+  }
+  __device__ static float scale(const StreamParams&, int64_t) {
+    return 1.0f;
+  }
+};
+
+// ---- the kernel ------------------------------------------------------------------------
+
+// The weight bytes and scales of U steps of R rows: chunks c, c + 32, ..., c + 32·(U-1).
+template <int U, int R>
+struct Stage {
+  uint4 raw[U][R];
+  float scale[U][R];
+};
+
+// Loads a stage (zeros past the end of the row, without touching memory). The scales are
+// read here too, so that their latency overlaps the weights' instead of following it.
+template <class W, int U, int R>
+__device__ __forceinline__ void load_stage(Stage<U, R>& s, const StreamParams& p,
+                                           const uint8_t* const (&wrow)[R],
+                                           const int64_t (&row_of)[R], int64_t c, int64_t chunks) {
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const int64_t chunk = c + 32 * u;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      if (chunk < chunks) {
+        s.raw[u][r] = load_stream(wrow[r] + chunk * 16);
+        s.scale[u][r] = W::scale(p, row_of[r], chunk * W::kElems);
+      } else {
+        s.raw[u][r] = make_uint4(0u, 0u, 0u, 0u);
+        s.scale[u][r] = 0.0f;
+      }
+    }
+  }
+}
+
+// kPrefetch: the next U chunks of every row are loaded before the current ones are used
+// (register double buffering).
+template <class W, class A, int R, int MT, int U, bool kPrefetch>
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    weight_stream_kernel(const __grid_constant__ StreamParams p) {
+  constexpr int E = W::kElems;
+  constexpr bool kScaled = W::kScaled || A::kScaled;
+  const int lane = int(threadIdx.x & 31u);
+  const int64_t row0 = (int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * R;
+  if (row0 >= p.rows) return;
+  const int64_t tok0 = int64_t(blockIdx.y) * MT;
+
+  const uint8_t* wrow[R];
+  int64_t row_of[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    row_of[r] = row0 + r < p.rows ? row0 + r : p.rows - 1;  // clamped: loads stay in bounds
+    wrow[r] = p.w + row_of[r] * p.w_row_bytes;
+  }
+  // Every row of the warp is in the same input group (the host picks R to divide the group).
+  const int64_t x_base = (row0 / p.rows_per_group) * p.cols;
+  int64_t x_token[MT];
+#pragma unroll
+  for (int t = 0; t < MT; ++t) {
+    x_token[t] = (tok0 + t < p.m ? tok0 + t : p.m - 1) * p.x_row_stride + x_base;
+  }
+
+  float acc[R][MT];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int t = 0; t < MT; ++t) acc[r][t] = 0.0f;
+  }
+
+  const int64_t chunks = p.w_row_bytes / 16;
+  Stage<U, R> cur;
+  if constexpr (kPrefetch) load_stage<W>(cur, p, wrow, row_of, lane, chunks);
+  for (int64_t c = lane; c < chunks; c += 32 * U) {
+    Stage<U, R> next;
+    if constexpr (kPrefetch) {
+      load_stage<W>(next, p, wrow, row_of, c + 32 * U, chunks);  // in flight during the math
+    } else {
+      load_stage<W>(cur, p, wrow, row_of, c, chunks);
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t chunk = c + 32 * u;
+      if (chunk >= chunks) break;
+      const int64_t k0 = chunk * E;
+      float w[R][E];
+#pragma unroll
+      for (int r = 0; r < R; ++r) W::decode(cur.raw[u][r], w[r]);
+#pragma unroll
+      for (int t = 0; t < MT; ++t) {
+        float a[E];
+        A::template load<E>(p, x_token[t] + k0, a);
+        if constexpr (kScaled) {
+          const float a_scale = A::scale(p, x_token[t] + k0);
+#pragma unroll
+          for (int r = 0; r < R; ++r) {
+            float partial = a[0] * w[r][0];
+#pragma unroll
+            for (int e = 1; e < E; ++e) partial = fmaf(a[e], w[r][e], partial);
+            acc[r][t] = fmaf(partial, a_scale * cur.scale[u][r], acc[r][t]);
+          }
+        } else {
+#pragma unroll
+          for (int r = 0; r < R; ++r) {
+#pragma unroll
+            for (int e = 0; e < E; ++e) acc[r][t] = fmaf(a[e], w[r][e], acc[r][t]);
+          }
+        }
+      }
+    }
+    if constexpr (kPrefetch) cur = next;
+  }
+
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int t = 0; t < MT; ++t) {
+      float v = acc[r][t];
+#pragma unroll
+      for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+      const int64_t row = row0 + r, token = tok0 + t;
+      if (lane == ((r * MT + t) & 31) && row < p.rows && token < p.m) {
+        if (p.y_f32) p.y_f32[token * p.rows + row] = v;
+        if (p.y_bf16) p.y_bf16[token * p.rows + row] = float_to_bf16_bits(v);
+      }
+    }
+  }
+}
+
+// One launch of a fixed configuration: grid.x over row groups of R·kWarpsPerBlock, grid.y over
+// token tiles of MT.
+template <class W, class A, int R, int MT, int U, bool kPrefetch>
+void launch_tile(const StreamParams& p, cudaStream_t stream) {
+  const int64_t rows_per_block = int64_t(R) * kWarpsPerBlock;
+  const dim3 grid(unsigned((p.rows + rows_per_block - 1) / rows_per_block),
+                  unsigned((p.m + MT - 1) / MT));
+  weight_stream_kernel<W, A, R, MT, U, kPrefetch><<<grid, kThreadsPerBlock, 0, stream>>>(p);
+}
+
+// Rows per warp, steps in flight and double buffering for one token-tile width.
+template <int R_, int U_, bool kPrefetch_>
+struct TileConfig {
+  static constexpr int R = R_;
+  static constexpr int U = U_;
+  static constexpr bool kPrefetch = kPrefetch_;
+};
+
+// Picks the token tile MT (the next power of two >= m, up to 16; larger m runs in tiles of 16
+// along grid.y) and its configuration: Small for m = 1, Medium for m = 2..4, Large above.
+// kGrouped: the warp's R rows must share an input group; where R does not divide the group
+// size, one row per warp.
+template <class W, class A, class Small, class Medium, class Large, bool kGrouped>
+void launch_weight_stream(const StreamParams& p, cudaStream_t stream) {
+  const auto launch = [&](auto mt, auto config) {
+    constexpr int MT = decltype(mt)::value;
+    using C = decltype(config);
+    if constexpr (kGrouped && C::R > 1) {
+      if (p.rows_per_group % C::R != 0) return launch_tile<W, A, 1, MT, 4, false>(p, stream);
+    }
+    launch_tile<W, A, C::R, MT, C::U, C::kPrefetch>(p, stream);
+  };
+  if (p.m == 1) {
+    launch(std::integral_constant<int, 1>{}, Small{});
+  } else if (p.m == 2) {
+    launch(std::integral_constant<int, 2>{}, Medium{});
+  } else if (p.m <= 4) {
+    launch(std::integral_constant<int, 4>{}, Medium{});
+  } else if (p.m <= 8) {
+    launch(std::integral_constant<int, 8>{}, Large{});
+  } else {
+    launch(std::integral_constant<int, 16>{}, Large{});
+  }
+}
+
+// Measured on H200 at 4096x4096 FP8 / 2048x4096 FP4 / 4096x4096 bf16 (config_sweep_test);
+// Medium and Large keep the registers below the spill point.
+template <class W, class A>
+struct Tuned;
+template <>
+struct Tuned<Fp8Weight, Fp8Activations> {
+  using Small = TileConfig<2, 2, true>;
+  using Medium = TileConfig<4, 1, true>;
+  using Large = TileConfig<4, 1, false>;
+};
+template <>
+struct Tuned<Fp4Weight, Fp8Activations> {
+  using Small = TileConfig<1, 2, true>;
+  using Medium = TileConfig<1, 2, true>;
+  using Large = TileConfig<2, 1, false>;
+};
+template <>
+struct Tuned<Bf16Weight, F32Activations> {
+  using Small = TileConfig<4, 2, true>;
+  using Medium = TileConfig<4, 2, true>;
+  using Large = TileConfig<4, 1, false>;
+};
+template <>
+struct Tuned<F32Weight, F32Activations> : Tuned<Bf16Weight, F32Activations> {};
+// FP8/FP4 weights with fp32 activations (the exact product, e.g. a grouped wo_a kept in FP8):
+// 16 or 32 fp32 activations per chunk and token; one row per warp keeps them in registers.
+template <>
+struct Tuned<Fp8Weight, F32Activations> {
+  using Small = TileConfig<1, 2, true>;
+  using Medium = TileConfig<1, 2, false>;
+  using Large = TileConfig<1, 1, false>;
+};
+template <>
+struct Tuned<Fp4Weight, F32Activations> : Tuned<Fp8Weight, F32Activations> {};
+
+template <class W, class A, bool kGrouped = false>
+void launch_tuned(const StreamParams& p, cudaStream_t stream) {
+  using T = Tuned<W, A>;
+  launch_weight_stream<W, A, typename T::Small, typename T::Medium, typename T::Large, kGrouped>(
+      p, stream);
+}
+
+// ---- host side ---------------------------------------------------------------------------
+
+inline void check_aligned(const void* p, const char* what) {
+  if (reinterpret_cast<uintptr_t>(p) % 16 != 0) fail("{} is not 16-byte aligned", what);
+}
+
+// The weight and output fields of the parameters; fails on layouts the kernel cannot stream.
+inline StreamParams stream_params(const DeviceLinearView& w, const LinearOutput& y, int64_t m) {
+  StreamParams p;
+  p.w = static_cast<const uint8_t*>(w.values);
+  p.rows = w.rows;
+  p.cols = w.cols;
+  p.m = m;
+  p.y_f32 = y.f32;
+  p.y_bf16 = y.bf16;
+  switch (w.format) {
+    case WeightFormat::kF32:
+      p.w_row_bytes = w.cols * 4;
+      break;
+    case WeightFormat::kBF16:
+      p.w_row_bytes = w.cols * 2;
+      break;
+    case WeightFormat::kFp8:
+      p.w_row_bytes = w.cols;
+      p.w_scale_cols = (w.cols + 127) / 128;
+      break;
+    case WeightFormat::kFp4:
+      p.w_row_bytes = w.cols / 2;
+      p.w_scale_cols = w.cols / 32;
+      break;
+  }
+  if (p.w_row_bytes % 16 != 0 || (w.format == WeightFormat::kFp4 && w.cols % 32 != 0)) {
+    fail("linear GEMM: a {} weight row of {} inputs is not a whole number of 16-byte chunks",
+         weight_format_name(w.format), w.cols);
+  }
+  check_aligned(w.values, "linear GEMM: weight values");
+  if (w.format == WeightFormat::kFp8 || w.format == WeightFormat::kFp4) {
+    if (w.scale_storage == ScaleStorage::kNone || !w.scales) {
+      fail("linear GEMM: the {} weight has no scales", weight_format_name(w.format));
+    }
+    p.w_scales = w.scales;
+    p.w_scales_ue8m0 = w.scale_storage == ScaleStorage::kUe8m0;
+  }
+  return p;
+}
+
+}  // namespace dsv4::cuda::gemm_detail

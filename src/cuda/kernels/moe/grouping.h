@@ -1,0 +1,27 @@
+// Groups the routed (token, expert) slots by expert on the device, deterministically and with
+// no host sync: fixed-size outputs sized for tokens · k, so the launches can be captured in a
+// CUDA graph. Slot s = t · k + j is token t's j-th choice (experts[t, j]).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace dsv4::cuda {
+
+// experts: int32 [tokens, k], every id in [0, n_experts) (n_experts < 1024).
+// counts: int32 [n_experts], slots per expert; offsets: int32 [n_experts + 1], exclusive
+// prefix sums (offsets[n_experts] = tokens · k); order: int32 [tokens · k], the slot at each
+// grouped position (experts ascending, slots ascending within an expert, i.e. the CPU's
+// member order); position: int32 [tokens · k], the inverse (grouped position of each slot).
+// Two launches: a one-block count + scan, then one block per expert placing its slots.
+void moe_group(const int32_t* experts, int64_t tokens, int64_t k, int64_t n_experts,
+               int32_t* counts, int32_t* offsets, int32_t* order, int32_t* position,
+               cudaStream_t stream);
+
+// The expert GEMMs' input in grouped order: out[p] = x[order[p] / k]. x: bf16 [tokens, dim];
+// out: bf16 [tokens · k, dim].
+void moe_gather_rows(const uint16_t* x, const int32_t* order, int64_t tokens, int64_t k,
+                     int64_t dim, uint16_t* out, cudaStream_t stream);
+
+}  // namespace dsv4::cuda

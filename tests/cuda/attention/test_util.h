@@ -1,0 +1,156 @@
+// Helpers shared by the attention and indexer GPU tests (header-only; no kernel library
+// symbols, so both test binaries can include it).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <numbers>
+#include <random>
+#include <vector>
+
+#include "core/formats.h"
+#include "cuda/kernels/attention/kv_views.h"
+#include "cuda/runtime/check.h"
+#include "cuda/runtime/device_buffer.h"
+
+namespace dsv4::cuda::test {
+
+// Fresh inputs every run; the seed is printed so that a failure can be replayed.
+inline std::mt19937_64 fresh_rng(const char* name) {
+  std::random_device device;
+  const uint64_t seed = (uint64_t(device()) << 32) ^ device();
+  std::printf("[%s] seed %llu\n", name, static_cast<unsigned long long>(seed));
+  return std::mt19937_64(seed);
+}
+
+inline float normal(std::mt19937_64& rng, float stddev = 1.0f) {
+  return std::normal_distribution<float>(0.0f, stddev)(rng);
+}
+
+// n values ~ N(0, stddev²), rounded to bf16.
+inline std::vector<float> random_bf16_values(std::mt19937_64& rng, size_t n, float stddev = 1.0f) {
+  std::vector<float> v(n);
+  for (float& x : v) x = round_bf16(normal(rng, stddev));
+  return v;
+}
+
+inline std::vector<uint16_t> to_bf16_bits(const std::vector<float>& v) {
+  std::vector<uint16_t> bits(v.size());
+  for (size_t i = 0; i < v.size(); ++i) bits[i] = float_to_bf16(v[i]);
+  return bits;
+}
+
+inline double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
+  double diff = 0.0, norm = 0.0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double d = double(got[i]) - double(want[i]);
+    diff += d * d;
+    norm += double(want[i]) * double(want[i]);
+  }
+  return std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30);
+}
+
+inline bool all_finite(const std::vector<float>& v) {
+  return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
+}
+
+// A device buffer filled with 0xff bytes (NaN as bf16 and fp32, -1 as int32).
+template <typename T>
+DeviceBuffer<T> poisoned(size_t count) {
+  DeviceBuffer<T> buffer(count);
+  if (count > 0) DSV4_CUDA_CHECK(cudaMemset(buffer.data(), 0xff, count * sizeof(T)));
+  return buffer;
+}
+
+// One chunk of consecutive positions of the sequence in `slot`.
+struct Chunk {
+  int32_t slot;
+  int32_t start;
+  int32_t count;
+};
+
+// A step's token batch, on the host and the device.
+class DeviceBatch {
+ public:
+  explicit DeviceBatch(const std::vector<Chunk>& chunks) {
+    for (const Chunk& c : chunks) {
+      const auto begin = int32_t(slot.size());
+      for (int32_t i = 0; i < c.count; ++i) {
+        slot.push_back(c.slot);
+        position.push_back(c.start + i);
+        chunk_begin.push_back(begin);
+        chunk_end.push_back(begin + c.count);
+      }
+    }
+    d_slot_ = DeviceBuffer<int32_t>(slot);
+    d_position_ = DeviceBuffer<int32_t>(position);
+    d_begin_ = DeviceBuffer<int32_t>(chunk_begin);
+    d_end_ = DeviceBuffer<int32_t>(chunk_end);
+  }
+  int32_t tokens() const { return int32_t(slot.size()); }
+  TokenBatchView view() const {
+    return {tokens(), d_slot_.data(), d_position_.data(), d_begin_.data(), d_end_.data()};
+  }
+
+  std::vector<int32_t> slot, position, chunk_begin, chunk_end;
+
+ private:
+  DeviceBuffer<int32_t> d_slot_, d_position_, d_begin_, d_end_;
+};
+
+// cpu::Rope's frequency table, the same float/double steps (cpu::Rope keeps it private; the
+// production table comes from cuda/kernels/norm_rope_mhc/rope.h rope_inv_freq).
+inline std::vector<float> rope_inv_freq(int64_t rope_dim, double theta, int64_t original_seq_len,
+                                        double factor, double beta_fast, double beta_slow) {
+  const int64_t half = rope_dim / 2;
+  std::vector<float> inv_freq(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) {
+    const float exponent = float(2 * i) / float(rope_dim);
+    inv_freq[size_t(i)] = 1.0f / std::pow(float(theta), exponent);
+  }
+  if (original_seq_len <= 0) return inv_freq;
+  const auto correction_dim = [&](double rotations) {
+    return double(rope_dim) *
+           std::log(double(original_seq_len) / (rotations * 2 * std::numbers::pi)) /
+           (2 * std::log(theta));
+  };
+  const double low = std::max(std::floor(correction_dim(beta_fast)), 0.0);
+  double high = std::min(std::ceil(correction_dim(beta_slow)), double(rope_dim - 1));
+  if (low == high) high += 0.001;
+  for (int64_t i = 0; i < half; ++i) {
+    const float ramp = std::clamp((float(i) - float(low)) / (float(high) - float(low)), 0.0f, 1.0f);
+    const float smooth = 1.0f - ramp;
+    const float f = inv_freq[size_t(i)];
+    inv_freq[size_t(i)] = f / float(factor) * (1.0f - smooth) + f * smooth;
+  }
+  return inv_freq;
+}
+
+// Median of the kernel times (ms) of `runs` launches of `launch(i)`, timed with events.
+template <typename Launch>
+float median_ms(int runs, const Launch& launch) {
+  cudaEvent_t start, stop;
+  DSV4_CUDA_CHECK(cudaEventCreate(&start));
+  DSV4_CUDA_CHECK(cudaEventCreate(&stop));
+  for (int i = 0; i < 3; ++i) launch(i);
+  std::vector<float> times;
+  for (int i = 0; i < runs; ++i) {
+    DSV4_CUDA_CHECK(cudaEventRecord(start));
+    launch(i);
+    DSV4_CUDA_CHECK(cudaEventRecord(stop));
+    DSV4_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0.0f;
+    DSV4_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    times.push_back(ms);
+  }
+  DSV4_CUDA_CHECK(cudaEventDestroy(start));
+  DSV4_CUDA_CHECK(cudaEventDestroy(stop));
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+}  // namespace dsv4::cuda::test

@@ -1,0 +1,133 @@
+// Shared pieces of the gemm domain's GPU tests: random weights in every checkpoint format
+// (built by quantizing random floats with the src/core quantizers), device round trips with
+// poisoned outputs, and the relative error ‖gpu − cpu‖ / ‖cpu‖.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/formats.h"
+#include "core/quantize.h"
+#include "cuda/runtime/check.h"
+#include "cuda/runtime/device_buffer.h"
+#include "model/weights.h"
+
+namespace dsv4::cuda::test {
+
+// Fresh randomness each run; the seed goes into failure messages.
+inline uint64_t fresh_seed() {
+  std::random_device device;
+  return (uint64_t(device()) << 32) | device();
+}
+
+// Normal values whose magnitude also varies by powers of two (so that neighbouring scale
+// blocks differ), spread = max |log2| of that variation.
+inline std::vector<float> random_floats(std::mt19937_64& rng, size_t n, int spread = 3) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_int_distribution<int> exponent(-spread, spread);
+  std::vector<float> v(n);
+  for (float& x : v) x = std::ldexp(normal(rng), exponent(rng));
+  return v;
+}
+
+inline LinearWeight plain_weight(std::mt19937_64& rng, int64_t rows, int64_t cols,
+                                 WeightFormat format) {
+  LinearWeight w;
+  w.rows = rows;
+  w.cols = cols;
+  w.format = format;
+  w.values = random_floats(rng, size_t(rows * cols));
+  for (float& v : w.values) v *= 1.0f / std::sqrt(float(cols));
+  if (format == WeightFormat::kBF16) {
+    for (float& v : w.values) v = round_bf16(v);
+  }
+  return w;
+}
+
+// FP8: e4m3 values with one power-of-two scale per 128x128 block (times scale_factor, to
+// exercise non-power-of-two fp32 scales when it is not 1).
+inline LinearWeight fp8_weight(std::mt19937_64& rng, int64_t rows, int64_t cols,
+                               float scale_factor = 1.0f) {
+  LinearWeight w;
+  w.rows = rows;
+  w.cols = cols;
+  w.format = WeightFormat::kFp8;
+  const std::vector<float> x = random_floats(rng, size_t(rows * cols));
+  const int64_t brows = (rows + 127) / 128, bcols = (cols + 127) / 128;
+  w.values.resize(x.size());
+  w.scales.resize(size_t(brows * bcols));
+  for (int64_t br = 0; br < brows; ++br) {
+    for (int64_t bc = 0; bc < bcols; ++bc) {
+      const int64_t r1 = std::min(rows, br * 128 + 128), c1 = std::min(cols, bc * 128 + 128);
+      float amax = 0.0f;
+      for (int64_t r = br * 128; r < r1; ++r) {
+        for (int64_t c = bc * 128; c < c1; ++c)
+          amax = std::max(amax, std::fabs(x[size_t(r * cols + c)]));
+      }
+      const float scale = fp8_block_scale(amax);
+      w.scales[size_t(br * bcols + bc)] = scale * scale_factor;
+      for (int64_t r = br * 128; r < r1; ++r) {
+        for (int64_t c = bc * 128; c < c1; ++c) {
+          const size_t i = size_t(r * cols + c);
+          w.values[i] = e4m3_to_float(float_to_e4m3(std::clamp(x[i] / scale, -kE4m3Max, kE4m3Max)));
+        }
+      }
+    }
+  }
+  return w;
+}
+
+// MXFP4: e2m1 values with one ue8m0 scale per 32 inputs of each row (times scale_factor).
+inline LinearWeight fp4_weight(std::mt19937_64& rng, int64_t rows, int64_t cols,
+                               float scale_factor = 1.0f) {
+  LinearWeight w;
+  w.rows = rows;
+  w.cols = cols;
+  w.format = WeightFormat::kFp4;
+  const std::vector<float> x = random_floats(rng, size_t(rows * cols));
+  w.values.resize(x.size());
+  w.scales.resize(size_t(rows * cols / 32));
+  std::vector<uint8_t> packed(size_t(cols / 2)), codes(size_t(cols / 32));
+  for (int64_t r = 0; r < rows; ++r) {
+    quantize_fp4(x.data() + r * cols, size_t(cols), packed.data(), codes.data());
+    for (size_t j = 0; j < packed.size(); ++j) {
+      w.values[size_t(r * cols) + 2 * j] = e2m1_to_float(packed_e2m1_low(packed[j]));
+      w.values[size_t(r * cols) + 2 * j + 1] = e2m1_to_float(packed_e2m1_high(packed[j]));
+    }
+    for (size_t b = 0; b < codes.size(); ++b) {
+      w.scales[size_t(r * cols / 32) + b] = ue8m0_to_float(codes[b]) * scale_factor;
+    }
+  }
+  return w;
+}
+
+inline double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
+  double diff = 0.0, norm = 0.0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double d = double(got[i]) - double(want[i]);
+    diff += d * d;
+    norm += double(want[i]) * double(want[i]);
+  }
+  return std::sqrt(diff) / std::sqrt(norm);
+}
+
+// A device buffer filled with 0xff bytes: NaN for float and bf16.
+template <typename T>
+DeviceBuffer<T> poisoned(size_t count) {
+  DeviceBuffer<T> buffer(count);
+  DSV4_CUDA_CHECK(cudaMemset(buffer.data(), 0xff, count * sizeof(T)));
+  return buffer;
+}
+
+inline bool same_bits(float a, float b) {
+  uint32_t x, y;
+  std::memcpy(&x, &a, 4);
+  std::memcpy(&y, &b, 4);
+  return x == y;
+}
+
+}  // namespace dsv4::cuda::test

@@ -1,0 +1,189 @@
+// The CUDA linear layers against cpu::linear / cpu::grouped_linear (official numerics) on
+// fresh random weights and inputs, outputs poisoned before each run. Bound: 1e-5 relative on
+// the fp32 result (same math, only the order of the fp32 additions differs); the bf16 output
+// must be exactly the bf16 rounding of the fp32 output.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "cpu/linear.h"
+#include "cuda/kernels/gemm/fp8_quantize.h"
+#include "cuda/kernels/gemm/linear.h"
+#include "cuda/kernels/gemm/plain_gemm.h"
+#include "cuda/kernels/gemm/scaled_gemm.h"
+#include "gemm/gemm_test_util.h"
+#include "gpu_test_support.h"
+
+namespace dsv4::cuda {
+namespace {
+
+using test::fresh_seed;
+using test::relative_error;
+
+constexpr double kBound = 1e-5;
+const int64_t kTokens[] = {1, 3, 16, 67};
+
+enum class Path { kDispatch, kScaled, kPlain };
+
+struct Result {
+  std::vector<float> f32;
+  std::vector<uint16_t> bf16;
+};
+
+// Runs one GPU linear: `path` picks the entry point (the dispatcher, the FP8/FP4 GEMM after
+// an explicit quantization, or the plain GEMM), `groups` > 0 the grouped GEMM.
+Result run_gpu(const std::vector<float>& x, int64_t m, const LinearWeight& w, Path path,
+               int64_t groups = 0) {
+  const DeviceLinear dw = upload_linear(w);
+  const DeviceBuffer<float> dx(x);
+  auto y = test::poisoned<float>(size_t(m * w.rows));
+  auto yb = test::poisoned<uint16_t>(size_t(m * w.rows));
+  const int64_t k = groups > 0 ? groups * w.cols : w.cols;
+  auto codes = test::poisoned<uint8_t>(size_t(m * k));
+  auto scales = test::poisoned<float>(size_t(m * k / 128 + 1));
+  const LinearOutput out{y.data(), yb.data()};
+  if (groups > 0) {
+    grouped_gemm(dx.data(), m, groups, dw.view(), out, nullptr);
+  } else if (path == Path::kDispatch) {
+    linear(dx.data(), m, dw.view(), {codes.data(), scales.data()}, out, nullptr);
+  } else if (path == Path::kScaled) {
+    quantize_activations_fp8(dx.data(), m, w.cols, codes.data(), scales.data(), nullptr);
+    scaled_gemm(codes.data(), scales.data(), m, dw.view(), out, nullptr);
+  } else {
+    plain_gemm(dx.data(), m, dw.view(), out, nullptr);
+  }
+  DSV4_CUDA_CHECK(cudaGetLastError());
+  DSV4_CUDA_CHECK(cudaDeviceSynchronize());
+  return {y.download(), yb.download()};
+}
+
+void expect_close(const Result& got, const std::vector<float>& want, const std::string& what) {
+  const double err = relative_error(got.f32, want);
+  std::printf("  %-44s rel err %.3g\n", what.c_str(), err);
+  EXPECT_LT(err, kBound) << what;
+  size_t mismatched = 0;
+  for (size_t i = 0; i < got.f32.size(); ++i)
+    mismatched += got.bf16[i] != float_to_bf16(got.f32[i]);
+  EXPECT_EQ(mismatched, 0u) << what << ": bf16 output is not the rounded fp32 output";
+}
+
+std::string name(const LinearWeight& w, int64_t m) {
+  return std::string(weight_format_name(w.format)).substr(0, 6) + " " + std::to_string(w.rows) +
+         "x" + std::to_string(w.cols) + " m=" + std::to_string(m);
+}
+
+// Every token count against cpu::linear.
+void check_linear(std::mt19937_64& rng, const LinearWeight& w, Path path,
+                  Numerics numerics = Numerics::kOfficial) {
+  for (const int64_t m : kTokens) {
+    const std::vector<float> x = test::random_floats(rng, size_t(m * w.cols));
+    std::vector<float> want(size_t(m * w.rows));
+    cpu::linear(x.data(), m, w, numerics, want.data());
+    expect_close(run_gpu(x, m, w, path), want, name(w, m));
+  }
+}
+
+TEST(Fp8Gemm, MatchesCpuLinear) {
+  DSV4_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  check_linear(rng, test::fp8_weight(rng, 512, 384), Path::kScaled);
+  check_linear(rng, test::fp8_weight(rng, 1024, 4096), Path::kScaled);      // Flash wq_a
+  check_linear(rng, test::fp8_weight(rng, 4096, 1024), Path::kScaled);      // Flash wq_b-like
+  check_linear(rng, test::fp8_weight(rng, 200, 384), Path::kScaled);        // partial row block
+  check_linear(rng, test::fp8_weight(rng, 200, 256, 1.3f), Path::kScaled);  // non-pow2 scales
+}
+
+TEST(Fp4Gemm, MatchesCpuLinear) {
+  DSV4_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  check_linear(rng, test::fp4_weight(rng, 512, 384), Path::kScaled);
+  check_linear(rng, test::fp4_weight(rng, 2048, 4096), Path::kScaled);  // Flash expert w1/w3
+  check_linear(rng, test::fp4_weight(rng, 4096, 2048), Path::kScaled);  // Flash expert w2
+  check_linear(rng, test::fp4_weight(rng, 203, 256), Path::kScaled);
+  check_linear(rng, test::fp4_weight(rng, 200, 256, 1.3f), Path::kScaled);  // f32 scales
+}
+
+TEST(PlainGemm, MatchesCpuLinear) {
+  DSV4_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  for (const WeightFormat f : {WeightFormat::kBF16, WeightFormat::kF32}) {
+    check_linear(rng, test::plain_weight(rng, 512, 384, f), Path::kPlain);
+    check_linear(rng, test::plain_weight(rng, 256, 4096, f), Path::kPlain);  // MoE gate
+    check_linear(rng, test::plain_weight(rng, 203, 136, f), Path::kPlain);
+  }
+}
+
+TEST(PlainGemm, QuantizedWeightsGiveTheExactDequantizedProduct) {
+  DSV4_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  check_linear(rng, test::fp8_weight(rng, 200, 384), Path::kPlain, Numerics::kFp32);
+  check_linear(rng, test::fp4_weight(rng, 200, 384), Path::kPlain, Numerics::kFp32);
+}
+
+TEST(Linear, DispatchesEveryFormatLikeCpuLinear) {
+  DSV4_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  check_linear(rng, test::fp8_weight(rng, 384, 512), Path::kDispatch);
+  check_linear(rng, test::fp4_weight(rng, 384, 512), Path::kDispatch);
+  check_linear(rng, test::plain_weight(rng, 384, 512, WeightFormat::kBF16), Path::kDispatch);
+  check_linear(rng, test::plain_weight(rng, 384, 512, WeightFormat::kF32), Path::kDispatch);
+}
+
+TEST(GroupedGemm, MatchesCpuGroupedLinear) {
+  DSV4_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  struct Case {
+    LinearWeight w;
+    int64_t groups;
+  };
+  const Case cases[] = {
+      {test::plain_weight(rng, 8 * 128, 512, WeightFormat::kBF16), 8},  // wo_a-like, bf16
+      {test::fp8_weight(rng, 8 * 64, 256), 8},                          // wo_a kept in FP8
+      {test::plain_weight(rng, 4 * 6, 64, WeightFormat::kBF16), 4},     // 6 rows a group
+      {test::plain_weight(rng, 3 * 10, 32, WeightFormat::kF32), 3},
+  };
+  for (const Case& c : cases) {
+    for (const int64_t m : kTokens) {
+      const std::vector<float> x = test::random_floats(rng, size_t(m * c.groups * c.w.cols));
+      std::vector<float> want(size_t(m * c.w.rows));
+      cpu::grouped_linear(x.data(), m, c.groups, c.w, want.data());
+      expect_close(run_gpu(x, m, c.w, Path::kPlain, c.groups), want,
+                   "grouped " + std::to_string(c.groups) + " " + name(c.w, m));
+    }
+  }
+}
+
+TEST(UploadLinear, KeepsCheckpointFormats) {
+  DSV4_REQUIRE_GPU();
+  std::mt19937_64 rng(fresh_seed());
+  const DeviceLinear fp8 = upload_linear(test::fp8_weight(rng, 200, 256));
+  EXPECT_EQ(fp8.values.size(), 200u * 256u);
+  EXPECT_EQ(fp8.scale_storage, ScaleStorage::kF32);
+  EXPECT_EQ(fp8.scales.size(), 2u * 2u * 4u);
+  const DeviceLinear fp4 = upload_linear(test::fp4_weight(rng, 64, 256));
+  EXPECT_EQ(fp4.values.size(), 64u * 128u);
+  EXPECT_EQ(fp4.scale_storage, ScaleStorage::kUe8m0);
+  EXPECT_EQ(fp4.scales.size(), 64u * 8u);
+  EXPECT_EQ(upload_linear(test::fp4_weight(rng, 64, 256, 1.3f)).scale_storage, ScaleStorage::kF32);
+  EXPECT_EQ(upload_linear(test::plain_weight(rng, 8, 16, WeightFormat::kBF16)).values.size(), 256u);
+  LinearWeight not_e4m3 = test::fp8_weight(rng, 8, 128);
+  not_e4m3.values[5] = 0.1f;
+  EXPECT_THROW(upload_linear(not_e4m3), Error);
+}
+
+}  // namespace
+}  // namespace dsv4::cuda
