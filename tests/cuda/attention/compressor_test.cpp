@@ -8,6 +8,7 @@
 
 #include "attention/test_util.h"
 #include "core/kv_row.h"
+#include "core/rope_frequencies.h"
 #include "cpu/compressor.h"
 #include "cuda/kernels/attention/compressor.h"
 #include "cuda/kernels/attention/kv_cache.h"
@@ -47,7 +48,7 @@ TEST(Compressor, MatchesTheCpuOverChunkedSequences) {
   auto rng = test::fresh_rng("Compressor");
   const double norm_eps = 1e-6;
   const cpu::Rope rope(64, 160000.0, 65536, 16.0, 32.0, 1.0);
-  DeviceBuffer<float> inv_freq(test::rope_inv_freq(64, 160000.0, 65536, 16.0, 32.0, 1.0));
+  DeviceBuffer<float> inv_freq(rope_inverse_frequencies(64, 160000.0, 65536, 16.0, 32.0, 1.0));
 
   const std::vector<int32_t> starts = {0, 0, 999'740};
   const std::vector<std::vector<int32_t>> schedule = {

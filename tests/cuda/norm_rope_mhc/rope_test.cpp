@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "core/rope_frequencies.h"
 #include "cpu/rope.h"
 #include "cuda/kernels/norm_rope_mhc/rope.h"
 #include "gpu_test_support.h"
@@ -94,7 +95,7 @@ TEST(Rope, MatchesTheCpuAtFlashShapes) {
 TEST(Rope, MatchesTheCpuAtOddShapes) {
   DSV4_REQUIRE_GPU();
   const cpu::Rope rope(16, 10000.0, 0, 1.0, 0.0, 0.0);
-  const std::vector<float> table = rope_inv_freq(16, 10000.0, 0, 1.0, 0.0, 0.0);
+  const std::vector<float> table = rope_inverse_frequencies(16, 10000.0, 0, 1.0, 0.0, 0.0);
   check_rope({5, 3, 40, 130, false, 5000}, rope, table, "rope odd (padded rows)");
   check_rope({5, 3, 40, 130, true, 5000}, rope, table, "inverse rope odd");
 }

@@ -1,6 +1,6 @@
 // Rotary embedding on the trailing rope dims of every head (MODEL.md §2 step 3), the twin of
 // cpu::Rope: interleaved pairs (x[2i], x[2i+1]) rotated by pos · f_i in fp32, rounded to bf16.
-// The frequency table is computed on the host exactly as cpu::Rope does and uploaded once;
+// The frequency table is core/rope_frequencies.h, shared with cpu::Rope, uploaded once;
 // positions come from a device array, so a captured decode graph replays at new positions.
 #pragma once
 
@@ -14,9 +14,6 @@
 
 namespace dsv4::cuda {
 
-// f_i for i < rope_dim / 2, bit-identical to cpu::Rope's table (YaRN when original_seq_len > 0).
-std::vector<float> rope_inv_freq(int64_t rope_dim, double theta, int64_t original_seq_len,
-                                 double factor, double beta_fast, double beta_slow);
 // The table of cpu::Rope::for_layer(config, compressed).
 std::vector<float> rope_inv_freq_for_layer(const ModelConfig& config, bool compressed);
 
