@@ -80,6 +80,9 @@ struct ModelConfig {
 ModelConfig parse_config(const nlohmann::json& json, const std::string& source);
 // Reads DIR/config.json, falling back to DIR/inference/config.json.
 ModelConfig load_config(const std::filesystem::path& model_dir);
+// What Flash and Pro share (vocabulary, head shapes, mHC, RoPE/YaRN, routing function); the
+// presets and the synthetic models start from it.
+ModelConfig deepseek_v4_shared_settings();
 // Real DeepSeek-V4 shapes: "flash" or "pro".
 ModelConfig preset_config(const std::string& name);
 

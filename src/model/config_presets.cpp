@@ -6,9 +6,8 @@
 #include "model/config.h"
 
 namespace dsv4 {
-namespace {
 
-ModelConfig shared_settings() {
+ModelConfig deepseek_v4_shared_settings() {
   ModelConfig c;
   c.vocab_size = 129280;
   c.head_dim = 512;
@@ -36,6 +35,8 @@ ModelConfig shared_settings() {
   return c;
 }
 
+namespace {
+
 LayerSpec compressed_layer(int64_t ratio) {
   return LayerSpec{
       ratio == 4 ? AttentionKind::kCompressedSparse : AttentionKind::kHeavilyCompressed, ratio,
@@ -57,7 +58,7 @@ std::vector<LayerSpec> schedule(int64_t n_layers, int64_t first_ratio) {
 }  // namespace
 
 ModelConfig preset_config(const std::string& name) {
-  ModelConfig c = shared_settings();
+  ModelConfig c = deepseek_v4_shared_settings();
   if (name == "flash") {
     c.dim = 4096;
     c.n_layers = 43;

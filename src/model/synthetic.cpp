@@ -19,26 +19,9 @@ namespace {
 constexpr int64_t kFp8WeightBlock = 128;
 
 ModelConfig common_config() {
-  ModelConfig c;
-  c.vocab_size = 129280;  // the DeepSeek tokenizer's
+  ModelConfig c = deepseek_v4_shared_settings();
   c.dim = 256;
-  c.rope_head_dim = 64;
-  c.n_shared_experts = 1;
-  c.score_func = "sqrtsoftplus";
   c.route_scale = 1.5;
-  c.swiglu_limit = 10.0;
-  c.index_head_dim = 128;
-  c.hc_mult = 4;
-  c.hc_sinkhorn_iters = 20;
-  c.hc_eps = 1e-6;
-  c.norm_eps = 1e-6;
-  c.rope_theta = 10000.0;
-  c.compress_rope_theta = 160000.0;
-  c.original_seq_len = 65536;
-  c.rope_factor = 16.0;
-  c.beta_fast = 32.0;
-  c.beta_slow = 1.0;
-  c.n_mtp_layers = 1;
   c.max_seq_len = 8192;
   return c;
 }
