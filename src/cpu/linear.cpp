@@ -1,6 +1,7 @@
 #include "cpu/linear.h"
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "core/error.h"
@@ -52,8 +53,21 @@ float scaled_row_dot(const float* x, const float* x_scales, int64_t x_block, con
 
 }  // namespace
 
+namespace {
+std::atomic<SummationOrder> summation_order{SummationOrder::kForward};
+}  // namespace
+
+void set_summation_order(SummationOrder order) {
+  summation_order.store(order, std::memory_order_relaxed);
+}
+
 float dot(const float* a, const float* b, int64_t n) {
   float sum = 0.0f;
+  if (summation_order.load(std::memory_order_relaxed) == SummationOrder::kReverse) {
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = n - 1; i >= 0; --i) sum += a[i] * b[i];
+    return sum;
+  }
 #pragma omp simd reduction(+ : sum)
   for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
   return sum;

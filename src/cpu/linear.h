@@ -26,4 +26,11 @@ void grouped_linear(const float* x, int64_t m, int64_t groups, const LinearWeigh
 // Dot product of two fp32 vectors (vectorised, fp32 accumulation).
 float dot(const float* a, const float* b, int64_t n);
 
+// The order in which dot adds its products. Every order is an equally valid reading of the
+// reference (whose GPU kernels fix none); official numerics turn order-level differences into
+// occasional whole FP8/bf16 steps, and kReverse lets tests measure how large that floor is when
+// comparing two implementations (tests/cpu/summation_order_test.cpp, the GPU-vs-CPU tests).
+enum class SummationOrder { kForward, kReverse };
+void set_summation_order(SummationOrder order);  // process-wide; default kForward
+
 }  // namespace dsv4::cpu

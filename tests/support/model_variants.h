@@ -1,0 +1,44 @@
+// Variants of a loaded model for the model-level tests: one layer of it, or its sublayer
+// outputs scaled down (a better-conditioned model: the residual stream dominates each
+// sublayer's contribution, as in trained models, so one FP8 rounding flip moves the logits
+// less).
+#pragma once
+
+#include <cstdint>
+
+#include "model/model_source.h"
+
+namespace dsv4::testing {
+
+// 1/32: a power of two, so scaling the block scales keeps every weight exactly representable.
+inline constexpr float kWellConditionedScale = 1.0f / 32.0f;
+
+// A one-layer model made of layer `index` (its attention kind and routing).
+inline LoadedModel single_layer_model(const LoadedModel& m, int64_t index) {
+  LoadedModel one{m.config, m.weights, m.description, {}};
+  one.config.n_layers = 1;
+  one.config.layers = {m.config.layers[size_t(index)]};
+  one.weights.blocks = {m.weights.blocks[size_t(index)]};
+  one.weights.mtp.clear();
+  return one;
+}
+
+// wo_b and every expert's w2 times `factor` (through the block scales where there are some).
+inline LoadedModel scaled_sublayer_outputs(const LoadedModel& m, float factor) {
+  LoadedModel scaled = m;
+  const auto scale = [factor](LinearWeight& w) {
+    if (w.scales.empty()) {
+      for (float& v : w.values) v *= factor;
+    } else {
+      for (float& s : w.scales) s *= factor;
+    }
+  };
+  for (BlockWeights& b : scaled.weights.blocks) {
+    scale(b.attn.wo_b);
+    for (ExpertWeights& e : b.ffn.experts) scale(e.w2);
+    scale(b.ffn.shared.w2);
+  }
+  return scaled;
+}
+
+}  // namespace dsv4::testing
