@@ -150,6 +150,38 @@ DeviceLinear upload_linear(const LinearWeight& w) {
   return d;
 }
 
+DevicePackedLinears upload_packed(const std::vector<const LinearWeight*>& weights) {
+  if (weights.empty()) fail("upload_packed: no weights");
+  const LinearWeight& first = *weights.front();
+  DevicePackedLinears packed;
+  packed.count = int64_t(weights.size());
+  std::vector<uint8_t> values, scales;
+  for (const LinearWeight* w : weights) {
+    if (w->rows != first.rows || w->cols != first.cols || w->format != first.format) {
+      fail("upload_packed: a [{}, {}] {} weight among [{}, {}] {} weights", w->rows, w->cols,
+           weight_format_name(w->format), first.rows, first.cols, weight_format_name(first.format));
+    }
+    EncodedLinear encoded = encode_linear(*w);
+    if (w == weights.front()) {
+      packed.value_bytes = int64_t(encoded.values.size());
+      packed.scale_bytes = int64_t(encoded.scales.size());
+      packed.storage.scale_storage = encoded.scale_storage;
+      values.reserve(size_t(packed.value_bytes * packed.count));
+      scales.reserve(size_t(packed.scale_bytes * packed.count));
+    } else if (encoded.scale_storage != packed.storage.scale_storage) {
+      fail("upload_packed: the weights mix ue8m0 and fp32 scales");
+    }
+    values.insert(values.end(), encoded.values.begin(), encoded.values.end());
+    scales.insert(scales.end(), encoded.scales.begin(), encoded.scales.end());
+  }
+  packed.storage.rows = first.rows;
+  packed.storage.cols = first.cols;
+  packed.storage.format = first.format;
+  packed.storage.values = DeviceBuffer<uint8_t>(values);
+  if (!scales.empty()) packed.storage.scales = DeviceBuffer<uint8_t>(scales);
+  return packed;
+}
+
 void linear(const float* x, int64_t m, const DeviceLinearView& w, Fp8ActivationBuffer scratch,
             LinearOutput y, cudaStream_t stream) {
   if (w.format == WeightFormat::kFp8 || w.format == WeightFormat::kFp4) {

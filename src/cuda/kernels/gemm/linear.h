@@ -67,6 +67,26 @@ struct DeviceLinear {
 // Encodes and copies to the current device (synchronous: load time only).
 DeviceLinear upload_linear(const LinearWeight& w);
 
+// Weights of one shape and format packed back to back (the experts of a layer): weight i's
+// values start i · value_bytes into `values`, its scales i · scale_bytes into `scales`.
+struct PackedLinearsView {
+  DeviceLinearView first;  // weight 0
+  int64_t count = 0;
+  int64_t value_bytes = 0, scale_bytes = 0;
+};
+
+struct DevicePackedLinears {
+  DeviceLinear storage;  // rows, cols, format, scale storage of one weight; all the bytes
+  int64_t count = 0;
+  int64_t value_bytes = 0, scale_bytes = 0;
+
+  PackedLinearsView view() const { return {storage.view(), count, value_bytes, scale_bytes}; }
+  size_t bytes() const { return storage.bytes(); }
+};
+
+// Encodes `weights` (same shape and format) and copies them to the device as one allocation.
+DevicePackedLinears upload_packed(const std::vector<const LinearWeight*>& weights);
+
 // Where a GEMM writes y [m, rows] (row-major, token-major); either or both may be set.
 struct LinearOutput {
   float* f32 = nullptr;      // the fp32 result before rounding

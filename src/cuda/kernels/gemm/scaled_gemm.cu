@@ -27,4 +27,32 @@ void scaled_gemm(const uint8_t* x_codes, const float* x_scales, int64_t m,
   }
 }
 
+void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int32_t* offsets,
+                        int64_t max_rows, const PackedLinearsView& experts, LinearOutput y,
+                        cudaStream_t stream) {
+  const DeviceLinearView& w = experts.first;
+  if (w.format != WeightFormat::kFp8 && w.format != WeightFormat::kFp4) {
+    fail("expert_scaled_gemm: the experts are {}, not FP8 or FP4", weight_format_name(w.format));
+  }
+  if (w.cols % 128 != 0) fail("expert_scaled_gemm: {} inputs are not a multiple of 128", w.cols);
+  if (experts.count <= 0 || experts.count > 65535 || experts.value_bytes % 16 != 0) {
+    fail("expert_scaled_gemm: {} experts of {} bytes", experts.count, experts.value_bytes);
+  }
+  check_aligned(x_codes, "expert_scaled_gemm: x_codes");
+  StreamParams p = stream_params(w, y, max_rows);
+  p.x = x_codes;
+  p.x_scales = x_scales;
+  p.x_row_stride = w.cols;
+  p.rows_per_group = w.rows;
+  p.expert_offsets = offsets;
+  p.expert_w_bytes = experts.value_bytes;
+  p.expert_scale_bytes = experts.scale_bytes;
+  if (max_rows == 0 || w.rows == 0) return;
+  if (w.format == WeightFormat::kFp8) {
+    launch_tuned<Fp8Weight, Fp8Activations>(p, stream, experts.count);
+  } else {
+    launch_tuned<Fp4Weight, Fp8Activations>(p, stream, experts.count);
+  }
+}
+
 }  // namespace dsv4::cuda

@@ -17,4 +17,14 @@ namespace dsv4::cuda {
 void scaled_gemm(const uint8_t* x_codes, const float* x_scales, int64_t m,
                  const DeviceLinearView& w, LinearOutput y, cudaStream_t stream);
 
+// The routed experts' GEMM in one launch, sized on the device: expert e multiplies rows
+// [offsets[e], offsets[e + 1]) of x into the same rows of y (offsets: device, count + 1
+// values, from moe_group). `max_rows` bounds any expert's row count (a token picks an expert
+// at most once, so the step's token count); it sizes the grid and picks the token tile
+// (measured: a tile sized to the typical expert's rows is slower at batch 64, because the
+// hot experts' extra tiles re-read their weights).
+void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int32_t* offsets,
+                        int64_t max_rows, const PackedLinearsView& experts, LinearOutput y,
+                        cudaStream_t stream);
+
 }  // namespace dsv4::cuda

@@ -48,6 +48,11 @@ struct StreamParams {
   int64_t m = 0;
   float* y_f32 = nullptr;      // [m, rows], optional
   uint16_t* y_bf16 = nullptr;  // [m, rows], optional
+  // Expert-grouped launches (grid.z = expert e): e's weight starts expert_w_bytes · e bytes
+  // into w (its scales expert_scale_bytes · e into w_scales) and its tokens are x / y rows
+  // [expert_offsets[e], expert_offsets[e + 1]); m is then the most tokens one expert may get.
+  const int32_t* expert_offsets = nullptr;
+  int64_t expert_w_bytes = 0, expert_scale_bytes = 0;
 };
 
 // 16 bytes that are read once: skip L1 so the activations stay there.
@@ -249,27 +254,40 @@ __device__ __forceinline__ void load_stage(Stage<U, R>& s, const StreamParams& p
 // (register double buffering).
 template <class W, class A, int R, int MT, int U, bool kPrefetch>
 __global__ void __launch_bounds__(kThreadsPerBlock)
-    weight_stream_kernel(const __grid_constant__ StreamParams p) {
+    weight_stream_kernel(const __grid_constant__ StreamParams params) {
   constexpr int E = W::kElems;
   constexpr bool kScaled = W::kScaled || A::kScaled;
   const int lane = int(threadIdx.x & 31u);
   const int64_t row0 = (int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * R;
-  if (row0 >= p.rows) return;
+  if (row0 >= params.rows) return;
   const int64_t tok0 = int64_t(blockIdx.y) * MT;
+  StreamParams p = params;
+  int64_t first_token = 0;  // the expert's first row of x and y
+  // The expert's weight base is computed from params, not by moving p.w: with p.w moved, the
+  // weight loads read expert 0's bytes (nvcc 13.0, sm_90a; tests/cuda/gemm/expert_gemm_test).
+  const uint8_t* w_base = params.w;
+  if (params.expert_offsets) {
+    const int64_t e = blockIdx.z;
+    first_token = params.expert_offsets[e];
+    p.m = params.expert_offsets[e + 1] - first_token;
+    if (tok0 >= p.m) return;
+    w_base = params.w + e * params.expert_w_bytes;
+    p.w_scales = static_cast<const uint8_t*>(params.w_scales) + e * params.expert_scale_bytes;
+  }
 
   const uint8_t* wrow[R];
   int64_t row_of[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) {
     row_of[r] = row0 + r < p.rows ? row0 + r : p.rows - 1;  // clamped: loads stay in bounds
-    wrow[r] = p.w + row_of[r] * p.w_row_bytes;
+    wrow[r] = w_base + row_of[r] * p.w_row_bytes;
   }
   // Every row of the warp is in the same input group (the host picks R to divide the group).
   const int64_t x_base = (row0 / p.rows_per_group) * p.cols;
   int64_t x_token[MT];
 #pragma unroll
   for (int t = 0; t < MT; ++t) {
-    x_token[t] = (tok0 + t < p.m ? tok0 + t : p.m - 1) * p.x_row_stride + x_base;
+    x_token[t] = (first_token + (tok0 + t < p.m ? tok0 + t : p.m - 1)) * p.x_row_stride + x_base;
   }
 
   float acc[R][MT];
@@ -331,20 +349,21 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
       for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
       const int64_t row = row0 + r, token = tok0 + t;
       if (lane == ((r * MT + t) & 31) && row < p.rows && token < p.m) {
-        if (p.y_f32) p.y_f32[token * p.rows + row] = v;
-        if (p.y_bf16) p.y_bf16[token * p.rows + row] = float_to_bf16_bits(v);
+        const int64_t at = (first_token + token) * p.rows + row;
+        if (p.y_f32) p.y_f32[at] = v;
+        if (p.y_bf16) p.y_bf16[at] = float_to_bf16_bits(v);
       }
     }
   }
 }
 
 // One launch of a fixed configuration: grid.x over row groups of R·kWarpsPerBlock, grid.y over
-// token tiles of MT.
+// token tiles of MT, grid.z over experts (`experts` = 1 for one weight).
 template <class W, class A, int R, int MT, int U, bool kPrefetch>
-void launch_tile(const StreamParams& p, cudaStream_t stream) {
+void launch_tile(const StreamParams& p, cudaStream_t stream, int64_t experts = 1) {
   const int64_t rows_per_block = int64_t(R) * kWarpsPerBlock;
   const dim3 grid(unsigned((p.rows + rows_per_block - 1) / rows_per_block),
-                  unsigned((p.m + MT - 1) / MT));
+                  unsigned((p.m + MT - 1) / MT), unsigned(experts));
   weight_stream_kernel<W, A, R, MT, U, kPrefetch><<<grid, kThreadsPerBlock, 0, stream>>>(p);
 }
 
@@ -361,14 +380,16 @@ struct TileConfig {
 // kGrouped: the warp's R rows must share an input group; where R does not divide the group
 // size, one row per warp.
 template <class W, class A, class Small, class Medium, class Large, bool kGrouped>
-void launch_weight_stream(const StreamParams& p, cudaStream_t stream) {
+void launch_weight_stream(const StreamParams& p, cudaStream_t stream, int64_t experts) {
   const auto launch = [&](auto mt, auto config) {
     constexpr int MT = decltype(mt)::value;
     using C = decltype(config);
     if constexpr (kGrouped && C::R > 1) {
-      if (p.rows_per_group % C::R != 0) return launch_tile<W, A, 1, MT, 4, false>(p, stream);
+      if (p.rows_per_group % C::R != 0) {
+        return launch_tile<W, A, 1, MT, 4, false>(p, stream, experts);
+      }
     }
-    launch_tile<W, A, C::R, MT, C::U, C::kPrefetch>(p, stream);
+    launch_tile<W, A, C::R, MT, C::U, C::kPrefetch>(p, stream, experts);
   };
   if (p.m == 1) {
     launch(std::integral_constant<int, 1>{}, Small{});
@@ -419,10 +440,10 @@ template <>
 struct Tuned<Fp4Weight, F32Activations> : Tuned<Fp8Weight, F32Activations> {};
 
 template <class W, class A, bool kGrouped = false>
-void launch_tuned(const StreamParams& p, cudaStream_t stream) {
+void launch_tuned(const StreamParams& p, cudaStream_t stream, int64_t experts = 1) {
   using T = Tuned<W, A>;
   launch_weight_stream<W, A, typename T::Small, typename T::Medium, typename T::Large, kGrouped>(
-      p, stream);
+      p, stream, experts);
 }
 
 // ---- host side ---------------------------------------------------------------------------
