@@ -8,8 +8,10 @@
 #include "cuda/kernels/attention/kv_cache.h"
 #include "cuda/kernels/attention/kv_write.h"
 #include "cuda/kernels/attention/sparse_attention.h"
+#include "cuda/kernels/gemm/fp8_quantize.h"
 #include "cuda/kernels/gemm/linear.h"
 #include "cuda/kernels/gemm/plain_gemm.h"
+#include "cuda/kernels/gemm/scaled_gemm.h"
 #include "cuda/kernels/indexer/indexer.h"
 #include "cuda/kernels/moe/combine.h"
 #include "cuda/kernels/moe/grouping.h"
@@ -19,6 +21,7 @@
 #include "cuda/kernels/norm_rope_mhc/hyper_connection.h"
 #include "cuda/kernels/norm_rope_mhc/rms_norm.h"
 #include "cuda/kernels/norm_rope_mhc/rope.h"
+#include "cuda/model/cuda_model_state.h"
 #include "cuda/model/device_weights.h"
 #include "cuda/model/glue.h"
 #include "cuda/runtime/check.h"
@@ -34,60 +37,35 @@ constexpr int32_t kBlockRows = 64;
 
 }  // namespace
 
-struct CudaModel::State {
-  cudaStream_t stream = nullptr;
-  DeviceWeights w;
-  std::unique_ptr<KvCache> cache;
-  RopeTable rope, compress_rope;
-  HcShape hc;
-  int64_t max_tokens = 0, max_length = 0;
-  std::vector<int64_t> lengths;  // per slot; -1: free
-  int64_t score_stride = 0;
-
-  // Step metadata: ids, slot, position, chunk_begin, chunk_end ([5][max_tokens]).
-  DeviceBuffer<int32_t> meta;
-  std::vector<int32_t> host_meta;
-  TokenBatchView batch;
-  const int32_t* ids = nullptr;
-  const int32_t* positions = nullptr;
-
-  // Residual streams and the mHC site.
-  DeviceBuffer<uint16_t> streams, collapsed, normed, sublayer;
-  DeviceBuffer<float> hc_workspace, post, comb, x_f32;
-  // Attention.
-  DeviceBuffer<uint16_t> qr, q, kv, idx_q, idx_w, scores, attn_out, grouped;
-  DeviceBuffer<float> qr_f32, comp_kv, comp_gate, idx_kv, idx_gate, attn_f32, grouped_f32;
-  DeviceBuffer<uint8_t> chunk_rows;
-  DeviceBuffer<int32_t> indices;
-  // MoE.
-  DeviceBuffer<float> router_logits, route_weights, gathered_f32, h_f32;
-  DeviceBuffer<int32_t> experts, counts, offsets, order, position;
-  DeviceBuffer<uint16_t> gathered, g, u, h, expert_out, shared_out;
-  std::vector<int32_t> host_offsets;
-  // FP8 activations of every FP8/FP4 linear; logits.
-  DeviceBuffer<uint8_t> fp8_codes;
-  DeviceBuffer<float> fp8_scales, logits;
-
-  State(const ModelConfig& c, const ModelWeights& weights)
-      : w(upload_weights(c, weights)),
-        rope(rope_inv_freq_for_layer(c, false)),
-        compress_rope(rope_inv_freq_for_layer(c, true)),
-        hc(hc_shape(c)) {}
-
-  Fp8ActivationBuffer scratch() { return {fp8_codes.data(), fp8_scales.data()}; }
-  void lin(const float* x, int64_t m, const DeviceLinear& weight, uint16_t* bf16, float* f32) {
-    linear(x, m, weight.view(), scratch(), {f32, bf16}, stream);
+void CudaModel::State::lin(const uint16_t* x, int64_t m, const DeviceLinear& weight, uint16_t* bf16,
+                           float* f32) {
+  if (weight.format == WeightFormat::kFp8 || weight.format == WeightFormat::kFp4) {
+    quantize_activations_fp8(x, m, weight.cols, fp8_codes.data(), fp8_scales.data(), stream);
+    scaled_gemm(fp8_codes.data(), fp8_scales.data(), m, weight.view(), {f32, bf16}, stream);
+  } else {
+    bf16_to_f32(x, m * weight.cols, x_wide.data(), stream);
+    plain_gemm(x_wide.data(), m, weight.view(), {f32, bf16}, stream);
   }
-};
+}
 
-CudaModel::CudaModel(const ModelConfig& config, const ModelWeights& weights, int32_t max_sequences,
-                     int64_t max_tokens_per_step, int64_t max_length)
-    : config_(config), s_(std::make_unique<State>(config, weights)) {
+CudaModel::CudaModel(const ModelConfig& config, const ModelWeights& weights,
+                     const CudaModelLimits& limits)
+    : CudaModel(config, upload_weights(config, weights), limits) {}
+
+CudaModel::CudaModel(const ModelConfig& config, DeviceWeights weights,
+                     const CudaModelLimits& limits)
+    : config_(config), s_(std::make_unique<State>(config, std::move(weights))) {
   State& s = *s_;
-  const ModelConfig& c = config;
+  const ModelConfig& c = config_;
+  const int32_t max_sequences = limits.max_sequences;
+  const int64_t max_tokens_per_step = limits.max_tokens_per_step;
+  const int64_t max_length = limits.max_length;
   if (max_tokens_per_step <= 0 || max_length <= 0 || max_sequences <= 0) {
     fail("CudaModel: bad limits ({} sequences, {} tokens per step, max length {})", max_sequences,
          max_tokens_per_step, max_length);
+  }
+  if (int64_t(s.w.blocks.size()) != c.n_layers) {
+    fail("CudaModel: {} layers of weights for a {}-layer model", s.w.blocks.size(), c.n_layers);
   }
   DSV4_CUDA_CHECK(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
   s.max_tokens = max_tokens_per_step;
@@ -119,16 +97,18 @@ CudaModel::CudaModel(const ModelConfig& config, const ModelWeights& weights, int
   const int64_t dI = std::max<int64_t>(32, c.index_head_dim);
   const int64_t topk = std::max<int64_t>(1, c.index_topk);
   const int64_t grouped_width = c.o_groups * c.o_lora_rank;
-  int64_t inter = 0, max_cols = std::max({D, c.q_lora_rank, H * d, grouped_width});
-  for (const BlockWeights& b : weights.blocks) {
-    inter = std::max({inter, b.ffn.shared.w1.rows});
-    for (const ExpertWeights& e : b.ffn.experts) inter = std::max(inter, e.w1.rows);
+  int64_t inter = 0;
+  for (const DeviceBlock& b : s.w.blocks) {
+    inter = std::max({inter, b.ffn.shared.w1.rows, b.ffn.w13.storage.rows / 2});
   }
-  max_cols = std::max(max_cols, inter);
+  const int64_t max_cols = std::max({D, c.q_lora_rank, H * d, grouped_width, inter});
   const int64_t rows = T * std::max<int64_t>(1, K);
 
   s.meta = DeviceBuffer<int32_t>(size_t(5 * T));
-  s.host_meta.resize(size_t(5 * T));
+  for (int i = 0; i < 2; ++i) {
+    DSV4_CUDA_CHECK(cudaMallocHost(&s.host_meta[i], size_t(5 * T) * sizeof(int32_t)));
+    DSV4_CUDA_CHECK(cudaEventCreateWithFlags(&s.meta_uploaded[i], cudaEventDisableTiming));
+  }
   s.ids = s.meta.data();
   s.positions = s.meta.data() + 2 * T;
   s.batch.slot = s.meta.data() + T;
@@ -143,10 +123,8 @@ CudaModel::CudaModel(const ModelConfig& config, const ModelWeights& weights, int
   s.hc_workspace = DeviceBuffer<float>(size_t(hc_workspace_floats(T, s.hc)));
   s.post = DeviceBuffer<float>(size_t(T * c.hc_mult));
   s.comb = DeviceBuffer<float>(size_t(T * c.hc_mult * c.hc_mult));
-  s.x_f32 = DeviceBuffer<float>(size_t(T * D));
 
   s.qr = DeviceBuffer<uint16_t>(size_t(T * c.q_lora_rank));
-  s.qr_f32 = DeviceBuffer<float>(size_t(T * c.q_lora_rank));
   s.q = DeviceBuffer<uint16_t>(size_t(T * H * d));
   s.kv = DeviceBuffer<uint16_t>(size_t(T * d));
   s.chunk_rows = DeviceBuffer<uint8_t>(size_t(T * s.cache->kv_row_bytes()));
@@ -161,32 +139,34 @@ CudaModel::CudaModel(const ModelConfig& config, const ModelWeights& weights, int
   s.attn_out = DeviceBuffer<uint16_t>(size_t(T * H * d));
   s.attn_f32 = DeviceBuffer<float>(size_t(T * H * d));
   s.grouped = DeviceBuffer<uint16_t>(size_t(T * grouped_width));
-  s.grouped_f32 = DeviceBuffer<float>(size_t(T * grouped_width));
 
   s.router_logits = DeviceBuffer<float>(size_t(T * E));
   s.route_weights = DeviceBuffer<float>(size_t(rows));
   s.experts = DeviceBuffer<int32_t>(size_t(rows));
   s.counts = DeviceBuffer<int32_t>(size_t(E));
   s.offsets = DeviceBuffer<int32_t>(size_t(E + 1));
-  s.host_offsets.resize(size_t(E + 1));
   s.order = DeviceBuffer<int32_t>(size_t(rows));
   s.position = DeviceBuffer<int32_t>(size_t(rows));
   s.gathered = DeviceBuffer<uint16_t>(size_t(rows * D));
-  s.gathered_f32 = DeviceBuffer<float>(size_t(rows * D));
-  s.g = DeviceBuffer<uint16_t>(size_t(rows * inter));
-  s.u = DeviceBuffer<uint16_t>(size_t(rows * inter));
+  s.gate_up = DeviceBuffer<uint16_t>(size_t(rows * 2 * inter));
   s.h = DeviceBuffer<uint16_t>(size_t(rows * inter));
-  s.h_f32 = DeviceBuffer<float>(size_t(rows * inter));
   s.expert_out = DeviceBuffer<uint16_t>(size_t(rows * D));
   s.shared_out = DeviceBuffer<uint16_t>(size_t(T * D));
 
   s.fp8_codes = DeviceBuffer<uint8_t>(size_t(rows * max_cols));
   s.fp8_scales = DeviceBuffer<float>(size_t(rows * ceil_div(max_cols, 128)));
+  s.x_wide = DeviceBuffer<float>(size_t(T * max_cols));
   s.logits = DeviceBuffer<float>(size_t(T * c.vocab_size));
 }
 
 CudaModel::~CudaModel() {
-  if (s_ && s_->stream) cudaStreamDestroy(s_->stream);
+  if (!s_) return;
+  for (auto& [tokens, graph] : s_->graphs) cudaGraphExecDestroy(graph);
+  for (int i = 0; i < 2; ++i) {
+    if (s_->host_meta[i]) cudaFreeHost(s_->host_meta[i]);
+    if (s_->meta_uploaded[i]) cudaEventDestroy(s_->meta_uploaded[i]);
+  }
+  if (s_->stream) cudaStreamDestroy(s_->stream);
 }
 
 int32_t CudaModel::admit() {
@@ -208,14 +188,21 @@ int64_t CudaModel::length(int32_t slot) const {
   return s_->lengths.at(size_t(slot));
 }
 
-std::vector<float> CudaModel::forward(std::span<const Chunk> chunks) {
+int32_t CudaModel::step(std::span<const Chunk> chunks) {
   State& s = *s_;
   const ModelConfig& c = config_;
   int64_t total = 0;
-  for (const Chunk& chunk : chunks) total += int64_t(chunk.ids.size());
-  if (total == 0) return {};
+  bool decode_only = true;
+  for (const Chunk& chunk : chunks) {
+    total += int64_t(chunk.ids.size());
+    decode_only &= chunk.ids.size() == 1;
+  }
+  if (total == 0) return 0;
   if (total > s.max_tokens) fail("CudaModel: {} tokens in a step, at most {}", total, s.max_tokens);
 
+  const int buffer = int(s.steps % 2);
+  int32_t* meta = s.host_meta[buffer];
+  DSV4_CUDA_CHECK(cudaEventSynchronize(s.meta_uploaded[buffer]));
   const int64_t Tmax = s.max_tokens;
   std::vector<bool> seen(s.lengths.size(), false);
   int32_t t = 0;
@@ -229,17 +216,18 @@ std::vector<float> CudaModel::forward(std::span<const Chunk> chunks) {
     const int64_t start = s.lengths[size_t(slot)];
     const auto count = int64_t(chunk.ids.size());
     if (start + count > std::min(s.max_length, c.max_seq_len)) {
-      fail("CudaModel: sequence too long: {} tokens after this chunk", start + count);
+      fail("CudaModel: sequence too long: {} tokens after this chunk, at most {}", start + count,
+           std::min(s.max_length, c.max_seq_len));
     }
     const int32_t begin = t;
     for (int64_t i = 0; i < count; ++i, ++t) {
       const int32_t id = chunk.ids[size_t(i)];
       if (id < 0 || id >= c.vocab_size) fail("token id {} is outside the vocabulary", id);
-      s.host_meta[size_t(t)] = id;
-      s.host_meta[size_t(Tmax + t)] = slot;
-      s.host_meta[size_t(2 * Tmax + t)] = int32_t(start + i);
-      s.host_meta[size_t(3 * Tmax + t)] = begin;
-      s.host_meta[size_t(4 * Tmax + t)] = begin + int32_t(count);
+      meta[t] = id;
+      meta[Tmax + t] = slot;
+      meta[2 * Tmax + t] = int32_t(start + i);
+      meta[3 * Tmax + t] = begin;
+      meta[4 * Tmax + t] = begin + int32_t(count);
     }
   }
   for (const Chunk& chunk : chunks) {
@@ -249,11 +237,62 @@ std::vector<float> CudaModel::forward(std::span<const Chunk> chunks) {
     }
   }
   const int32_t T = t;
-  s.batch.tokens = T;
-  DSV4_CUDA_CHECK(cudaMemcpyAsync(s.meta.data(), s.host_meta.data(),
-                                  s.host_meta.size() * sizeof(int32_t), cudaMemcpyHostToDevice,
-                                  s.stream));
+  DSV4_CUDA_CHECK(cudaMemcpyAsync(s.meta.data(), meta, size_t(5 * Tmax) * sizeof(int32_t),
+                                  cudaMemcpyHostToDevice, s.stream));
+  DSV4_CUDA_CHECK(cudaEventRecord(s.meta_uploaded[buffer], s.stream));
+  ++s.steps;
+  if (!decode_only) {
+    run_layers(T);
+  } else {
+    auto found = s.graphs.find(T);
+    if (found == s.graphs.end()) {
+      cudaGraph_t graph = nullptr;
+      DSV4_CUDA_CHECK(cudaStreamBeginCapture(s.stream, cudaStreamCaptureModeThreadLocal));
+      try {
+        run_layers(T);
+      } catch (...) {
+        cudaStreamEndCapture(s.stream, &graph);
+        if (graph) cudaGraphDestroy(graph);
+        throw;
+      }
+      DSV4_CUDA_CHECK(cudaStreamEndCapture(s.stream, &graph));
+      cudaGraphExec_t exec = nullptr;
+      const cudaError_t status = cudaGraphInstantiate(&exec, graph, 0);
+      cudaGraphDestroy(graph);
+      DSV4_CUDA_CHECK(status);
+      found = s.graphs.emplace(T, exec).first;
+    }
+    DSV4_CUDA_CHECK(cudaGraphLaunch(found->second, s.stream));
+  }
+  for (const Chunk& chunk : chunks) s.lengths[size_t(chunk.slot)] += int64_t(chunk.ids.size());
+  s.last_tokens = T;
+  return T;
+}
 
+const float* CudaModel::logits() const {
+  return s_->logits.data();
+}
+
+cudaStream_t CudaModel::stream() const {
+  return s_->stream;
+}
+
+std::vector<float> CudaModel::forward(std::span<const Chunk> chunks) {
+  const int32_t T = step(chunks);
+  std::vector<float> logits(size_t(T * config_.vocab_size));
+  if (T == 0) return logits;
+  DSV4_CUDA_CHECK(cudaMemcpyAsync(logits.data(), s_->logits.data(), logits.size() * sizeof(float),
+                                  cudaMemcpyDeviceToHost, s_->stream));
+  DSV4_CUDA_CHECK(cudaStreamSynchronize(s_->stream));
+  return logits;
+}
+
+// Every kernel of one step for T tokens whose metadata is on the device; launches only (the
+// sequence of launches depends on T alone, so it can be captured as a graph).
+void CudaModel::run_layers(int32_t T) {
+  State& s = *s_;
+  const ModelConfig& c = config_;
+  s.batch.tokens = T;
   const int64_t D = c.dim;
   embed_into_streams(s.w.embed.data(), s.ids, T, D, c.hc_mult, s.streams.data(), s.stream);
   const auto eps = float(c.norm_eps);
@@ -274,39 +313,30 @@ std::vector<float> CudaModel::forward(std::span<const Chunk> chunks) {
   hc_head_collapse(s.streams.data(), T, s.hc, s.w.hc_head.params(), s.hc_workspace.data(),
                    s.collapsed.data(), s.stream);
   rms_norm(s.collapsed.data(), T, D, s.w.norm.data(), eps, s.normed.data(), s.stream);
-  bf16_to_f32(s.normed.data(), T * D, s.x_f32.data(), s.stream);
-  plain_gemm(s.x_f32.data(), T, s.w.head.view(), {s.logits.data(), nullptr}, s.stream);
-
-  std::vector<float> logits(size_t(T * c.vocab_size));
-  DSV4_CUDA_CHECK(cudaMemcpyAsync(logits.data(), s.logits.data(), logits.size() * sizeof(float),
-                                  cudaMemcpyDeviceToHost, s.stream));
-  DSV4_CUDA_CHECK(cudaStreamSynchronize(s.stream));
-  for (const Chunk& chunk : chunks) s.lengths[size_t(chunk.slot)] += int64_t(chunk.ids.size());
-  return logits;
+  s.lin(s.normed.data(), T, s.w.head, nullptr, s.logits.data());
 }
 
-// src/cpu/attention.cpp step by step. Next steps: fuse the bf16 -> fp32 widenings into the
-// GEMM prologues and the norms / RoPE into their epilogues.
+// src/cpu/attention.cpp step by step. Next steps: fuse the norms / RoPE into the GEMM
+// epilogues and the KV row writer into the kv_norm kernel.
 void CudaModel::attention(int64_t layer, int32_t T) {
   State& s = *s_;
   const ModelConfig& c = config_;
   const DeviceAttention& a = s.w.blocks[size_t(layer)].attn;
   const LayerSpec& spec = c.layers[size_t(layer)];
-  const int64_t D = c.dim, H = c.n_heads, d = c.head_dim, rd = c.rope_head_dim;
+  const int64_t H = c.n_heads, d = c.head_dim, rd = c.rope_head_dim;
   const auto eps = float(c.norm_eps);
   const RopeTable& rope = spec.compress_ratio > 0 ? s.compress_rope : s.rope;
   cudaStream_t st = s.stream;
 
-  bf16_to_f32(s.normed.data(), T * D, s.x_f32.data(), st);
+  const uint16_t* x = s.normed.data();
   // Queries.
-  s.lin(s.x_f32.data(), T, a.wq_a, s.qr.data(), nullptr);
+  s.lin(x, T, a.wq_a, s.qr.data(), nullptr);
   rms_norm(s.qr.data(), T, c.q_lora_rank, a.q_norm.data(), eps, s.qr.data(), st);
-  bf16_to_f32(s.qr.data(), T * c.q_lora_rank, s.qr_f32.data(), st);
-  s.lin(s.qr_f32.data(), T, a.wq_b, s.q.data(), nullptr);
+  s.lin(s.qr.data(), T, a.wq_b, s.q.data(), nullptr);
   unweighted_head_norm(s.q.data(), T * H, d, eps, st);
   apply_rope(s.q.data(), T, H, d, H * d, rope, s.positions, false, st);
   // The shared KV row.
-  s.lin(s.x_f32.data(), T, a.wkv, s.kv.data(), nullptr);
+  s.lin(x, T, a.wkv, s.kv.data(), nullptr);
   rms_norm(s.kv.data(), T, d, a.kv_norm.data(), eps, s.kv.data(), st);
   apply_rope(s.kv.data(), T, 1, d, d, rope, s.positions, false, st);
   KvWriteArgs kw;
@@ -320,54 +350,39 @@ void CudaModel::attention(int64_t layer, int32_t T) {
 
   const auto L = int32_t(layer);
   const bool sparse = spec.attention == AttentionKind::kCompressedSparse;
-  if (a.compressor) {
-    s.lin(s.x_f32.data(), T, a.compressor->wkv, nullptr, s.comp_kv.data());
-    s.lin(s.x_f32.data(), T, a.compressor->wgate, nullptr, s.comp_gate.data());
+  // The main KV compressor (entries) and the indexer's (index keys) differ only in these.
+  const auto compress = [&](const DeviceCompressor& w, float* kv, float* gate, bool indexer) {
+    s.lin(x, T, w.wkv, nullptr, kv);
+    s.lin(x, T, w.wgate, nullptr, gate);
     CompressorArgs ca;
     ca.batch = s.batch;
-    ca.kv = s.comp_kv.data();
-    ca.gate = s.comp_gate.data();
-    ca.ape = a.compressor->ape.data();
-    ca.norm_weight = a.compressor->norm.data();
+    ca.kv = kv;
+    ca.gate = gate;
+    ca.ape = w.ape.data();
+    ca.norm_weight = w.norm.data();
     ca.rope_inv_freq = s.compress_rope.inv_freq();
-    ca.state = s.cache->compressor_state(L, false);
-    ca.out = s.cache->entry_rows(L);
-    ca.kind = CompressedKind::kMainKv;
+    ca.state = s.cache->compressor_state(L, indexer);
+    ca.out = indexer ? s.cache->index_key_rows(L) : s.cache->entry_rows(L);
+    ca.kind = indexer ? CompressedKind::kIndexKey : CompressedKind::kMainKv;
     ca.ratio = int32_t(spec.compress_ratio);
-    ca.dim = int32_t(d);
+    ca.dim = int32_t(indexer ? c.index_head_dim : d);
     ca.rope_dim = int32_t(rd);
-    ca.overlap = sparse;
+    ca.overlap = indexer || sparse;
     ca.norm_eps = eps;
     compressor_step(ca, st);
-  }
+  };
+  if (a.compressor) compress(*a.compressor, s.comp_kv.data(), s.comp_gate.data(), false);
   IndexerArgs ia;
   if (a.indexer) {
     const DeviceIndexer& idx = *a.indexer;
     const int64_t nI = c.index_n_heads, dI = c.index_head_dim;
-    s.lin(s.qr_f32.data(), T, idx.wq_b, s.idx_q.data(), nullptr);
+    s.lin(s.qr.data(), T, idx.wq_b, s.idx_q.data(), nullptr);
     apply_rope(s.idx_q.data(), T, nI, dI, nI * dI, s.compress_rope, s.positions, false, st);
     indexer_query_rotate(s.idx_q.data(), T * nI, dI, st);
-    s.lin(s.x_f32.data(), T, idx.weights_proj, s.idx_w.data(), nullptr);
+    s.lin(x, T, idx.weights_proj, s.idx_w.data(), nullptr);
     scale_bf16(s.idx_w.data(), T * nI, float(1.0 / std::sqrt(double(dI)) / std::sqrt(double(nI))),
                st);
-    s.lin(s.x_f32.data(), T, idx.compressor.wkv, nullptr, s.idx_kv.data());
-    s.lin(s.x_f32.data(), T, idx.compressor.wgate, nullptr, s.idx_gate.data());
-    CompressorArgs ca;
-    ca.batch = s.batch;
-    ca.kv = s.idx_kv.data();
-    ca.gate = s.idx_gate.data();
-    ca.ape = idx.compressor.ape.data();
-    ca.norm_weight = idx.compressor.norm.data();
-    ca.rope_inv_freq = s.compress_rope.inv_freq();
-    ca.state = s.cache->compressor_state(L, true);
-    ca.out = s.cache->index_key_rows(L);
-    ca.kind = CompressedKind::kIndexKey;
-    ca.ratio = int32_t(spec.compress_ratio);
-    ca.dim = int32_t(dI);
-    ca.rope_dim = int32_t(rd);
-    ca.overlap = true;
-    ca.norm_eps = eps;
-    compressor_step(ca, st);
+    compress(idx.compressor, s.idx_kv.data(), s.idx_gate.data(), true);
 
     ia.batch = s.batch;
     ia.q = s.idx_q.data();
@@ -414,12 +429,11 @@ void CudaModel::attention(int64_t layer, int32_t T) {
   apply_rope(s.attn_out.data(), T, H, d, H * d, rope, s.positions, true, st);
   bf16_to_f32(s.attn_out.data(), T * H * d, s.attn_f32.data(), st);
   grouped_gemm(s.attn_f32.data(), T, c.o_groups, a.wo_a.view(), {nullptr, s.grouped.data()}, st);
-  bf16_to_f32(s.grouped.data(), T * a.wo_a.rows, s.grouped_f32.data(), st);
-  s.lin(s.grouped_f32.data(), T, a.wo_b, s.sublayer.data(), nullptr);
+  s.lin(s.grouped.data(), T, a.wo_b, s.sublayer.data(), nullptr);
 }
 
-// src/cpu/moe.cpp. The expert offsets are read back (one sync per layer) to size each expert's
-// GEMM; next step: one grouped GEMM launch over all experts reading the offsets on the device.
+// src/cpu/moe.cpp, sized on the device: the routed experts' GEMMs read the expert offsets
+// from moe_group in the kernel, so the step never waits for the host.
 void CudaModel::moe(int64_t layer, int32_t T) {
   State& s = *s_;
   const ModelConfig& c = config_;
@@ -429,8 +443,7 @@ void CudaModel::moe(int64_t layer, int32_t T) {
   const auto limit = float(c.swiglu_limit);
   cudaStream_t st = s.stream;
 
-  bf16_to_f32(s.normed.data(), T * D, s.x_f32.data(), st);
-  plain_gemm(s.x_f32.data(), T, m.gate.view(), {s.router_logits.data(), nullptr}, st);
+  s.lin(s.normed.data(), T, m.gate, nullptr, s.router_logits.data());
   RouterShape shape{E, K, parse_score_func(c.score_func), float(c.route_scale)};
   moe_route(s.router_logits.data(), T, shape,
             hash || m.gate_bias.size() == 0 ? nullptr : m.gate_bias.data(),
@@ -438,38 +451,28 @@ void CudaModel::moe(int64_t layer, int32_t T) {
             s.route_weights.data(), st);
   moe_group(s.experts.data(), T, K, E, s.counts.data(), s.offsets.data(), s.order.data(),
             s.position.data(), st);
-  DSV4_CUDA_CHECK(cudaMemcpyAsync(s.host_offsets.data(), s.offsets.data(),
-                                  s.host_offsets.size() * sizeof(int32_t), cudaMemcpyDeviceToHost,
-                                  st));
   moe_gather_rows(s.normed.data(), s.order.data(), T, K, D, s.gathered.data(), st);
-  bf16_to_f32(s.gathered.data(), T * K * D, s.gathered_f32.data(), st);
-  DSV4_CUDA_CHECK(cudaStreamSynchronize(st));
 
-  const int64_t inter = m.experts.empty() ? 0 : m.experts[0].w1.rows;
-  for (int64_t e = 0; e < E; ++e) {
-    const int64_t off = s.host_offsets[size_t(e)], n = s.host_offsets[size_t(e + 1)] - off;
-    if (n == 0) continue;
-    const DeviceExpert& ex = m.experts[size_t(e)];
-    s.lin(s.gathered_f32.data() + off * D, n, ex.w1, s.g.data() + off * inter, nullptr);
-    s.lin(s.gathered_f32.data() + off * D, n, ex.w3, s.u.data() + off * inter, nullptr);
-  }
-  swiglu(s.g.data(), inter, s.u.data(), inter, T * K, inter, s.route_weights.data(), s.order.data(),
-         limit, s.h.data(), st);
-  bf16_to_f32(s.h.data(), T * K * inter, s.h_f32.data(), st);
-  for (int64_t e = 0; e < E; ++e) {
-    const int64_t off = s.host_offsets[size_t(e)], n = s.host_offsets[size_t(e + 1)] - off;
-    if (n == 0) continue;
-    s.lin(s.h_f32.data() + off * inter, n, m.experts[size_t(e)].w2, s.expert_out.data() + off * D,
-          nullptr);
-  }
+  // w1 and w3 in one GEMM ([g | u] per row), SwiGLU with the routing weight, then w2.
+  const int64_t inter = m.w13.storage.rows / 2;
+  quantize_activations_fp8(s.gathered.data(), T * K, D, s.fp8_codes.data(), s.fp8_scales.data(),
+                           st);
+  expert_scaled_gemm(s.fp8_codes.data(), s.fp8_scales.data(), s.offsets.data(), T, m.w13.view(),
+                     {nullptr, s.gate_up.data()}, st);
+  swiglu(s.gate_up.data(), 2 * inter, s.gate_up.data() + inter, 2 * inter, T * K, inter,
+         s.route_weights.data(), s.order.data(), limit, s.h.data(), st);
+  quantize_activations_fp8(s.h.data(), T * K, inter, s.fp8_codes.data(), s.fp8_scales.data(), st);
+  expert_scaled_gemm(s.fp8_codes.data(), s.fp8_scales.data(), s.offsets.data(), T, m.w2.view(),
+                     {nullptr, s.expert_out.data()}, st);
 
   const int64_t shared_inter = m.shared.w1.rows;
-  s.lin(s.x_f32.data(), T, m.shared.w1, s.g.data(), nullptr);
-  s.lin(s.x_f32.data(), T, m.shared.w3, s.u.data(), nullptr);
-  swiglu(s.g.data(), shared_inter, s.u.data(), shared_inter, T, shared_inter, nullptr, nullptr,
-         limit, s.h.data(), st);
-  bf16_to_f32(s.h.data(), T * shared_inter, s.h_f32.data(), st);
-  s.lin(s.h_f32.data(), T, m.shared.w2, s.shared_out.data(), nullptr);
+  uint16_t* g = s.gate_up.data();
+  uint16_t* u = s.gate_up.data() + T * shared_inter;
+  s.lin(s.normed.data(), T, m.shared.w1, g, nullptr);
+  s.lin(s.normed.data(), T, m.shared.w3, u, nullptr);
+  swiglu(g, shared_inter, u, shared_inter, T, shared_inter, nullptr, nullptr, limit, s.h.data(),
+         st);
+  s.lin(s.h.data(), T, m.shared.w2, s.shared_out.data(), nullptr);
   moe_combine(s.expert_out.data(), s.experts.data(), s.position.data(), s.shared_out.data(), T, K,
               D, s.sublayer.data(), st);
 }

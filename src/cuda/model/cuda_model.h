@@ -3,9 +3,10 @@
 // GPU-tested kernels of src/cuda/kernels. Activations between ops are bf16 (raw bits); GEMM
 // inputs are their fp32 widenings. The attention state lives in a paged KvCache.
 //
-// First version: one stream, one host sync per MoE layer (the expert offsets are read back
-// to size each expert's GEMM) and one at the end of a step (the logits). Not yet: a CUDA
-// graph for decode, a grouped (one-launch) expert GEMM, fused conversions / epilogues.
+// A step is enqueued on the model's stream with no host sync and no allocation: the host
+// uploads the step's token metadata (and block tables when a sequence grows into a new block),
+// then replays a CUDA graph captured once per token count (or launches the kernels directly
+// for a step size seen once).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -20,12 +21,21 @@
 
 namespace dsv4::cuda {
 
+struct DeviceWeights;
+
+struct CudaModelLimits {
+  int32_t max_sequences = 1;
+  int64_t max_tokens_per_step = 256;
+  int64_t max_length = 4096;  // tokens one sequence may reach
+};
+
 class CudaModel {
  public:
-  // Uploads the weights and allocates the cache and every scratch buffer. Steps may feed at
-  // most `max_tokens_per_step` tokens; a sequence may reach `max_length` tokens.
-  CudaModel(const ModelConfig& config, const ModelWeights& weights, int32_t max_sequences,
-            int64_t max_tokens_per_step, int64_t max_length = 4096);
+  // Takes device weights (upload_weights or random_device_weights) and allocates the cache and
+  // every scratch buffer.
+  CudaModel(const ModelConfig& config, DeviceWeights weights, const CudaModelLimits& limits);
+  // Uploads host weights first.
+  CudaModel(const ModelConfig& config, const ModelWeights& weights, const CudaModelLimits& limits);
   ~CudaModel();
   CudaModel(const CudaModel&) = delete;
   CudaModel& operator=(const CudaModel&) = delete;
@@ -39,18 +49,30 @@ class CudaModel {
     int32_t slot;
     std::span<const int32_t> ids;  // fed at positions length(slot), +1, ...
   };
-  // Appends every chunk to its sequence and returns the logits after each fed token, fp32
-  // [Σ ids, vocab], in the order given. Chunks must name distinct admitted slots.
+  // Enqueues one step that appends every chunk to its sequence; returns the number of tokens.
+  // Chunks must name distinct admitted slots. The logits after each fed token, in the order
+  // given, are in logits() once the stream reaches the end of the step.
+  int32_t step(std::span<const Chunk> chunks);
+  // fp32 [tokens of the last step, vocab] on the device.
+  const float* logits() const;
+  cudaStream_t stream() const;
+  // step(), then the logits copied to the host (synchronises).
   std::vector<float> forward(std::span<const Chunk> chunks);
+
+  // Benchmarks only: makes `slot` (admitted, empty) a sequence of `length` tokens whose cached
+  // rows (window, compressed entries, index keys) are random valid encodings, without running
+  // the model over a prompt. Decode steps after it cost what they would after a real prompt.
+  void fill_random_context(int32_t slot, int64_t length, uint64_t seed);
 
   const ModelConfig& config() const { return config_; }
 
  private:
   struct State;
+  void run_layers(int32_t tokens);
   void attention(int64_t layer, int32_t tokens);
   void moe(int64_t layer, int32_t tokens);
 
-  const ModelConfig& config_;
+  ModelConfig config_;
   std::unique_ptr<State> s_;
 };
 

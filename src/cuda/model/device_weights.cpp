@@ -1,7 +1,13 @@
 #include "cuda/model/device_weights.h"
 
+#include <algorithm>
+#include <cstdio>
+#include <type_traits>
+
 #include "core/error.h"
 #include "core/formats.h"
+#include "cuda/runtime/check.h"
+#include "model/tensor_schema.h"
 
 namespace dsv4::cuda {
 namespace {
@@ -41,12 +47,49 @@ DeviceAttention upload_attention(const AttentionWeights& w) {
   return a;
 }
 
-DeviceMoe upload_moe(const MoeWeights& w) {
+// w1 over w3: one GEMM produces the gate and up halves that swiglu reads side by side.
+LinearWeight stack_rows(const LinearWeight& top, const LinearWeight& bottom) {
+  if (top.cols != bottom.cols || top.format != bottom.format ||
+      (top.format == WeightFormat::kFp8 && top.rows % 128 != 0)) {
+    fail("upload_weights: cannot stack a [{}, {}] {} expert weight on a [{}, {}] {} one",
+         bottom.rows, bottom.cols, weight_format_name(bottom.format), top.rows, top.cols,
+         weight_format_name(top.format));
+  }
+  LinearWeight w = top;
+  w.rows = top.rows + bottom.rows;
+  w.values.insert(w.values.end(), bottom.values.begin(), bottom.values.end());
+  w.scales.insert(w.scales.end(), bottom.scales.begin(), bottom.scales.end());
+  return w;
+}
+
+// A token reaches an expert at most once, which the expert GEMM's grid relies on.
+void check_hash_table(const MoeWeights& w, int64_t k) {
+  for (size_t row = 0; row * size_t(k) < w.tid2eid.size(); ++row) {
+    const auto first = w.tid2eid.begin() + std::ptrdiff_t(row * size_t(k));
+    std::vector<int32_t> ids(first, first + std::ptrdiff_t(k));
+    std::sort(ids.begin(), ids.end());
+    if (std::adjacent_find(ids.begin(), ids.end()) != ids.end()) {
+      fail("upload_weights: tid2eid row {} names an expert twice", row);
+    }
+  }
+}
+
+DeviceMoe upload_moe(const MoeWeights& w, int64_t k) {
   DeviceMoe m;
   m.gate = upload_linear(w.gate);
   m.gate_bias = upload_f32(w.gate_bias);
+  check_hash_table(w, k);
   m.tid2eid = upload_vector(w.tid2eid);
-  for (const ExpertWeights& e : w.experts) m.experts.push_back(upload_expert(e));
+  std::vector<LinearWeight> w13;
+  std::vector<const LinearWeight*> w13_ptrs, w2_ptrs;
+  w13.reserve(w.experts.size());
+  for (const ExpertWeights& e : w.experts) {
+    w13.push_back(stack_rows(e.w1, e.w3));
+    w13_ptrs.push_back(&w13.back());
+    w2_ptrs.push_back(&e.w2);
+  }
+  m.w13 = upload_packed(w13_ptrs);
+  m.w2 = upload_packed(w2_ptrs);
   m.shared = upload_expert(w.shared);
   return m;
 }
@@ -54,7 +97,7 @@ DeviceMoe upload_moe(const MoeWeights& w) {
 }  // namespace
 
 size_t DeviceWeights::bytes() const {
-  size_t total = head.bytes();
+  size_t total = head.bytes() + embed.size() * sizeof(uint16_t);
   for (const DeviceBlock& b : blocks) {
     const DeviceAttention& a = b.attn;
     total += a.wq_a.bytes() + a.wq_b.bytes() + a.wkv.bytes() + a.wo_a.bytes() + a.wo_b.bytes();
@@ -64,13 +107,54 @@ size_t DeviceWeights::bytes() const {
                a.indexer->compressor.wkv.bytes() + a.indexer->compressor.wgate.bytes();
     }
     total += b.ffn.gate.bytes();
-    for (const DeviceExpert& e : b.ffn.experts) total += e.w1.bytes() + e.w2.bytes() + e.w3.bytes();
+    total += b.ffn.w13.bytes() + b.ffn.w2.bytes();
     total += b.ffn.shared.w1.bytes() + b.ffn.shared.w2.bytes() + b.ffn.shared.w3.bytes();
   }
   return total;
 }
 
+size_t device_bytes(const ModelConfig& config, const ModelWeights& weights) {
+  size_t total = 0;
+  visit_tensors(
+      config, weights,
+      [&](const std::string&, TensorRole, const std::vector<int64_t>&, const auto& field) {
+        using Field = std::remove_cvref_t<decltype(field)>;
+        if constexpr (std::is_same_v<Field, LinearWeight>) {
+          const auto elements = size_t(field.rows * field.cols);
+          switch (field.format) {
+            case WeightFormat::kF32:
+              total += 4 * elements;
+              break;
+            case WeightFormat::kBF16:
+              total += 2 * elements;
+              break;
+            case WeightFormat::kFp8:
+              total += elements + 4 * field.scales.size();
+              break;
+            case WeightFormat::kFp4:
+              total += elements / 2 + field.scales.size();
+              break;
+          }
+        } else {
+          total += field.size() * sizeof(typename Field::value_type);
+        }
+      });
+  return total;
+}
+
 DeviceWeights upload_weights(const ModelConfig& config, const ModelWeights& weights) {
+  const size_t need = device_bytes(config, weights);
+  size_t free_bytes = 0, total_bytes = 0;
+  DSV4_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  if (need > free_bytes) {
+    fail(
+        "the model does not fit: its weights need {:.2f} GiB of GPU memory, the GPU has {:.2f} "
+        "GiB free of {:.2f} GiB",
+        double(need) / kGiB, double(free_bytes) / kGiB, double(total_bytes) / kGiB);
+  }
+  // Progress for loads that take a while (more than ~1 GiB).
+  const bool progress = need > (size_t(1) << 30);
   DeviceWeights d;
   const LinearWeight& embed = weights.embed;
   if (embed.rows != config.vocab_size || embed.cols != config.dim) {
@@ -87,12 +171,18 @@ DeviceWeights upload_weights(const ModelConfig& config, const ModelWeights& weig
   }
   d.embed = DeviceBuffer<uint16_t>(table);
   for (const BlockWeights& b : weights.blocks) {
+    if (progress) {
+      std::fprintf(stderr, "\ruploading weights to the GPU: layer %zu of %zu", d.blocks.size() + 1,
+                   weights.blocks.size());
+    }
     d.blocks.push_back({upload_f32(b.attn_norm), upload_f32(b.ffn_norm), upload_hc(b.hc_attn),
-                        upload_hc(b.hc_ffn), upload_attention(b.attn), upload_moe(b.ffn)});
+                        upload_hc(b.hc_ffn), upload_attention(b.attn),
+                        upload_moe(b.ffn, config.n_activated_experts)});
   }
   d.norm = upload_f32(weights.norm);
   d.head = upload_linear(weights.head);
   d.hc_head = upload_hc(weights.hc_head);
+  if (progress) std::fprintf(stderr, " (%.2f GiB)\n", double(d.bytes()) / kGiB);
   return d;
 }
 

@@ -1,5 +1,6 @@
 // A host ModelWeights (src/model/weights.h) on the device, in the forms the kernels read:
-// every linear through upload_linear (checkpoint formats, no dequantized copies), norms, mHC
+// every linear through upload_linear (checkpoint formats, no dequantized copies; a layer's
+// routed experts packed into one allocation per matrix for the one-launch expert GEMM), norms, mHC
 // parameters, sinks, position biases and gate biases as fp32, the embedding as bf16 and
 // tid2eid as int32. Uploaded once at load time (synchronous). MTP weights are not uploaded.
 #pragma once
@@ -46,7 +47,8 @@ struct DeviceMoe {
   DeviceLinear gate;
   DeviceBuffer<float> gate_bias;  // empty for hash-routed layers
   DeviceBuffer<int32_t> tid2eid;  // empty for score-routed layers
-  std::vector<DeviceExpert> experts;
+  DevicePackedLinears w13;        // per routed expert: w1 rows, then w3 rows [2·inter, dim]
+  DevicePackedLinears w2;         // per routed expert: [dim, inter]
   DeviceExpert shared;
 };
 
@@ -64,9 +66,14 @@ struct DeviceWeights {
   DeviceLinear head;
   DeviceHc hc_head;
 
-  size_t bytes() const;  // linear weights only
+  size_t bytes() const;  // linear weights and the embedding
 };
 
+// Bytes of GPU memory the weights take in their device formats.
+size_t device_bytes(const ModelConfig& config, const ModelWeights& weights);
+
+// Uploads every weight (progress on stderr for large models); fails first, saying how much is
+// needed and free, when they do not fit in the GPU's free memory.
 DeviceWeights upload_weights(const ModelConfig& config, const ModelWeights& weights);
 
 }  // namespace dsv4::cuda

@@ -1,0 +1,76 @@
+// CudaModel's device state (internal to src/cuda/model): weights, cache, step metadata and
+// every scratch buffer, allocated once at construction so that a step never allocates.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <map>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "cuda/kernels/attention/kv_cache.h"
+#include "cuda/kernels/gemm/linear.h"
+#include "cuda/kernels/norm_rope_mhc/hyper_connection.h"
+#include "cuda/kernels/norm_rope_mhc/rope.h"
+#include "cuda/model/cuda_model.h"
+#include "cuda/model/device_weights.h"
+#include "cuda/runtime/device_buffer.h"
+
+namespace dsv4::cuda {
+
+struct CudaModel::State {
+  cudaStream_t stream = nullptr;
+  DeviceWeights w;
+  std::unique_ptr<KvCache> cache;
+  RopeTable rope, compress_rope;
+  HcShape hc;
+  int64_t max_tokens = 0, max_length = 0;
+  std::vector<int64_t> lengths;  // per slot; -1: free
+  int64_t score_stride = 0;
+
+  // Step metadata: ids, slot, position, chunk_begin, chunk_end ([5][max_tokens]), uploaded
+  // before each step from one of two pinned host buffers; a buffer is rewritten only after
+  // its previous upload (two steps back) has completed, so the host never waits for a step.
+  DeviceBuffer<int32_t> meta;
+  int32_t* host_meta[2] = {nullptr, nullptr};
+  cudaEvent_t meta_uploaded[2] = {nullptr, nullptr};
+  int64_t steps = 0;
+  TokenBatchView batch;
+  const int32_t* ids = nullptr;
+  const int32_t* positions = nullptr;
+
+  // Residual streams and the mHC site.
+  DeviceBuffer<uint16_t> streams, collapsed, normed, sublayer;
+  DeviceBuffer<float> hc_workspace, post, comb;
+  // Attention.
+  DeviceBuffer<uint16_t> qr, q, kv, idx_q, idx_w, scores, attn_out, grouped;
+  DeviceBuffer<float> comp_kv, comp_gate, idx_kv, idx_gate, attn_f32;
+  DeviceBuffer<uint8_t> chunk_rows;
+  DeviceBuffer<int32_t> indices;
+  // MoE.
+  DeviceBuffer<float> router_logits, route_weights;
+  DeviceBuffer<int32_t> experts, counts, offsets, order, position;
+  DeviceBuffer<uint16_t> gathered, gate_up, h, expert_out, shared_out;
+  // GEMM inputs: FP8 codes and scales for FP8/FP4 weights, fp32 widenings for plain ones.
+  DeviceBuffer<uint8_t> fp8_codes;
+  DeviceBuffer<float> fp8_scales, x_wide;
+  DeviceBuffer<float> logits;
+  int32_t last_tokens = 0;
+
+  // Decode graphs by token count, captured the first time a step of only decode tokens (one
+  // per sequence) has that count.
+  std::map<int32_t, cudaGraphExec_t> graphs;
+
+  State(const ModelConfig& c, DeviceWeights weights)
+      : w(std::move(weights)),
+        rope(rope_inv_freq_for_layer(c, false)),
+        compress_rope(rope_inv_freq_for_layer(c, true)),
+        hc(hc_shape(c)) {}
+
+  // y = x · Wᵀ for bf16 activations x [m, weight.cols]: FP8/FP4 weights quantize x straight
+  // from bf16 (the same codes as from its fp32 widening); plain weights widen x first.
+  void lin(const uint16_t* x, int64_t m, const DeviceLinear& weight, uint16_t* bf16, float* f32);
+};
+
+}  // namespace dsv4::cuda
