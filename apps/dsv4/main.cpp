@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   add(dsv4::cli::add_tokenize_command, "tokenize", "Text to comma-separated token ids");
   add(dsv4::cli::add_detokenize_command, "detokenize", "Token ids to text");
   add(dsv4::cli::add_inspect_command, "inspect", "Describe a model: config, tensors, memory");
+  add(dsv4::cli::add_bench_command, "bench", "Time decode steps on random weights (CUDA)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
