@@ -28,12 +28,11 @@ std::vector<int32_t> parse_id_list(const std::string& text, const std::string& o
   return ids;
 }
 
-void require_cpu_backend(const std::string& backend) {
+void require_backend(const std::string& backend) {
   if (backend == "cpu") return;
   if (backend != "cuda") fail("--backend: unknown backend '{}' (expected cpu or cuda)", backend);
 #ifdef DSV4_HAVE_CUDA
   if (cuda::device_count() == 0) fail("--backend cuda: no CUDA GPU is visible on this machine");
-  fail("--backend cuda: the CUDA backend is not implemented yet; use --backend cpu");
 #else
   fail("--backend cuda: this build has no CUDA support (nvcc was not found when it was built)");
 #endif

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <iostream>
@@ -34,6 +35,7 @@ void on_interrupt(int) {
 
 struct ChatOptions {
   std::string model, tokenizer, system, numerics = "official", backend = "cpu";
+  int64_t max_length = 16384;
   int64_t max_tokens = 512;
   SamplingParams sampling{0.7f, 0.95f, 0};
   bool think = false;
@@ -64,14 +66,19 @@ Command add_chat_command(CLI::App& app) {
   app.add_flag("--think", options->think, "Start in thinking mode");
   app.add_option("--numerics", options->numerics, "official | fp32");
   app.add_option("--backend", options->backend, "cpu | cuda");
+  app.add_option("--max-length", options->max_length,
+                 "Longest conversation in tokens (sizes the CUDA KV cache)")
+      ->check(CLI::PositiveNumber);
   return [options] {
-    require_cpu_backend(options->backend);
+    require_backend(options->backend);
     const Numerics numerics = parse_numerics(options->numerics);
     Sampler sampler(options->sampling);
     const Tokenizer tokenizer = load_tokenizer_for(options->model, options->tokenizer);
     const LoadedModel loaded = load_model(options->model);
-    cpu::Model model(loaded.config, loaded.weights, numerics);
-    GenerationSession session(model, tokenizer.vocab_size());
+    const auto runner =
+        make_sequence_runner(options->backend, loaded, numerics,
+                             std::min(options->max_length, loaded.config.max_seq_len));
+    GenerationSession session(*runner, tokenizer.vocab_size());
 
     struct sigaction action {};
     action.sa_handler = on_interrupt;

@@ -49,7 +49,7 @@ Command add_generate_command(CLI::App& app) {
   return [options] {
     if (options->prompt.empty() == options->ids.empty())
       fail("give exactly one of --prompt or --ids");
-    require_cpu_backend(options->backend);
+    require_backend(options->backend);
     const Numerics numerics = parse_numerics(options->numerics);
     Sampler sampler(options->sampling);
     // --ids prints ids; --prompt streams text through the tokenizer.
@@ -64,8 +64,9 @@ Command add_generate_command(CLI::App& app) {
     }
     const LoadedModel loaded = load_model(options->model);
     std::fprintf(stderr, "%s\n", loaded.description.c_str());
-    cpu::Model model(loaded.config, loaded.weights, numerics);
-    GenerationSession session(model, tokenizer ? tokenizer->vocab_size() : 0);
+    const auto runner = make_sequence_runner(options->backend, loaded, numerics,
+                                             int64_t(prompt_ids.size()) + options->max_tokens);
+    GenerationSession session(*runner, tokenizer ? tokenizer->vocab_size() : 0);
     const int32_t eos = tokenizer ? tokenizer->eos_id() : 1;
     const std::vector<int32_t> stop_ids =
         options->ignore_eos ? std::vector<int32_t>{} : std::vector<int32_t>{eos};

@@ -14,7 +14,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-GenerationSession::GenerationSession(cpu::Model& model, size_t sampling_vocab)
+GenerationSession::GenerationSession(SequenceRunner& model, size_t sampling_vocab)
     : model_(model),
       sampling_vocab_(sampling_vocab == 0
                           ? size_t(model.config().vocab_size)
@@ -26,18 +26,17 @@ GenerationStats GenerationSession::generate(const std::vector<int32_t>& prompt, 
                                             const std::atomic<bool>* stop) {
   if (prompt.empty()) fail("the prompt is empty");
   // The state can only grow: reuse it when the prompt extends what was fed, else start over.
-  const bool extends = sequence_ && prompt.size() > fed_.size() &&
-                       std::equal(fed_.begin(), fed_.end(), prompt.begin());
+  const bool extends =
+      prompt.size() > fed_.size() && std::equal(fed_.begin(), fed_.end(), prompt.begin());
   if (!extends) {
-    sequence_ = model_.new_sequence();
+    model_.restart();
     fed_.clear();
   }
   GenerationStats stats;
   const std::vector<int32_t> fresh(prompt.begin() + std::ptrdiff_t(fed_.size()), prompt.end());
   stats.prompt_tokens = int64_t(fresh.size());
   const auto prefill_start = std::chrono::steady_clock::now();
-  cpu::Model::Chunk chunk{sequence_.get(), fresh};
-  std::vector<float> logits = model_.forward(std::span(&chunk, 1));
+  std::vector<float> logits = model_.feed(fresh);
   stats.prefill_seconds = seconds_since(prefill_start);
   fed_.insert(fed_.end(), fresh.begin(), fresh.end());
 
@@ -55,8 +54,7 @@ GenerationStats GenerationSession::generate(const std::vector<int32_t>& prompt, 
       break;
     }
     const auto step_start = std::chrono::steady_clock::now();
-    chunk = {sequence_.get(), std::span(&next, 1)};
-    logits = model_.forward(std::span(&chunk, 1));
+    logits = model_.feed(std::span(&next, 1));
     stats.decode_seconds += seconds_since(step_start);
     ++stats.decode_steps;
     fed_.push_back(next);

@@ -1,4 +1,4 @@
-// One conversation with a model on the CPU backend: feeds prompts (reusing the longest prefix
+// One conversation with a model on either backend: feeds prompts (reusing the longest prefix
 // already in the sequence state), samples tokens and streams them to a callback.
 #pragma once
 
@@ -8,8 +8,8 @@
 #include <memory>
 #include <vector>
 
-#include "cpu/model.h"
 #include "engine/sampler.h"
+#include "sequence_runner.h"
 
 namespace dsv4::cli {
 
@@ -26,7 +26,7 @@ class GenerationSession {
  public:
   // Sampling only considers ids below `sampling_vocab` (a tokenizer smaller than the model's
   // vocabulary cannot print the rest); 0 means the model's whole vocabulary.
-  explicit GenerationSession(cpu::Model& model, size_t sampling_vocab = 0);
+  explicit GenerationSession(SequenceRunner& model, size_t sampling_vocab = 0);
 
   // Generates after `prompt` until a stop id, max_tokens, or `stop` becomes true. `on_token`
   // sees every sampled id as it comes.
@@ -36,10 +36,9 @@ class GenerationSession {
                            const std::atomic<bool>* stop = nullptr);
 
  private:
-  cpu::Model& model_;
+  SequenceRunner& model_;
   size_t sampling_vocab_;
-  std::unique_ptr<cpu::SequenceState> sequence_;
-  std::vector<int32_t> fed_;  // ids whose state is in sequence_
+  std::vector<int32_t> fed_;  // ids whose state is in the runner's sequence
 };
 
 }  // namespace dsv4::cli

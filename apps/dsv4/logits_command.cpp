@@ -2,6 +2,7 @@
 #include "core/npy.h"
 #include "cpu/chunked_run.h"
 #include "model/model_source.h"
+#include "sequence_runner.h"
 
 namespace dsv4::cli {
 namespace {
@@ -23,7 +24,7 @@ Command add_logits_command(CLI::App& app) {
   app.add_option("--backend", options->backend, "cpu | cuda");
   app.add_option("--out", options->out, "Output .npy file (float32 [n_ids, vocab])")->required();
   return [options] {
-    require_cpu_backend(options->backend);
+    require_backend(options->backend);
     const Numerics numerics = parse_numerics(options->numerics);
     const std::vector<int32_t> ids = parse_id_list(options->ids, "--ids");
     const std::vector<int32_t> chunks = options->chunks.empty()
@@ -31,8 +32,18 @@ Command add_logits_command(CLI::App& app) {
                                             : parse_id_list(options->chunks, "--chunks");
     cpu::validate_chunks(ids.size(), chunks);
     const LoadedModel loaded = load_model(options->model);
-    cpu::Model model(loaded.config, loaded.weights, numerics);
-    const std::vector<float> logits = cpu::run_chunked(model, ids, chunks);
+    const auto runner =
+        make_sequence_runner(options->backend, loaded, numerics, int64_t(ids.size()));
+    // The chunks as prefill steps, then the remaining ids one decode step each.
+    std::vector<float> logits;
+    size_t fed = 0;
+    const auto feed = [&](size_t count) {
+      const std::vector<float> step = runner->feed(std::span(ids).subspan(fed, count));
+      logits.insert(logits.end(), step.begin(), step.end());
+      fed += count;
+    };
+    for (const int32_t chunk : chunks) feed(size_t(chunk));
+    while (fed < ids.size()) feed(1);
     write_npy(options->out, {int64_t(ids.size()), loaded.config.vocab_size}, logits.data());
   };
 }

@@ -1,0 +1,90 @@
+#include "sequence_runner.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "cpu/model.h"
+
+#ifdef DSV4_HAVE_CUDA
+#include "cuda/model/cuda_model.h"
+#include "cuda/model/device_weights.h"
+#include "cuda/runtime/device.h"
+#endif
+
+namespace dsv4::cli {
+namespace {
+
+class CpuRunner final : public SequenceRunner {
+ public:
+  CpuRunner(const LoadedModel& model, Numerics numerics)
+      : model_(model.config, model.weights, numerics) {}
+  const ModelConfig& config() const override { return model_.config(); }
+  void restart() override { sequence_.reset(); }
+  std::vector<float> feed(std::span<const int32_t> ids) override {
+    if (!sequence_) sequence_ = model_.new_sequence();
+    const cpu::Model::Chunk chunk{sequence_.get(), ids};
+    return model_.forward(std::span(&chunk, 1));
+  }
+
+ private:
+  cpu::Model model_;
+  std::unique_ptr<cpu::SequenceState> sequence_;
+};
+
+#ifdef DSV4_HAVE_CUDA
+// Prompt tokens per CUDA step: bounds the activation scratch; longer prompts take several.
+constexpr int64_t kCudaStepTokens = 512;
+
+class CudaRunner final : public SequenceRunner {
+ public:
+  CudaRunner(const LoadedModel& model, int64_t max_length)
+      : model_(model.config, cuda::upload_weights(model.config, model.weights),
+               {1, kCudaStepTokens, max_length}) {}
+  const ModelConfig& config() const override { return model_.config(); }
+  void restart() override {
+    if (slot_ >= 0) model_.release(slot_);
+    slot_ = -1;
+  }
+  std::vector<float> feed(std::span<const int32_t> ids) override {
+    if (slot_ < 0) slot_ = model_.admit();
+    std::vector<float> logits;
+    for (size_t begin = 0; begin < ids.size(); begin += size_t(kCudaStepTokens)) {
+      const auto part = ids.subspan(begin, std::min(ids.size() - begin, size_t(kCudaStepTokens)));
+      const cuda::CudaModel::Chunk chunk{slot_, part};
+      std::vector<float> step = model_.forward(std::span(&chunk, 1));
+      if (logits.empty()) {
+        logits = std::move(step);
+      } else {
+        logits.insert(logits.end(), step.begin(), step.end());
+      }
+    }
+    return logits;
+  }
+
+ private:
+  cuda::CudaModel model_;
+  int32_t slot_ = -1;
+};
+#endif
+
+}  // namespace
+
+std::unique_ptr<SequenceRunner> make_sequence_runner(const std::string& backend,
+                                                     const LoadedModel& model, Numerics numerics,
+                                                     int64_t max_length) {
+  if (backend == "cpu") return std::make_unique<CpuRunner>(model, numerics);
+  if (backend != "cuda") fail("--backend: unknown backend '{}' (expected cpu or cuda)", backend);
+#ifdef DSV4_HAVE_CUDA
+  if (cuda::device_count() == 0) fail("--backend cuda: no CUDA GPU is visible on this machine");
+  if (numerics != Numerics::kOfficial) {
+    fail("--backend cuda runs official numerics only; use --backend cpu for --numerics fp32");
+  }
+  return std::make_unique<CudaRunner>(model, max_length);
+#else
+  (void)model;
+  (void)max_length;
+  fail("--backend cuda: this build has no CUDA support (nvcc was not found when it was built)");
+#endif
+}
+
+}  // namespace dsv4::cli
