@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
-#include <random>
 #include <vector>
 
 #include "cpu/linear.h"
@@ -17,19 +16,8 @@ namespace dsv4::cpu {
 namespace {
 
 using dsv4::testing::LogitComparison;
-
-const LoadedModel& tiny() {
-  static const LoadedModel model = load_model("synthetic:tiny");
-  return model;
-}
-
-std::vector<int32_t> random_ids(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> dist(0, int32_t(tiny().config.vocab_size) - 1);
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (int32_t& id : ids) id = dist(rng);
-  return ids;
-}
+using dsv4::testing::random_token_ids;
+using dsv4::testing::synthetic_tiny;
 
 std::vector<float> prefill(const LoadedModel& m, const std::vector<int32_t>& ids, Numerics numerics,
                            SummationOrder order) {
@@ -43,7 +31,7 @@ std::vector<float> prefill(const LoadedModel& m, const std::vector<int32_t>& ids
 }
 
 LogitComparison compare_orders(const LoadedModel& m, Numerics numerics, uint32_t seed) {
-  const std::vector<int32_t> ids = random_ids(150, seed);
+  const std::vector<int32_t> ids = random_token_ids(150, seed);
   LogitComparison cmp;
   cmp.add(prefill(m, ids, numerics, SummationOrder::kReverse),
           prefill(m, ids, numerics, SummationOrder::kForward), m.config.vocab_size);
@@ -62,7 +50,7 @@ TEST(SummationOrder, ReverseOrderReallyChangesTheSums) {
 
 // Without FP8/bf16 quantizers the order hardly matters: fp32 rounding noise only.
 TEST(SummationOrder, Fp32NumericsBarelyNoticeTheOrder) {
-  const LogitComparison cmp = compare_orders(tiny(), Numerics::kFp32, 1);
+  const LogitComparison cmp = compare_orders(synthetic_tiny(), Numerics::kFp32, 1);
   cmp.print("synthetic:tiny fp32", 5e-3);
   EXPECT_LE(cmp.worst(), 1e-4);
 }
@@ -72,7 +60,7 @@ TEST(SummationOrder, Fp32NumericsBarelyNoticeTheOrder) {
 TEST(SummationOrder, WellConditionedSingleLayersStayWithinTheBound) {
   for (int64_t index : {0, 2, 3, 4}) {
     const LoadedModel m = testing::scaled_sublayer_outputs(
-        testing::single_layer_model(tiny(), index), testing::kWellConditionedScale);
+        testing::single_layer_model(synthetic_tiny(), index), testing::kWellConditionedScale);
     const LogitComparison cmp = compare_orders(m, Numerics::kOfficial, uint32_t(20 + index));
     char name[64];
     std::snprintf(name, sizeof(name), "layer %lld alone, outputs / 32",

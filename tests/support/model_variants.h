@@ -1,14 +1,30 @@
-// Variants of a loaded model for the model-level tests: one layer of it, or its sublayer
-// outputs scaled down (a better-conditioned model: the residual stream dominates each
+// The models of the model-level tests: synthetic:tiny and variants of it: one layer, or its
+// sublayer outputs scaled down (a better-conditioned model: the residual stream dominates each
 // sublayer's contribution, as in trained models, so one FP8 rounding flip moves the logits
 // less).
 #pragma once
 
 #include <cstdint>
+#include <random>
+#include <vector>
 
 #include "model/model_source.h"
 
 namespace dsv4::testing {
+
+inline const LoadedModel& synthetic_tiny() {
+  static const LoadedModel model = load_model("synthetic:tiny");
+  return model;
+}
+
+// n token ids drawn uniformly from synthetic:tiny's vocabulary.
+inline std::vector<int32_t> random_token_ids(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int32_t> dist(0, int32_t(synthetic_tiny().config.vocab_size) - 1);
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (int32_t& id : ids) id = dist(rng);
+  return ids;
+}
 
 // 1/32: a power of two, so scaling the block scales keeps every weight exactly representable.
 inline constexpr float kWellConditionedScale = 1.0f / 32.0f;

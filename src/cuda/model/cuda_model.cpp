@@ -71,6 +71,7 @@ CudaModel::CudaModel(const ModelConfig& config, DeviceWeights weights,
   s.max_tokens = max_tokens_per_step;
   s.max_length = max_length;
   s.lengths.assign(size_t(max_sequences), -1);
+  s.fed_in_step.assign(size_t(max_sequences), -1);
 
   // Cache pools: every slot at max_length.
   int64_t kv_blocks = 0, index_blocks = 0, max_visible = 0;
@@ -200,19 +201,21 @@ int32_t CudaModel::step(std::span<const Chunk> chunks) {
   if (total == 0) return 0;
   if (total > s.max_tokens) fail("CudaModel: {} tokens in a step, at most {}", total, s.max_tokens);
 
+  const int64_t call = ++s.step_calls;
   const int buffer = int(s.steps % 2);
   int32_t* meta = s.host_meta[buffer];
   DSV4_CUDA_CHECK(cudaEventSynchronize(s.meta_uploaded[buffer]));
   const int64_t Tmax = s.max_tokens;
-  std::vector<bool> seen(s.lengths.size(), false);
   int32_t t = 0;
   for (const Chunk& chunk : chunks) {
     const int32_t slot = chunk.slot;
     if (slot < 0 || size_t(slot) >= s.lengths.size() || s.lengths[size_t(slot)] < 0) {
       fail("CudaModel: slot {} is not admitted", slot);
     }
-    if (seen[size_t(slot)]) fail("CudaModel: slot {} appears twice in one step", slot);
-    seen[size_t(slot)] = true;
+    if (s.fed_in_step[size_t(slot)] == call) {
+      fail("CudaModel: slot {} appears twice in one step", slot);
+    }
+    s.fed_in_step[size_t(slot)] = call;
     const int64_t start = s.lengths[size_t(slot)];
     const auto count = int64_t(chunk.ids.size());
     if (start + count > std::min(s.max_length, c.max_seq_len)) {

@@ -26,7 +26,9 @@ struct CudaModel::State {
   RopeTable rope, compress_rope;
   HcShape hc;
   int64_t max_tokens = 0, max_length = 0;
-  std::vector<int64_t> lengths;  // per slot; -1: free
+  std::vector<int64_t> lengths;      // per slot; -1: free
+  std::vector<int64_t> fed_in_step;  // per slot: the last step call naming it (duplicate check)
+  int64_t step_calls = 0;
   int64_t score_stride = 0;
 
   // Step metadata: ids, slot, position, chunk_begin, chunk_end ([5][max_tokens]), uploaded

@@ -11,7 +11,6 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
-#include <random>
 #include <vector>
 
 #include "core/error.h"
@@ -27,22 +26,11 @@ namespace dsv4::cuda {
 namespace {
 
 using dsv4::testing::LogitComparison;
+using dsv4::testing::random_token_ids;
+using dsv4::testing::synthetic_tiny;
 
 constexpr double kBound = 5e-3;
 constexpr double kArgmaxAgreement = 0.99;
-
-const LoadedModel& tiny() {
-  static const LoadedModel model = load_model("synthetic:tiny");
-  return model;
-}
-
-std::vector<int32_t> random_ids(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> dist(0, int32_t(tiny().config.vocab_size) - 1);
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (int32_t& id : ids) id = dist(rng);
-  return ids;
-}
 
 // One schedule of steps for two sequences: a 120-token prefill of A, then 30 steps of A's next
 // token beside a 4-token prefill chunk of B. Returns every step's logits, concatenated.
@@ -87,7 +75,7 @@ struct Agreement {
 };
 
 Agreement compare(const LoadedModel& m, uint32_t seed, const char* name) {
-  const std::vector<int32_t> ids = random_ids(150, seed);
+  const std::vector<int32_t> ids = random_token_ids(150, seed);
   const std::vector<float> want = cpu_schedule(m, ids, cpu::SummationOrder::kForward);
   Agreement result;
   result.gpu.add(gpu_schedule(m, ids), want, m.config.vocab_size);
@@ -102,7 +90,7 @@ TEST(CudaModel, WellConditionedSingleLayersMeetTheBound) {
   DSV4_REQUIRE_GPU();
   for (int64_t index : {0, 2, 3, 4}) {  // window/hash, CSA/hash, HCA/score, CSA/score
     const LoadedModel m = testing::scaled_sublayer_outputs(
-        testing::single_layer_model(tiny(), index), testing::kWellConditionedScale);
+        testing::single_layer_model(synthetic_tiny(), index), testing::kWellConditionedScale);
     char name[64];
     std::snprintf(name, sizeof(name), "one layer like layer %lld, outputs / 32",
                   static_cast<long long>(index));
@@ -114,9 +102,10 @@ TEST(CudaModel, WellConditionedSingleLayersMeetTheBound) {
 
 TEST(CudaModel, WholeModelAgreesAsWellAsTwoCpuSummationOrders) {
   DSV4_REQUIRE_GPU();
-  const LoadedModel calm = testing::scaled_sublayer_outputs(tiny(), testing::kWellConditionedScale);
-  for (const auto& [model, name] :
-       {std::pair{&tiny(), "synthetic:tiny"}, std::pair{&calm, "synthetic:tiny, outputs / 32"}}) {
+  const LoadedModel calm =
+      testing::scaled_sublayer_outputs(synthetic_tiny(), testing::kWellConditionedScale);
+  for (const auto& [model, name] : {std::pair{&synthetic_tiny(), "synthetic:tiny"},
+                                    std::pair{&calm, "synthetic:tiny, outputs / 32"}}) {
     const Agreement r = compare(*model, 1, name);
     EXPECT_LE(r.gpu.mean(), 2.0 * r.floor.mean() + 1e-4) << name;
     EXPECT_GE(r.gpu.fraction_within(kBound), r.floor.fraction_within(kBound) - 0.1) << name;
@@ -129,8 +118,8 @@ TEST(CudaModel, WholeModelAgreesAsWellAsTwoCpuSummationOrders) {
 // the batch.
 TEST(CudaModel, DecodeStepsReproduceOnePrefillBitForBit) {
   DSV4_REQUIRE_GPU();
-  const LoadedModel& m = tiny();
-  const std::vector<int32_t> ids = random_ids(100, 5);
+  const LoadedModel& m = synthetic_tiny();
+  const std::vector<int32_t> ids = random_token_ids(100, 5);
   const std::span<const int32_t> all(ids);
   CudaModel gpu(m.config, m.weights, {3, 128, 1024});
 
@@ -158,10 +147,10 @@ TEST(CudaModel, DecodeStepsReproduceOnePrefillBitForBit) {
 
 TEST(CudaModel, FullStepFailsWithoutChangingState) {
   DSV4_REQUIRE_GPU();
-  const LoadedModel& m = tiny();
+  const LoadedModel& m = synthetic_tiny();
   CudaModel gpu(m.config, m.weights, {1, 8, 64});
   const int32_t slot = gpu.admit();
-  const std::vector<int32_t> ids = random_ids(9, 6);
+  const std::vector<int32_t> ids = random_token_ids(9, 6);
   const CudaModel::Chunk too_many[] = {{slot, ids}};
   EXPECT_THROW(gpu.forward(too_many), Error);
   EXPECT_EQ(gpu.length(slot), 0);
