@@ -129,6 +129,8 @@ CudaModel::CudaModel(const ModelConfig& config, DeviceWeights weights,
   s.q = DeviceBuffer<uint16_t>(size_t(T * H * d));
   s.kv = DeviceBuffer<uint16_t>(size_t(T * d));
   s.chunk_rows = DeviceBuffer<uint8_t>(size_t(T * s.cache->kv_row_bytes()));
+  s.attn_split =
+      DeviceBuffer<float>(sparse_attention_workspace_bytes(int32_t(T), int32_t(H)) / sizeof(float));
   s.comp_kv = DeviceBuffer<float>(size_t(T * 2 * d));
   s.comp_gate = DeviceBuffer<float>(size_t(T * 2 * d));
   s.idx_q = DeviceBuffer<uint16_t>(size_t(T * nI * dI));
@@ -414,16 +416,21 @@ void CudaModel::attention(int64_t layer, int32_t T) {
   sa.window = int32_t(c.window_size);
   sa.chunk_rows = s.chunk_rows.data();
   sa.ring = s.cache->window_rows(L);
+  sa.workspace = s.attn_split.data();
+  sa.workspace_bytes = s.attn_split.size() * sizeof(float);
+  sa.max_rows = int32_t(c.window_size);
   if (a.indexer) {
     sa.source = CompressedSource::kList;
     sa.entries = s.cache->entry_rows(L);
     sa.list = s.indices.data();
     sa.list_stride = int32_t(c.index_topk);
     sa.list_len = int32_t(c.index_topk);
+    sa.max_rows += sa.list_len;
   } else if (a.compressor) {
     sa.source = CompressedSource::kAll;
     sa.entries = s.cache->entry_rows(L);
     sa.ratio = int32_t(spec.compress_ratio);
+    sa.max_rows += int32_t(s.max_length / spec.compress_ratio);
   }
   sparse_attention(sa, st);
   commit_window_rows(s.batch, s.chunk_rows.data(), s.cache->window_rows(L), int32_t(c.window_size),

@@ -45,6 +45,7 @@ struct CudaModel::State {
   // Residual streams and the mHC site.
   DeviceBuffer<uint16_t> streams, collapsed, normed, sublayer;
   DeviceBuffer<float> hc_workspace, post, comb;
+  DeviceBuffer<float> attn_split;  // split-KV partials of the sparse attention
   // Attention.
   DeviceBuffer<uint16_t> qr, q, kv, idx_q, idx_w, scores, attn_out, grouped;
   DeviceBuffer<float> comp_kv, comp_gate, idx_kv, idx_gate, attn_f32;

@@ -10,4 +10,12 @@ int device_count();
 // "NVIDIA H200 (sm_90, 139.8 GiB)" for device `index`.
 std::string device_description(int index);
 
+// The current device's compute capability and SM count, read once per device (kernel
+// launchers consult them on every call, including during graph capture).
+struct DeviceTraits {
+  int major = 0, minor = 0;
+  int sm_count = 0;
+};
+const DeviceTraits& current_device_traits();
+
 }  // namespace dsv4::cuda

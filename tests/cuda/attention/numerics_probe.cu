@@ -8,7 +8,8 @@ namespace {
 __global__ void dequant_e4m3_kernel(const uint8_t* codes, int n, float scale, uint16_t* out) {
   const int i = int(blockIdx.x * blockDim.x + threadIdx.x) * 8;
   if (i >= n) return;
-  const uint4 v = dequant_e4m3x8(*reinterpret_cast<const uint2*>(codes + i), scale);
+  const uint4 v =
+      dequant_e4m3x8(*reinterpret_cast<const uint2*>(codes + i), power_of_two_to_ue8m0(scale));
   *reinterpret_cast<uint4*>(out + i) = v;
 }
 

@@ -19,7 +19,7 @@ TEST(AttentionNumerics, E4m3DequantizationIsExactForEveryCodeAndScale) {
   std::vector<uint8_t> codes(256);
   for (int i = 0; i < 256; ++i) codes[size_t(i)] = uint8_t(i);
   DeviceBuffer<uint8_t> d_codes(codes);
-  for (float scale : {0x1p-22f, 0x1p-7f, 1.0f, 0x1p9f}) {
+  for (float scale : {0x1p-22f, 0x1p-7f, 1.0f, 0x1p7f, 0x1p8f, 0x1p30f}) {
     auto out = test::poisoned<uint16_t>(256);
     test::probe_dequant_e4m3(d_codes.data(), 256, scale, out.data());
     const std::vector<uint16_t> got = out.download();

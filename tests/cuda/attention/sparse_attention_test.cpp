@@ -160,13 +160,10 @@ void run_scenario(const Scenario& sc) {
   DeviceBuffer<float> d_sink(sink);
   DeviceBuffer<uint8_t> d_chunk(chunk_bytes);
   DeviceBuffer<int32_t> d_list(list.empty() ? std::vector<int32_t>{-1} : list);
-  auto out = test::poisoned<uint16_t>(size_t(T) * H * d);
-
   SparseAttentionArgs args;
   args.batch = batch.view();
   args.q = d_q.data();
   args.sink = d_sink.data();
-  args.out = out.data();
   args.heads = H;
   args.head_dim = d;
   args.rope_dim = sc.rope;
@@ -180,10 +177,40 @@ void run_scenario(const Scenario& sc) {
   args.list_stride = sc.list_len;
   args.list_len = sc.list_len;
   args.ratio = ratio;
-  sparse_attention(args, nullptr);
-  DSV4_CUDA_CHECK(cudaDeviceSynchronize());
-  std::vector<float> got;
-  for (uint16_t bits : out.download()) got.push_back(bf16_to_float(bits));
+  args.max_rows = W + (sc.source == CompressedSource::kList  ? sc.list_len
+                       : sc.source == CompressedSource::kAll ? max_end / ratio
+                                                             : 0);
+  DeviceBuffer<float> workspace(sparse_attention_workspace_bytes(T, H) / sizeof(float));
+  args.workspace = workspace.data();
+  args.workspace_bytes = workspace.size() * sizeof(float);
+
+  // Each kernel the arguments can run on: the sm_90 one with and without split-KV (where it
+  // applies) and the portable one; every output freshly poisoned.
+  struct Variant {
+    std::string name;
+    SparseAttentionArgs args;
+  };
+  std::vector<Variant> variants;
+  if (sparse_attention_uses_sm90(args)) {
+    variants.push_back({"sm90 split-KV", args});
+    Variant whole{"sm90", args};
+    whole.args.max_rows = 0;
+    variants.push_back(whole);
+  }
+  Variant portable{"portable", args};
+  portable.args.portable = true;
+  variants.push_back(portable);
+  std::vector<std::vector<float>> outputs;
+  for (Variant& v : variants) {
+    auto out = test::poisoned<uint16_t>(size_t(T) * H * d);
+    v.args.out = out.data();
+    sparse_attention(v.args, nullptr);
+    DSV4_CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<float> got;
+    for (uint16_t bits : out.download()) got.push_back(bf16_to_float(bits));
+    outputs.push_back(std::move(got));
+  }
+  const std::vector<float>& got = outputs.front();
 
   // The CPU: window rows then compressed entries, attend_head per head.
   std::vector<float> want(got.size());
@@ -214,13 +241,17 @@ void run_scenario(const Scenario& sc) {
       }
     }
   });
-  ASSERT_TRUE(test::all_finite(got)) << sc.name << ": non-finite output (poison survived?)";
-  const double error = test::relative_error(got, want);
   int64_t most_rows = 0;
   for (int64_t r : row_counts) most_rows = std::max(most_rows, r);
-  std::printf("[%s] %d tokens, %d heads, up to %lld rows: relative error %.3g (bound %.0e)\n",
-              sc.name, T, H, static_cast<long long>(most_rows), error, kBound);
-  EXPECT_LE(error, kBound) << sc.name;
+  for (size_t v = 0; v < variants.size(); ++v) {
+    ASSERT_TRUE(test::all_finite(outputs[v]))
+        << sc.name << ", " << variants[v].name << ": non-finite output (poison survived?)";
+    const double error = test::relative_error(outputs[v], want);
+    std::printf("[%s, %s] %d tokens, %d heads, up to %lld rows: relative error %.3g (bound %.0e)\n",
+                sc.name, variants[v].name.c_str(), T, H, static_cast<long long>(most_rows), error,
+                kBound);
+    EXPECT_LE(error, kBound) << sc.name << ", " << variants[v].name;
+  }
 
   if (sc.commit) {
     commit_window_rows(batch.view(), d_chunk.data(), cache.window_rows(0), W, nullptr);
@@ -324,7 +355,7 @@ TEST(SparseAttention, SyntheticModelShapes) {
 // Four groups of sequences are rotated so that batch 64 reads its 24 MB from HBM, not L2.
 void time_decode(int heads, int topk) {
   auto rng = test::fresh_rng("SparseAttention.Timing");
-  const int d = 512, W = 128, groups = 4, batch_max = 64;
+  const int d = 512, W = 128, groups = 4, batch_max = 128;
   const int32_t position = 8191, visible = (position + 1) / 4;
   KvCacheConfig config;
   config.layers = {{4, false}};
@@ -366,41 +397,48 @@ void time_decode(int heads, int topk) {
   }
   DeviceBuffer<int32_t> d_list(list);
 
-  for (int batch_size : {1, 64}) {
-    std::vector<std::unique_ptr<test::DeviceBatch>> batches;
-    for (int g = 0; g < groups; ++g) {
-      std::vector<test::Chunk> chunks;
-      for (int i = 0; i < batch_size; ++i)
-        chunks.push_back({slots[size_t(g * batch_max + i)], position, 1});
-      batches.push_back(std::make_unique<test::DeviceBatch>(chunks));
+  DeviceBuffer<float> workspace(sparse_attention_workspace_bytes(batch_max, heads) / sizeof(float));
+  for (const bool portable : {false, true}) {
+    for (int batch_size : {1, 32, 64, 128}) {
+      std::vector<std::unique_ptr<test::DeviceBatch>> batches;
+      for (int g = 0; g < groups; ++g) {
+        std::vector<test::Chunk> chunks;
+        for (int i = 0; i < batch_size; ++i)
+          chunks.push_back({slots[size_t(g * batch_max + i)], position, 1});
+        batches.push_back(std::make_unique<test::DeviceBatch>(chunks));
+      }
+      SparseAttentionArgs args;
+      args.q = q.data();
+      args.sink = sink.data();
+      args.out = out.data();
+      args.heads = heads;
+      args.head_dim = d;
+      args.rope_dim = 64;
+      args.scale = float(1.0 / std::sqrt(double(d)));
+      args.window = W;
+      args.chunk_rows = chunk.data();
+      args.ring = cache.window_rows(0);
+      args.source = CompressedSource::kList;
+      args.entries = cache.entry_rows(0);
+      args.list = d_list.data();
+      args.list_stride = topk;
+      args.list_len = topk;
+      args.max_rows = W + topk;
+      args.workspace = workspace.data();
+      args.workspace_bytes = workspace.size() * sizeof(float);
+      args.portable = portable;
+      const float ms = test::median_ms(20, [&](int i) {
+        args.batch = batches[size_t(i % groups)]->view();
+        sparse_attention(args, nullptr);
+      });
+      const double kv_bytes = double(batch_size) * (W + topk) * cache.kv_row_bytes();
+      const double flops = 4.0 * batch_size * heads * (W + topk) * d;
+      std::printf(
+          "[timing] %s sparse attention decode, %d heads, top-k %d + window %d, batch %d: "
+          "%.1f us, KV %.2f MB, %.3f TB/s, %.1f TFLOP/s\n",
+          sparse_attention_uses_sm90(args) ? "sm90" : "portable", heads, topk, W, batch_size,
+          ms * 1e3, kv_bytes / 1e6, kv_bytes / (ms * 1e-3) / 1e12, flops / (ms * 1e-3) / 1e12);
     }
-    SparseAttentionArgs args;
-    args.q = q.data();
-    args.sink = sink.data();
-    args.out = out.data();
-    args.heads = heads;
-    args.head_dim = d;
-    args.rope_dim = 64;
-    args.scale = float(1.0 / std::sqrt(double(d)));
-    args.window = W;
-    args.chunk_rows = chunk.data();
-    args.ring = cache.window_rows(0);
-    args.source = CompressedSource::kList;
-    args.entries = cache.entry_rows(0);
-    args.list = d_list.data();
-    args.list_stride = topk;
-    args.list_len = topk;
-    const float ms = test::median_ms(20, [&](int i) {
-      args.batch = batches[size_t(i % groups)]->view();
-      sparse_attention(args, nullptr);
-    });
-    const double kv_bytes = double(batch_size) * (W + topk) * cache.kv_row_bytes();
-    const double flops = 4.0 * batch_size * heads * (W + topk) * d;
-    std::printf(
-        "[timing] sparse attention decode, %d heads, top-k %d + window %d, batch %d: "
-        "%.1f us, KV %.2f MB, %.3f TB/s, %.1f TFLOP/s (QK twice + PV: x1.5)\n",
-        heads, topk, W, batch_size, ms * 1e3, kv_bytes / 1e6, kv_bytes / (ms * 1e-3) / 1e12,
-        flops / (ms * 1e-3) / 1e12);
   }
 }
 

@@ -1,330 +1,70 @@
-// Sparse attention with sink, first version: one CTA per (query token, group of 64 heads),
-// 16 warps. The token's rows are gathered 64 at a time (window ring / chunk rows / compressed
-// entries through the block tables), dequantized to bf16 in shared memory and shared by all
-// heads; Q·Kᵀ and P·V run on bf16 tensor cores (mma.sync m16n8k16, fp32 accumulators).
-//
-// Numerics follow cpu::attend_head exactly up to fp32 summation order: the max M is the true
-// maximum over all rows, so the kernel makes two passes over the rows (pass 1: scores -> M;
-// pass 2: scores again, P = bf16(exp(s - M)), fp32 row sums, O += P·V). The stored values are
-// exactly representable in bf16, so the tensor-core products are exact.
-//
-// Measured (H200, Flash decode, 640 rows per token): ~170 us at batch 1 and ~180 us at batch
-// 64, i.e. ~8 us per 64-row tile and pass per CTA: the gathers keep only ~16 KB in flight per
-// SM (latency-bound, 0.13 TB/s), and batch 1 uses one SM. Next optimisations, in order:
-// stage the raw FP8 rows of tile i+1 with cp.async (8-byte rows alignment) or TMA gathers
-// while tile i computes; split a token's rows over several CTAs for small batches (the common
-// M makes the partial numerators and denominators simply additive: one combine kernel); keep
-// the scores of pass 1 on chip where they fit (single pass over the rows); wgmma on sm_90a.
-#include <mutex>
-#include <type_traits>
+// sparse_attention(): argument checks, the choice of kernel, and the split-KV heuristic.
+#include "cuda/kernels/attention/sparse_attention.h"
+
+#include <algorithm>
 
 #include "core/error.h"
 #include "core/kv_row.h"
-#include "cuda/kernels/attention/kv_row.cuh"
-#include "cuda/kernels/attention/mma_sm80.cuh"
-#include "cuda/kernels/attention/sparse_attention.h"
+#include "cuda/kernels/attention/sparse_attention_launch.h"
 #include "cuda/runtime/check.h"
+#include "cuda/runtime/device.h"
 
 namespace dsv4::cuda {
 namespace {
 
-constexpr int kThreads = 512;
-constexpr int kWarps = kThreads / 32;
-constexpr int kHeads = 64;  // query heads per CTA
-constexpr int kRows = 64;   // KV rows per tile
-constexpr int kMaxDim = 512;
-constexpr int kPad = 8;  // bf16 padding per shared row: 16 bytes, conflict-free ldmatrix
-constexpr int kPStride = kRows + kPad;
-constexpr int kMaxDimTiles = kMaxDim / 8 / kWarps;  // P·V column tiles of 8 per warp
+constexpr int32_t kTileRows = 32;         // rows per tile of the sm_90 kernel
+constexpr int32_t kMinTilesPerSplit = 2;  // below this a split costs more than it overlaps
+constexpr int32_t kSplitHeads = 64;       // heads per CTA of the sm_90 kernel
 
-constexpr int kCachedRows = 2304;  // row addresses kept for both passes (top-k 2048 + window)
-constexpr int kLoadsPerThread = kRows * (kMaxDim / 8) / kThreads;  // 8
-
-size_t shared_bytes(int dim) {
-  const size_t ld = size_t(dim + kPad);
-  return sizeof(uint16_t) * (kHeads * ld + kRows * ld + kHeads * kPStride) +
-         (kRows + kCachedRows) * sizeof(const uint8_t*) + 6 * kHeads * sizeof(float);
-}
-
-struct Token {
-  int32_t t, slot, pos, chunk_first, chunk_pos0, n_window, n_rows;
-};
-
-// Where row j of the token's list lives (null: masked).
-__device__ __forceinline__ const uint8_t* row_source(const SparseAttentionArgs& a, const Token& k,
-                                                     int32_t j, int32_t row_bytes) {
-  if (j < k.n_window) {
-    const int32_t p = k.pos - k.n_window + 1 + j;
-    if (p >= k.chunk_pos0) {
-      return a.chunk_rows + int64_t(k.chunk_first + (p - k.chunk_pos0)) * row_bytes;
-    }
-    return a.ring.row(k.slot, p % a.window);
-  }
-  if (j >= k.n_rows) return nullptr;
-  int32_t e = j - k.n_window;
-  if (a.source == CompressedSource::kList) e = a.list[int64_t(k.t) * a.list_stride + e];
-  return e >= 0 ? a.entries.row(k.slot, e) : nullptr;
-}
-
-__global__ void __launch_bounds__(kThreads, 1)
-    sparse_attention_kernel(const SparseAttentionArgs a, int32_t row_bytes) {
-  extern __shared__ __align__(16) uint8_t smem[];
-  const int dim = a.head_dim, ld = dim + kPad;
-  uint16_t* q_s = reinterpret_cast<uint16_t*>(smem);                           // [kHeads][ld]
-  uint16_t* kv_s = q_s + kHeads * ld;                                          // [kRows][ld]
-  uint16_t* p_s = kv_s + kRows * ld;                                           // [kHeads][kPStride]
-  auto** rows_s = reinterpret_cast<const uint8_t**>(p_s + kHeads * kPStride);  // [kRows]
-  const uint8_t** cached_s = rows_s + kRows;                                   // [kCachedRows]
-  float* red_s = reinterpret_cast<float*>(cached_s + kCachedRows);             // [4][kHeads]
-  float* max_s = red_s + 4 * kHeads;
-  float* den_s = max_s + kHeads;
-
-  const int tid = int(threadIdx.x), warp = tid / 32, lane = tid % 32;
-  Token k;
-  k.t = int32_t(blockIdx.x);
-  k.slot = a.batch.slot[k.t];
-  k.pos = a.batch.position[k.t];
-  k.chunk_first = a.batch.chunk_begin[k.t];
-  k.chunk_pos0 = a.batch.position[k.chunk_first];
-  k.n_window = min(a.window, k.pos + 1);
-  int32_t n_compressed = 0;
-  if (a.source == CompressedSource::kList) n_compressed = a.list_len;
-  if (a.source == CompressedSource::kAll) n_compressed = (k.pos + 1) / a.ratio;
-  k.n_rows = k.n_window + n_compressed;
-  const int tiles = (k.n_rows + kRows - 1) / kRows;
-
-  const int head0 = int(blockIdx.y) * kHeads;
-  const int heads_here = min(kHeads, a.heads - head0);
-  const int m_tiles = (heads_here + 15) / 16;
-  const int units = dim / 8;  // 8-value column units (16 bytes of bf16)
-  const int nope = dim - a.rope_dim, nope_units = nope / 8;
-  const int scale_offset = nope + 2 * a.rope_dim;
-
-  for (int i = tid; i < kHeads * units; i += kThreads) {
-    const int h = i / units, u = i % units;
-    uint4 v = make_uint4(0u, 0u, 0u, 0u);
-    if (h < heads_here) {
-      v = *reinterpret_cast<const uint4*>(a.q + (int64_t(k.t) * a.heads + head0 + h) * dim + u * 8);
-    }
-    *reinterpret_cast<uint4*>(q_s + h * ld + u * 8) = v;
-  }
-
-  // The addresses of the first kCachedRows rows, computed once for both passes (the block
-  // table lookups are dependent loads; all threads issue them in parallel here).
-  const int cached = min(k.n_rows, kCachedRows);
-  for (int j = tid; j < cached; j += kThreads) cached_s[j] = row_source(a, k, j, row_bytes);
-  __syncthreads();
-
-  // Gathers and dequantizes rows [64·tile, 64·tile + 64); ends with a barrier. Every thread
-  // issues `batch` loads before converting them (4 in pass 1; 2 in pass 2, where O takes the
-  // registers).
-  const auto load_tile = [&](int tile, auto batch) {
-    constexpr int kLoadBatch = decltype(batch)::value;
-    if (tid < kRows) {
-      const int j = tile * kRows + tid;
-      rows_s[tid] = j < cached        ? cached_s[j]
-                    : j < kCachedRows ? nullptr
-                                      : row_source(a, k, j, row_bytes);
-    }
-    __syncthreads();
-    const int total = kRows * units;
-#pragma unroll 1
-    for (int round = 0; round < kLoadsPerThread / kLoadBatch; ++round) {
-      uint2 raw[kLoadBatch][2];
-      uint8_t scale_code[kLoadBatch];
-#pragma unroll
-      for (int it = 0; it < kLoadBatch; ++it) {
-        const int i = tid + (round * kLoadBatch + it) * kThreads;
-        raw[it][0] = raw[it][1] = make_uint2(0u, 0u);
-        scale_code[it] = 127;
-        if (i < total) {
-          const int r = i / units, u = i % units;
-          const uint8_t* src = rows_s[r];
-          if (src && u < nope_units) {
-            raw[it][0] = *reinterpret_cast<const uint2*>(src + u * 8);
-            scale_code[it] = src[scale_offset + u / 8];
-          } else if (src) {
-            const auto* rope = reinterpret_cast<const uint2*>(src + nope + (u - nope_units) * 16);
-            raw[it][0] = rope[0];
-            raw[it][1] = rope[1];
-          }
-        }
-      }
-#pragma unroll
-      for (int it = 0; it < kLoadBatch; ++it) {
-        const int i = tid + (round * kLoadBatch + it) * kThreads;
-        if (i < total) {
-          const int r = i / units, u = i % units;
-          uint4 v = make_uint4(raw[it][0].x, raw[it][0].y, raw[it][1].x, raw[it][1].y);
-          if (u < nope_units) v = dequant_e4m3x8(raw[it][0], ue8m0_to_float(scale_code[it]));
-          *reinterpret_cast<uint4*>(kv_s + r * ld + u * 8) = v;
-        }
-      }
-    }
-    __syncthreads();
-  };
-
-  // Q·Kᵀ: warp (mt, pair of 8-row column tiles) -> s[n][e]; element e of column tile n is head
-  // 16·mt + lane/4 (+ 8 for e >= 2), row 8·(nt0 + n) + 2·(lane % 4) + (e & 1) of the tile.
-  const int mt = warp >> 2, nt0 = (warp & 3) * 2;
-  const bool qk_active = mt < m_tiles;
-  const uint16_t* a_ptr = q_s + (mt * 16 + (lane & 15)) * ld + (lane >> 4) * 8;
-  const uint16_t* b_ptr =
-      kv_s + (nt0 * 8 + (lane >> 4) * 8 + (lane & 7)) * ld + ((lane >> 3) & 1) * 8;
-  const auto tile_scores = [&](float(&s)[2][4]) {
-#pragma unroll
-    for (int n = 0; n < 2; ++n) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) s[n][e] = 0.0f;
-    }
-    if (!qk_active) return;
-    for (int kk = 0; kk < dim; kk += 16) {
-      uint32_t af[4], bf[4];
-      ldmatrix_x4(af, a_ptr + kk);
-      ldmatrix_x4(bf, b_ptr + kk);
-      mma_bf16_16816(s[0], af, bf[0], bf[1]);
-      mma_bf16_16816(s[1], af, bf[2], bf[3]);
-    }
-  };
-
-  // Pass 1: the maximum score of every head.
-  float mx[2] = {-INFINITY, -INFINITY};
-  for (int tile = 0; tile < tiles; ++tile) {
-    load_tile(tile, std::integral_constant<int, 4>{});
-    float s[2][4];
-    tile_scores(s);
-#pragma unroll
-    for (int n = 0; n < 2; ++n) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int r = (nt0 + n) * 8 + (lane & 3) * 2 + (e & 1);
-        if (rows_s[r]) mx[e >> 1] = fmaxf(mx[e >> 1], __fmul_rn(s[n][e], a.scale));
-      }
-    }
-    __syncthreads();
-  }
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
-    mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
-  }
-  if ((lane & 3) == 0) {
-    red_s[(warp & 3) * kHeads + mt * 16 + (lane >> 2)] = mx[0];
-    red_s[(warp & 3) * kHeads + mt * 16 + (lane >> 2) + 8] = mx[1];
-  }
-  __syncthreads();
-  if (tid < kHeads) {
-    max_s[tid] = fmaxf(fmaxf(red_s[tid], red_s[kHeads + tid]),
-                       fmaxf(red_s[2 * kHeads + tid], red_s[3 * kHeads + tid]));
-  }
-  __syncthreads();
-
-  // Pass 2: P = bf16(exp(s - M)) into shared memory, fp32 row sums, O += P·V. Warp w owns the
-  // output column tiles w, w + 16, ... (8 values each) of all heads.
-  const float m_lo = max_s[mt * 16 + (lane >> 2)], m_hi = max_s[mt * 16 + (lane >> 2) + 8];
-  float sum[2] = {0.0f, 0.0f};
-  float o[4][kMaxDimTiles][4];
-#pragma unroll
-  for (int m = 0; m < 4; ++m) {
-#pragma unroll
-    for (int i = 0; i < kMaxDimTiles; ++i) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) o[m][i][e] = 0.0f;
-    }
-  }
-  for (int tile = 0; tile < tiles; ++tile) {
-    load_tile(tile, std::integral_constant<int, 2>{});
-    float s[2][4];
-    tile_scores(s);
-    if (qk_active) {
-#pragma unroll
-      for (int n = 0; n < 2; ++n) {
-        const int r = (nt0 + n) * 8 + (lane & 3) * 2;
-        const bool v0 = rows_s[r] != nullptr, v1 = rows_s[r + 1] != nullptr;
-        // expf (2 ulp) rather than the correctly rounded exp_rn: the scores already differ
-        // from the CPU's in the last bits (summation order), so exact rounding buys nothing
-        // here and double exp would cost more than the tensor-core work.
-        const float e0 = v0 ? expf(__fmul_rn(s[n][0], a.scale) - m_lo) : 0.0f;
-        const float e1 = v1 ? expf(__fmul_rn(s[n][1], a.scale) - m_lo) : 0.0f;
-        const float e2 = v0 ? expf(__fmul_rn(s[n][2], a.scale) - m_hi) : 0.0f;
-        const float e3 = v1 ? expf(__fmul_rn(s[n][3], a.scale) - m_hi) : 0.0f;
-        sum[0] += e0 + e1;
-        sum[1] += e2 + e3;
-        const int h = mt * 16 + (lane >> 2);
-        *reinterpret_cast<uint32_t*>(p_s + h * kPStride + r) = bf16x2_bits(e0, e1);
-        *reinterpret_cast<uint32_t*>(p_s + (h + 8) * kPStride + r) = bf16x2_bits(e2, e3);
-      }
-    }
-    __syncthreads();
-#pragma unroll
-    for (int ks = 0; ks < kRows / 16; ++ks) {
-      uint32_t af[4][4];
-#pragma unroll
-      for (int m = 0; m < 4; ++m) {
-        if (m < m_tiles) {
-          ldmatrix_x4(af[m], p_s + (m * 16 + (lane & 15)) * kPStride + ks * 16 + (lane >> 4) * 8);
-        }
-      }
-#pragma unroll
-      for (int i = 0; i < kMaxDimTiles; ++i) {
-        const int nt = warp + kWarps * i;
-        if (nt < units) {
-          uint32_t bf[2];
-          ldmatrix_x2_trans(bf, kv_s + (ks * 16 + (lane & 15)) * ld + nt * 8);
-#pragma unroll
-          for (int m = 0; m < 4; ++m) {
-            if (m < m_tiles) mma_bf16_16816(o[m][i], af[m], bf[0], bf[1]);
-          }
-        }
-      }
-    }
-    __syncthreads();
-  }
-
-  // Denominators: Σ exp(s - M) over the rows + exp(sink - M).
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    sum[i] += __shfl_xor_sync(0xffffffffu, sum[i], 1);
-    sum[i] += __shfl_xor_sync(0xffffffffu, sum[i], 2);
-  }
-  if (qk_active && (lane & 3) == 0) {
-    red_s[(warp & 3) * kHeads + mt * 16 + (lane >> 2)] = sum[0];
-    red_s[(warp & 3) * kHeads + mt * 16 + (lane >> 2) + 8] = sum[1];
-  }
-  __syncthreads();
-  if (tid < heads_here) {
-    const float rows =
-        (red_s[tid] + red_s[kHeads + tid]) + (red_s[2 * kHeads + tid] + red_s[3 * kHeads + tid]);
-    den_s[tid] = rows + exp_rn(a.sink[head0 + tid] - max_s[tid]);
-  }
-  __syncthreads();
-
-#pragma unroll
-  for (int m = 0; m < 4; ++m) {
-    if (m >= m_tiles) continue;
-#pragma unroll
-    for (int i = 0; i < kMaxDimTiles; ++i) {
-      const int nt = warp + kWarps * i;
-      if (nt >= units) continue;
-      const int h = m * 16 + (lane >> 2), col = nt * 8 + (lane & 3) * 2;
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const int hh = h + 8 * half;
-        if (hh >= heads_here) continue;
-        const float den = den_s[hh];
-        const uint32_t bits =
-            bf16x2_bits(__fdiv_rn(o[m][i][2 * half], den), __fdiv_rn(o[m][i][2 * half + 1], den));
-        *reinterpret_cast<uint32_t*>(a.out + (int64_t(k.t) * a.heads + head0 + hh) * dim + col) =
-            bits;
-      }
-    }
-  }
+int32_t ceil_div(int32_t a, int32_t b) {
+  return (a + b - 1) / b;
 }
 
 }  // namespace
 
+bool sparse_attention_sm90_applies(const SparseAttentionArgs& a) {
+#if defined(DSV4_SM90_KERNELS)
+  const DeviceTraits& device = current_device_traits();
+  return !a.portable && device.major == 9 && a.head_dim == 512 && a.rope_dim == 64 &&
+         a.heads % kSplitHeads == 0;
+#else
+  (void)a;
+  return false;
+#endif
+}
+
+AttentionSplit plan_attention_split(const SparseAttentionArgs& a, int sm_count) {
+  AttentionSplit plan;
+  plan.tiles_per_split = 1 << 24;  // one split takes every tile
+  if (a.max_rows <= 0) return plan;
+  const int32_t max_tiles = ceil_div(a.max_rows, kTileRows);
+  // At most one wave of CTAs (the kernel holds one per SM), at least kMinTilesPerSplit tiles each,
+  // as many as the workspace holds.
+  const int32_t ctas = a.batch.tokens * (a.heads / kSplitHeads);
+  int32_t splits = std::min(sm_count / ctas, std::max(1, max_tiles / kMinTilesPerSplit));
+  while (splits > 1 &&
+         attention_split_workspace_bytes(a.batch.tokens, a.heads, splits) > a.workspace_bytes) {
+    --splits;
+  }
+  if (splits <= 1) return plan;
+  plan.tiles_per_split = ceil_div(max_tiles, splits);
+  plan.splits = ceil_div(max_tiles, plan.tiles_per_split);
+  return plan;
+}
+
+size_t sparse_attention_workspace_bytes(int32_t max_tokens, int32_t heads) {
+  // Splitting stops at one wave: tokens · groups · splits <= SMs covers every split batch.
+  const int sms = current_device_traits().sm_count;
+  return std::max(attention_split_workspace_bytes(max_tokens, heads, 1),
+                  attention_split_workspace_bytes(1, kSplitHeads, sms));
+}
+
+bool sparse_attention_uses_sm90(const SparseAttentionArgs& args) {
+  return sparse_attention_sm90_applies(args);
+}
+
 void sparse_attention(const SparseAttentionArgs& a, cudaStream_t stream) {
-  if (a.heads <= 0 || a.head_dim % 64 != 0 || a.head_dim > kMaxDim || a.rope_dim % 8 != 0 ||
+  if (a.heads <= 0 || a.head_dim % 64 != 0 || a.head_dim > 512 || a.rope_dim % 8 != 0 ||
       a.head_dim <= a.rope_dim || (a.head_dim - a.rope_dim) % 64 != 0 || a.window <= 0 || !a.q ||
       !a.out || !a.sink || !a.chunk_rows) {
     fail("sparse_attention: bad arguments (heads {}, head_dim {}, rope_dim {}, window {})", a.heads,
@@ -343,15 +83,17 @@ void sparse_attention(const SparseAttentionArgs& a, cudaStream_t stream) {
          a.entries.row_bytes, row_bytes);
   }
   if (a.batch.tokens <= 0) return;
-  static std::once_flag configured;
-  std::call_once(configured, [] {
-    DSV4_CUDA_CHECK(cudaFuncSetAttribute(sparse_attention_kernel,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         int(shared_bytes(kMaxDim))));
-  });
-  const dim3 grid(unsigned(a.batch.tokens), unsigned((a.heads + kHeads - 1) / kHeads));
-  sparse_attention_kernel<<<grid, kThreads, shared_bytes(a.head_dim), stream>>>(a, row_bytes);
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  if (sparse_attention_sm90_applies(a)) {
+    const AttentionSplit split = plan_attention_split(a, current_device_traits().sm_count);
+    const size_t needed = attention_split_workspace_bytes(a.batch.tokens, a.heads, split.splits);
+    if (!a.workspace || a.workspace_bytes < needed) {
+      fail("sparse_attention: the sm_90 kernel needs {} bytes of workspace for {} tokens, got {}",
+           needed, a.batch.tokens, a.workspace_bytes);
+    }
+    launch_sparse_attention_sm90(a, split, stream);
+  } else {
+    launch_sparse_attention_portable(a, row_bytes, stream);
+  }
 }
 
 }  // namespace dsv4::cuda

@@ -6,6 +6,13 @@
 //   s_i = scale · q·k_i (fp32), M = max_i s_i (sink not in the max),
 //   o = Σ_i bf16(exp(s_i − M)) · v_i / (Σ_i exp(s_i − M) + exp(sink_h − M)), output bf16.
 // Decode and prefill chunks alike; inverse RoPE of the output is left to the caller.
+//
+// Two kernels, same results within rounding: on sm_90 for head_dim 512 / rope_dim 64 and
+// heads in multiples of 64, a warp-specialised wgmma kernel with bulk (TMA) row copies over
+// 32-row tiles, split over several CTAs per token when there are few tokens (partials combined
+// by a third launch in the same stream); elsewhere the portable sm_80 kernel (mma.sync). Both
+// make two passes, the exact maximum first. Neither synchronises with the host; both are
+// graph-capturable.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -42,7 +49,21 @@ struct SparseAttentionArgs {
   int32_t list_stride = 0;
   int32_t list_len = 0;
   int32_t ratio = 0;  // kAll
+  // The sm_90 kernel's workspace (maxima, split-KV partials): sparse_attention_workspace_bytes.
+  // Split-KV needs an upper bound on the rows of any token (window + compressed; 0 = never
+  // split).
+  int32_t max_rows = 0;
+  float* workspace = nullptr;
+  size_t workspace_bytes = 0;
+  bool portable = false;  // use the portable kernel even where the sm_90 one applies
 };
+
+// Workspace for the sm_90 kernel at up to max_tokens tokens, every split it would choose on
+// this device included.
+size_t sparse_attention_workspace_bytes(int32_t max_tokens, int32_t heads);
+
+// Whether `args` run on the sm_90 kernel on the current device.
+bool sparse_attention_uses_sm90(const SparseAttentionArgs& args);
 
 void sparse_attention(const SparseAttentionArgs& args, cudaStream_t stream);
 
