@@ -14,7 +14,7 @@ namespace {
 
 constexpr int32_t kTileRows = 32;         // rows per tile of the sm_90 kernel
 constexpr int32_t kMinTilesPerSplit = 2;  // below this a split costs more than it overlaps
-constexpr int32_t kSplitHeads = 64;       // heads per CTA of the sm_90 kernel
+constexpr int32_t kHeadsPerCta = 64;      // heads per CTA of the sm_90 kernel
 
 int32_t ceil_div(int32_t a, int32_t b) {
   return (a + b - 1) / b;
@@ -22,11 +22,11 @@ int32_t ceil_div(int32_t a, int32_t b) {
 
 }  // namespace
 
-bool sparse_attention_sm90_applies(const SparseAttentionArgs& a) {
+bool sparse_attention_uses_sm90(const SparseAttentionArgs& a) {
 #if defined(DSV4_SM90_KERNELS)
   const DeviceTraits& device = current_device_traits();
   return !a.portable && device.major == 9 && a.head_dim == 512 && a.rope_dim == 64 &&
-         a.heads % kSplitHeads == 0;
+         a.heads % kHeadsPerCta == 0;
 #else
   (void)a;
   return false;
@@ -40,7 +40,7 @@ AttentionSplit plan_attention_split(const SparseAttentionArgs& a, int sm_count) 
   const int32_t max_tiles = ceil_div(a.max_rows, kTileRows);
   // At most one wave of CTAs (the kernel holds one per SM), at least kMinTilesPerSplit tiles each,
   // as many as the workspace holds.
-  const int32_t ctas = a.batch.tokens * (a.heads / kSplitHeads);
+  const int32_t ctas = a.batch.tokens * (a.heads / kHeadsPerCta);
   int32_t splits = std::min(sm_count / ctas, std::max(1, max_tiles / kMinTilesPerSplit));
   while (splits > 1 &&
          attention_split_workspace_bytes(a.batch.tokens, a.heads, splits) > a.workspace_bytes) {
@@ -56,11 +56,7 @@ size_t sparse_attention_workspace_bytes(int32_t max_tokens, int32_t heads) {
   // Splitting stops at one wave: tokens · groups · splits <= SMs covers every split batch.
   const int sms = current_device_traits().sm_count;
   return std::max(attention_split_workspace_bytes(max_tokens, heads, 1),
-                  attention_split_workspace_bytes(1, kSplitHeads, sms));
-}
-
-bool sparse_attention_uses_sm90(const SparseAttentionArgs& args) {
-  return sparse_attention_sm90_applies(args);
+                  attention_split_workspace_bytes(1, kHeadsPerCta, sms));
 }
 
 void sparse_attention(const SparseAttentionArgs& a, cudaStream_t stream) {
@@ -83,7 +79,7 @@ void sparse_attention(const SparseAttentionArgs& a, cudaStream_t stream) {
          a.entries.row_bytes, row_bytes);
   }
   if (a.batch.tokens <= 0) return;
-  if (sparse_attention_sm90_applies(a)) {
+  if (sparse_attention_uses_sm90(a)) {
     const AttentionSplit split = plan_attention_split(a, current_device_traits().sm_count);
     const size_t needed = attention_split_workspace_bytes(a.batch.tokens, a.heads, split.splits);
     if (!a.workspace || a.workspace_bytes < needed) {

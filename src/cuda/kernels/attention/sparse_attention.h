@@ -62,7 +62,8 @@ struct SparseAttentionArgs {
 // this device included.
 size_t sparse_attention_workspace_bytes(int32_t max_tokens, int32_t heads);
 
-// Whether `args` run on the sm_90 kernel on the current device.
+// Whether `args` run on the sm_90 kernel on the current device (an sm_90 GPU, head_dim 512,
+// rope_dim 64, heads a multiple of 64, and not args.portable).
 bool sparse_attention_uses_sm90(const SparseAttentionArgs& args);
 
 void sparse_attention(const SparseAttentionArgs& args, cudaStream_t stream);

@@ -11,8 +11,6 @@
 
 namespace dsv4::cuda {
 
-// sm_90a: head_dim 512, rope_dim 64, heads a multiple of 64, KV rows of 584 bytes.
-bool sparse_attention_sm90_applies(const SparseAttentionArgs& args);
 // How the sm_90 kernel divides each token's 32-row tiles over CTAs.
 struct AttentionSplit {
   int32_t splits = 1;

@@ -4,8 +4,8 @@
 //  - a producer warpgroup (which gives its registers to the consumers): each of three warps
 //    takes every third 32-row tile, lane i looks up row i (window ring / chunk rows / compressed
 //    entry through the block tables) and the warp copies the tile's rows with cp.async into a
-//    3-stage ring (mbarriers); masked rows are flagged and not copied. (One bulk/TMA copy per row
-//    was tried first: the copy engine serialises small requests, ~4 us per 32-row tile.)
+//    3-stage ring (mbarriers); masked rows are flagged and not copied. (One bulk/TMA copy per row,
+//    from the row's 16-byte-aligned start, was tried first: no faster.)
 //  - two consumer warpgroups, one per half of the 512 dims: each dequantizes its half of the
 //    tile (e4m3 · 2^k -> bf16, rope dims copied) into a 128-byte-swizzled tile, computes the
 //    partial Q·Kᵀ over its dims (wgmma m64n32k16, Q from shared memory), the two halves are
@@ -19,6 +19,11 @@
 // and O += P·V; the sink enters the denominator at the end. With several splits, the maxima
 // are per split (the second pass takes the largest), each CTA writes unnormalised fp32
 // partials (O, l), and attention_split_combine adds them in split order (deterministic).
+//
+// Measured (bench/RESULTS.md, H200): ~100 TFLOP/s of useful work, 0.10-0.12 of the roofline,
+// for every shape, far from issue 5's targets. Variants without a stage rule out the consumers'
+// arithmetic; the suspect is the per-tile copy pipeline (3 stages of 8-byte cp.async gathers,
+// one CTA per SM) plus the second pass.
 #include <mutex>
 
 #include "cuda/kernels/attention/kv_row.cuh"
@@ -59,11 +64,11 @@ static_assert(kSharedBytes <= 227 * 1024, "shared memory");
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
 // Producer warp w < kStages owns stage w and fills tiles w, w + kStages, ... (one warp per
-// stage keeps each stage's phases in order): lane i looks up row i of the tile (the lookups,
-// dependent loads through the list and the block table, are issued a tile ahead and run in
-// kStages warps at once), then the warp copies the tile's rows with 8-byte cp.async (rows are
-// only 8-byte aligned). A stage is full after 32 plain arrivals (publishing the row flags) and
-// 32 cp.async arrivals.
+// stage keeps each stage's phases in order): lane i looks up row i of the tile, then the warp
+// copies the tile's rows with 8-byte cp.async (rows are only 8-byte aligned). The lookups are
+// dependent loads (list, block table): a warp resolves its next tile right after issuing the
+// copies of this one, so that their latency overlaps the copies in flight, never delays them. A
+// stage is full after 32 plain arrivals (publishing the row flags) and 32 cp.async arrivals.
 __device__ __forceinline__ void produce_rows(const SparseAttentionArgs& a, const AttentionToken& k,
                                              int tile_begin, int tiles, uint8_t* smem,
                                              uint64_t* full, uint64_t* empty, int32_t* valid,
@@ -75,7 +80,6 @@ __device__ __forceinline__ void produce_rows(const SparseAttentionArgs& a, const
   const uint8_t* next = lookup(warp);
   for (int i = warp; i < tiles; i += kStages) {
     const uint8_t* src = next;
-    next = lookup(i + kStages);
     const int stage = warp;
     mbarrier_wait(&empty[stage], ((i / kStages) & 1) ^ 1);
     valid[stage * kTileRows + lane] = src != nullptr;
@@ -90,6 +94,7 @@ __device__ __forceinline__ void produce_rows(const SparseAttentionArgs& a, const
       }
     }
     cp_async_arrive_noinc(&full[stage]);
+    next = lookup(i + kStages);  // its latency overlaps the copies in flight
   }
 }
 
