@@ -21,9 +21,9 @@
 // partials (O, l), and attention_split_combine adds them in split order (deterministic).
 //
 // Measured (bench/RESULTS.md, H200): ~100 TFLOP/s of useful work, 0.10-0.12 of the roofline,
-// for every shape, far from issue 5's targets. Variants without a stage rule out the consumers'
-// arithmetic; the suspect is the per-tile copy pipeline (3 stages of 8-byte cp.async gathers,
-// one CTA per SM) plus the second pass.
+// for every shape, far from issue 5's targets. Variants without one stage (no copies, no
+// dequantization, no Q·Kᵀ, no exchange) each save 5-24%: the serial per-tile chain of one CTA
+// per SM and the second pass set the pace, not memory.
 #include <mutex>
 
 #include "cuda/kernels/attention/kv_row.cuh"
