@@ -1,6 +1,5 @@
 #include "cpu/chunked_run.h"
 
-
 #include "core/error.h"
 
 namespace dsv4::cpu {

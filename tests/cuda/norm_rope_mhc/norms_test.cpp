@@ -6,8 +6,8 @@
 #include "cuda/kernels/norm_rope_mhc/embedding.h"
 #include "cuda/kernels/norm_rope_mhc/rms_norm.h"
 #include "gpu_test_support.h"
-#include "model/weights.h"
 #include "kernel_test_util.h"
+#include "model/weights.h"
 
 namespace dsv4::cuda {
 namespace {

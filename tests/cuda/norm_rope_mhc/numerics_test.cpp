@@ -5,8 +5,8 @@
 #include <cstring>
 
 #include "gpu_test_support.h"
-#include "numerics_kernels.h"
 #include "kernel_test_util.h"
+#include "numerics_kernels.h"
 
 namespace dsv4::cuda {
 namespace {
