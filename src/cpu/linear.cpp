@@ -36,7 +36,8 @@ QuantizedActivations quantize_activations(const float* x, int64_t m, int64_t k) 
   return q;
 }
 
-// One output element: Σ over weight-scale blocks of (partial · s_w [· s_x]).
+// One output element: Σ over weight-scale blocks of (partial · s_w [· s_x]), times the
+// weight's global scale (NVFP4; 1 otherwise, exact).
 float scaled_row_dot(const float* x, const float* x_scales, int64_t x_block, const LinearWeight& w,
                      int64_t row) {
   const float* wrow = w.values.data() + row * w.cols;
@@ -48,7 +49,7 @@ float scaled_row_dot(const float* x, const float* x_scales, int64_t x_block, con
     if (x_scales) partial *= x_scales[k0 / x_block];
     acc += partial * w.scale_at(row, k0);
   }
-  return acc;
+  return acc * w.global_scale;
 }
 
 }  // namespace
@@ -74,7 +75,8 @@ float dot(const float* a, const float* b, int64_t n) {
 }
 
 void linear(const float* x, int64_t m, const LinearWeight& w, Numerics numerics, float* y) {
-  const bool quantized = w.format == WeightFormat::kFp8 || w.format == WeightFormat::kFp4;
+  const bool quantized = w.format == WeightFormat::kFp8 || w.format == WeightFormat::kFp4 ||
+                         w.format == WeightFormat::kNvFp4;
   QuantizedActivations q;
   const float* input = x;
   const float* input_scales = nullptr;

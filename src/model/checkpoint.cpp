@@ -13,13 +13,16 @@ namespace dsv4 {
 namespace {
 
 constexpr std::string_view kWeightSuffix = ".weight";
-constexpr std::string_view kScaleSuffix = ".scale";
 
-std::string scale_name_of(const std::string& weight_name) {
+// "<base>.weight" -> "<base><suffix>": the official block scales are ".scale"; NVFP4
+// re-quantized checkpoints (ModelOpt) use ".weight_scale", ".weight_scale_2" (the fp32 global
+// scale) and ".input_scale" (a static activation scale, unused: activations follow the
+// official FP8 quantizer).
+std::string partner_name(const std::string& weight_name, std::string_view suffix) {
   const std::string_view name(weight_name);
-  if (!name.ends_with(kWeightSuffix)) return weight_name + std::string(kScaleSuffix);
-  return std::string(name.substr(0, name.size() - kWeightSuffix.size())) +
-         std::string(kScaleSuffix);
+  const std::string_view base =
+      name.ends_with(kWeightSuffix) ? name.substr(0, name.size() - kWeightSuffix.size()) : name;
+  return std::string(base) + std::string(suffix);
 }
 
 // Stored tensors by official name.
@@ -65,7 +68,8 @@ int64_t PlannedTensor::element_count() const {
 }
 
 uint64_t PlannedTensor::stored_bytes() const {
-  return weight->bytes.size() + (scale ? scale->bytes.size() : 0);
+  return weight->bytes.size() + (scale ? scale->bytes.size() : 0) +
+         (global_scale ? global_scale->bytes.size() : 0);
 }
 
 int64_t PlannedTensor::scale_count() const {
@@ -97,23 +101,35 @@ CheckpointPlan plan_checkpoint(const Checkpoint& checkpoint) {
     return view;
   };
   const ModelWeights shape_only = empty_weights(config, plan.mtp_layers);
-  visit_tensors(config, shape_only,
-                [&](const std::string& name, TensorRole role, const std::vector<int64_t>& shape,
-                    const auto&) {
-                  const std::string what =
-                      fmt::format("{} {}", tensor_role_name(role), shape_string(shape));
-                  const TensorView* weight = require(name, what);
-                  if (!weight) return;
-                  const TensorView* scale = nullptr;
-                  if (has_block_scales(weight->dtype)) {
-                    scale = require(scale_name_of(name),
-                                    fmt::format("block scales of the {} tensor '{}'",
-                                                dtype_name(weight->dtype), weight->name));
-                    if (!scale) return;
-                  }
-                  const WeightFormat format = check_stored_tensor(role, shape, *weight, scale);
-                  plan.tensors.push_back(PlannedTensor{name, role, shape, weight, scale, format});
-                });
+  visit_tensors(
+      config, shape_only,
+      [&](const std::string& name, TensorRole role, const std::vector<int64_t>& shape,
+          const auto&) {
+        const std::string what = fmt::format("{} {}", tensor_role_name(role), shape_string(shape));
+        const TensorView* weight = require(name, what);
+        if (!weight) return;
+        const TensorView* scale = nullptr;
+        const TensorView* global_scale = nullptr;
+        if (has_block_scales(weight->dtype)) {
+          const std::string nvfp4_scale = partner_name(name, ".weight_scale");
+          if (!names.find(partner_name(name, ".scale")) && names.find(nvfp4_scale)) {
+            scale = require(nvfp4_scale, "");
+            global_scale =
+                require(partner_name(name, ".weight_scale_2"),
+                        fmt::format("global scale of the NVFP4 tensor '{}'", weight->name));
+            used.insert(partner_name(name, ".input_scale"));
+            if (!global_scale) return;
+          } else {
+            scale = require(partner_name(name, ".scale"),
+                            fmt::format("block scales of the {} tensor '{}'",
+                                        dtype_name(weight->dtype), weight->name));
+            if (!scale) return;
+          }
+        }
+        const WeightFormat format = check_stored_tensor(role, shape, *weight, scale, global_scale);
+        plan.tensors.push_back(
+            PlannedTensor{name, role, shape, weight, scale, global_scale, format});
+      });
   if (!missing.empty()) {
     fail("{}: missing tensor {}{}", checkpoint.dir.string(), missing.front(),
          missing.size() > 1 ? fmt::format(" and {} more", missing.size() - 1) : std::string());

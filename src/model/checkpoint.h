@@ -30,7 +30,8 @@ struct PlannedTensor {
   TensorRole role = TensorRole::kPlainLinear;
   std::vector<int64_t> shape;  // logical shape
   const TensorView* weight = nullptr;
-  const TensorView* scale = nullptr;  // FP8 / FP4 only
+  const TensorView* scale = nullptr;         // FP8 / FP4 / NVFP4 only
+  const TensorView* global_scale = nullptr;  // NVFP4 only
   WeightFormat format = WeightFormat::kF32;
 
   int64_t element_count() const;

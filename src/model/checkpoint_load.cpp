@@ -63,7 +63,8 @@ CheckpointWeights load_checkpoint_weights(const Checkpoint& checkpoint) {
         if (tensor.name != name) fail("checkpoint plan out of step at '{}'", name);
         using Field = std::remove_cvref_t<decltype(field)>;
         if constexpr (std::is_same_v<Field, LinearWeight>) {
-          decode_linear(*tensor.weight, tensor.scale, tensor.format, shape[0], shape[1], field);
+          decode_linear(*tensor.weight, tensor.scale, tensor.global_scale, tensor.format, shape[0],
+                        shape[1], field);
         } else if constexpr (std::is_same_v<Field, std::vector<float>>) {
           decode_floats(*tensor.weight, field);
         } else {

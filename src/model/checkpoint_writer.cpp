@@ -20,9 +20,16 @@ bool is_power_of_two(float value) {
   return value > 0 && std::isfinite(value) && std::frexp(value, &exponent) == 0.5f;
 }
 
-std::string scale_name(const std::string& weight_name) {
-  return weight_name.substr(0, weight_name.size() - std::string(".weight").size()) + ".scale";
+// "<base>.weight" -> "<base><suffix>".
+std::string partner_name(const std::string& weight_name, const char* suffix) {
+  return weight_name.substr(0, weight_name.size() - std::string(".weight").size()) + suffix;
 }
+
+std::string scale_name(const std::string& weight_name) {
+  return partner_name(weight_name, ".scale");
+}
+
+std::vector<uint8_t> packed_e2m1(const LinearWeight& w, const std::string& name);
 
 void add_scales(SafetensorsWriter& writer, const std::string& name, std::vector<int64_t> shape,
                 const std::vector<float>& scales) {
@@ -65,19 +72,35 @@ void add_linear(SafetensorsWriter& writer, const std::string& name, const std::s
                  w.scales);
       return;
     }
-    case WeightFormat::kFp4: {
-      std::vector<uint8_t> packed(w.values.size() / 2);
-      for (size_t i = 0; i < packed.size(); ++i) {
-        const uint8_t low = exact_code(w.values[2 * i], float_to_e2m1, e2m1_to_float, name, "e2m1");
-        const uint8_t high =
-            exact_code(w.values[2 * i + 1], float_to_e2m1, e2m1_to_float, name, "e2m1");
-        packed[i] = uint8_t(low | (high << 4));
-      }
-      writer.add(stored, DType::kI8, {w.rows, w.cols / 2}, std::move(packed));
+    case WeightFormat::kFp4:
+      writer.add(stored, DType::kI8, {w.rows, w.cols / 2}, packed_e2m1(w, name));
       add_scales(writer, scale_name(stored), {w.rows, w.cols / 32}, w.scales);
+      return;
+    case WeightFormat::kNvFp4: {
+      // As NVIDIA ModelOpt writes it: U8 packed e2m1, e4m3 scales, an fp32 global scale.
+      writer.add(stored, DType::kU8, {w.rows, w.cols / 2}, packed_e2m1(w, name));
+      std::vector<uint8_t> codes(w.scales.size());
+      for (size_t i = 0; i < codes.size(); ++i) {
+        codes[i] = exact_code(w.scales[i], float_to_e4m3, e4m3_to_float, name, "e4m3 scale");
+      }
+      writer.add(partner_name(stored, ".weight_scale"), DType::kF8E4M3, {w.rows, w.cols / 16},
+                 std::move(codes));
+      writer.add_f32(partner_name(stored, ".weight_scale_2"), {},
+                     std::vector<float>{w.global_scale});
       return;
     }
   }
+}
+
+std::vector<uint8_t> packed_e2m1(const LinearWeight& w, const std::string& name) {
+  std::vector<uint8_t> packed(w.values.size() / 2);
+  for (size_t i = 0; i < packed.size(); ++i) {
+    const uint8_t low = exact_code(w.values[2 * i], float_to_e2m1, e2m1_to_float, name, "e2m1");
+    const uint8_t high =
+        exact_code(w.values[2 * i + 1], float_to_e2m1, e2m1_to_float, name, "e2m1");
+    packed[i] = uint8_t(low | (high << 4));
+  }
+  return packed;
 }
 
 bool bf16_exact(const std::vector<float>& values) {

@@ -14,8 +14,9 @@
 namespace dsv4 {
 namespace {
 
-constexpr int64_t kFp8WeightBlock = 128;  // rows and columns per FP8 weight scale
-constexpr int64_t kFp4WeightBlock = 32;   // columns per FP4 weight scale
+constexpr int64_t kFp8WeightBlock = 128;   // rows and columns per FP8 weight scale
+constexpr int64_t kFp4WeightBlock = 32;    // columns per FP4 weight scale
+constexpr int64_t kNvFp4WeightBlock = 16;  // columns per NVFP4 weight scale
 // Work per parallel task while decoding: big enough to amortise the hand-off.
 constexpr int64_t kElementsPerTask = 1 << 16;
 
@@ -83,6 +84,8 @@ void decode_scales(const TensorView& scale, std::vector<float>& out) {
   const uint8_t* src = scale.bytes.data();
   if (scale.dtype == DType::kF8E8M0) {
     for (int64_t i = 0; i < n; ++i) out[size_t(i)] = ue8m0_to_float(src[i]);
+  } else if (scale.dtype == DType::kF8E4M3) {
+    for (int64_t i = 0; i < n; ++i) out[size_t(i)] = e4m3_to_float(src[i]);
   } else {
     std::memcpy(out.data(), src, size_t(n) * sizeof(float));
   }
@@ -95,7 +98,8 @@ bool has_block_scales(DType dtype) {
 }
 
 WeightFormat check_stored_tensor(TensorRole role, const std::vector<int64_t>& shape,
-                                 const TensorView& weight, const TensorView* scale) {
+                                 const TensorView& weight, const TensorView* scale,
+                                 const TensorView* global_scale) {
   const char* what = tensor_role_name(role);
   expect_dtype(weight, allowed_dtypes(role), what);
   if (has_block_scales(weight.dtype) && !scale) {
@@ -117,6 +121,25 @@ WeightFormat check_stored_tensor(TensorRole role, const std::vector<int64_t>& sh
       return WeightFormat::kFp8;
     case DType::kI8:
     case DType::kU8:
+      if (scale->dtype == DType::kF8E4M3) {
+        if (cols % kNvFp4WeightBlock != 0) {
+          fail("{}: tensor '{}' is packed NVFP4 but its {} inputs are not a multiple of {}",
+               weight.file().string(), weight.name, cols, kNvFp4WeightBlock);
+        }
+        expect_shape(weight, {rows, cols / 2}, "packed NVFP4");
+        expect_shape(*scale, {rows, cols / kNvFp4WeightBlock}, "NVFP4 block scale");
+        if (!global_scale) {
+          fail("{}: tensor '{}' has e4m3 (NVFP4) block scales but no global scale tensor",
+               weight.file().string(), weight.name);
+        }
+        expect_dtype(*global_scale, {DType::kF32}, "NVFP4 global scale");
+        if (global_scale->element_count() != 1) {
+          fail("{}: tensor '{}' has shape {}, expected one value (NVFP4 global scale)",
+               global_scale->file().string(), global_scale->name,
+               shape_string(global_scale->shape));
+        }
+        return WeightFormat::kNvFp4;
+      }
       if (cols % kFp4WeightBlock != 0) {
         fail("{}: tensor '{}' is packed FP4 but its {} inputs are not a multiple of {}",
              weight.file().string(), weight.name, cols, kFp4WeightBlock);
@@ -134,8 +157,9 @@ WeightFormat check_stored_tensor(TensorRole role, const std::vector<int64_t>& sh
   }
 }
 
-void decode_linear(const TensorView& weight, const TensorView* scale, WeightFormat format,
-                   int64_t rows, int64_t cols, LinearWeight& out) {
+void decode_linear(const TensorView& weight, const TensorView* scale,
+                   const TensorView* global_scale, WeightFormat format, int64_t rows, int64_t cols,
+                   LinearWeight& out) {
   out.rows = rows;
   out.cols = cols;
   out.format = format;
@@ -156,6 +180,7 @@ void decode_linear(const TensorView& weight, const TensorView* scale, WeightForm
         for (int64_t i = first; i < last; ++i) dst[i] = e4m3_to_float(src[i]);
         break;
       case WeightFormat::kFp4:
+      case WeightFormat::kNvFp4:
         for (int64_t i = first; i < last; i += 2) {
           const uint8_t byte = src[i / 2];
           dst[i] = e2m1_to_float(packed_e2m1_low(byte));
@@ -165,6 +190,7 @@ void decode_linear(const TensorView& weight, const TensorView* scale, WeightForm
     }
   });
   if (scale) decode_scales(*scale, out.scales);
+  out.global_scale = global_scale ? load<float>(global_scale->bytes.data()) : 1.0f;
 }
 
 void decode_floats(const TensorView& view, std::vector<float>& out) {

@@ -12,6 +12,8 @@ const char* weight_format_name(WeightFormat format) {
       return "fp8-e4m3 (128x128 ue8m0 blocks)";
     case WeightFormat::kFp4:
       return "fp4-e2m1 (1x32 ue8m0 blocks)";
+    case WeightFormat::kNvFp4:
+      return "nvfp4-e2m1 (1x16 e4m3 blocks, fp32 global scale)";
   }
   return "?";
 }

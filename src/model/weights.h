@@ -12,10 +12,11 @@
 namespace dsv4 {
 
 enum class WeightFormat {
-  kF32,   // plain values, no scales
-  kBF16,  // plain values (bf16-exact), no scales
-  kFp8,   // e4m3 values, one ue8m0/fp32 scale per 128x128 block
-  kFp4,   // e2m1 values (MXFP4), one ue8m0 scale per row per 32 inputs
+  kF32,    // plain values, no scales
+  kBF16,   // plain values (bf16-exact), no scales
+  kFp8,    // e4m3 values, one ue8m0/fp32 scale per 128x128 block
+  kFp4,    // e2m1 values (MXFP4), one ue8m0 scale per row per 32 inputs
+  kNvFp4,  // e2m1 values (NVFP4), one e4m3 scale per row per 16 inputs, times global_scale
 };
 const char* weight_format_name(WeightFormat format);
 
@@ -24,11 +25,22 @@ struct LinearWeight {
   int64_t cols = 0;  // input features
   WeightFormat format = WeightFormat::kF32;
   std::vector<float> values;  // [rows, cols], unscaled
-  std::vector<float> scales;  // kFp8: [ceil(rows/128), ceil(cols/128)]; kFp4: [rows, cols/32]
+  std::vector<float> scales;  // kFp8: [ceil(rows/128), ceil(cols/128)]; kFp4: [rows, cols/32];
+                              // kNvFp4: [rows, cols/16]
+  float global_scale = 1.0f;  // kNvFp4: the per-tensor fp32 scale; 1 otherwise
 
   int64_t scale_block_rows() const { return format == WeightFormat::kFp8 ? 128 : 1; }
   int64_t scale_block_cols() const {
-    return format == WeightFormat::kFp8 ? 128 : (format == WeightFormat::kFp4 ? 32 : cols);
+    switch (format) {
+      case WeightFormat::kFp8:
+        return 128;
+      case WeightFormat::kFp4:
+        return 32;
+      case WeightFormat::kNvFp4:
+        return 16;
+      default:
+        return cols;
+    }
   }
   int64_t scale_cols() const { return (cols + scale_block_cols() - 1) / scale_block_cols(); }
   // Scale applying to element (row, col); 1 for unscaled formats.
@@ -36,9 +48,9 @@ struct LinearWeight {
     if (scales.empty()) return 1.0f;
     return scales[size_t((row / scale_block_rows()) * scale_cols() + col / scale_block_cols())];
   }
-  // The exact dequantized value.
+  // The exact dequantized value (NVFP4: code · block scale, exact, then · global scale).
   float dequantized(int64_t row, int64_t col) const {
-    return values[size_t(row * cols + col)] * scale_at(row, col);
+    return values[size_t(row * cols + col)] * scale_at(row, col) * global_scale;
   }
 };
 

@@ -57,6 +57,23 @@ TEST(Linear, OfficialFp4ScalesEach32InputPartial) {
   EXPECT_EQ(y, 240.0f);
 }
 
+TEST(Linear, OfficialNvFp4ScalesEach16InputPartialThenAppliesTheGlobalScale) {
+  // x = 1 everywhere: s = 2^-8, q = 256. Weight value 0.5, e4m3 scales per 16 inputs
+  // 1, 1.5, 2, 3, 0.5, 0.75, 4, 6: Σ_b 16 · 256 · 0.5 · 2^-8 · s_b = 8 · 18.75 = 150; global 0.25.
+  LinearWeight w;
+  w.rows = 1;
+  w.cols = 128;
+  w.format = WeightFormat::kNvFp4;
+  w.values.assign(128, 0.5f);
+  w.scales = {1.0f, 1.5f, 2.0f, 3.0f, 0.5f, 0.75f, 4.0f, 6.0f};
+  w.global_scale = 0.25f;
+  const std::vector<float> x(128, 1.0f);
+  float y = 0.0f;
+  linear(x.data(), 1, w, Numerics::kOfficial, &y);
+  EXPECT_EQ(y, 37.5f);
+  EXPECT_EQ(w.dequantized(0, 17), 0.5f * 1.5f * 0.25f);
+}
+
 TEST(GroupedLinear, EachGroupMeetsOnlyItsOwnInputSlice) {
   // Two groups of 2 inputs, one output row per group: y0 = x0·1 + x1·2, y1 = x2·3 + x3·4.
   LinearWeight w;

@@ -130,6 +130,57 @@ TEST_F(CheckpointTest, MissingBlockScaleIsNamed) {
       << message;
 }
 
+// The same weights with every routed expert re-expressed as NVFP4: each ue8m0 scale s of 32
+// inputs becomes two e4m3 scales 16·s of 16 inputs and the global scale is 1/16, so every
+// dequantized value is unchanged.
+ModelWeights with_nvfp4_experts(ModelWeights weights) {
+  for (BlockWeights& block : weights.blocks) {
+    for (ExpertWeights& expert : block.ffn.experts) {
+      for (LinearWeight* w : {&expert.w1, &expert.w2, &expert.w3}) {
+        std::vector<float> scales;
+        for (const float s : w->scales) scales.insert(scales.end(), 2, 16.0f * s);
+        w->format = WeightFormat::kNvFp4;
+        w->scales = scales;
+        w->global_scale = 1.0f / 16.0f;
+      }
+    }
+  }
+  return weights;
+}
+
+TEST_F(CheckpointTest, Nvfp4ExpertsLoadBackUnchangedAndTheirInputScalesAreIgnored) {
+  const ModelWeights nvfp4 = with_nvfp4_experts(*weights_);
+  write_checkpoint(dir_.path(), *config_, nvfp4, CheckpointLayout::kOfficial, 1);
+  // ModelOpt also stores a static activation scale per linear; the engine quantizes
+  // activations the official way and does not use it.
+  test::rewrite_safetensors(
+      file(), [](EditableTensor&) { return true; },
+      [](SafetensorsWriter& w) {
+        w.add_f32("layers.2.ffn.experts.0.w1.input_scale", {}, std::vector<float>{0.01f});
+      });
+  const CheckpointWeights loaded = load_checkpoint_weights(open_checkpoint(dir_.path()));
+  test::expect_same_weights(*config_, loaded.weights, nvfp4);
+  EXPECT_TRUE(loaded.warnings.empty());
+  const LinearWeight& a = loaded.weights.blocks[2].ffn.experts[0].w1;
+  const LinearWeight& b = weights_->blocks[2].ffn.experts[0].w1;
+  EXPECT_EQ(a.format, WeightFormat::kNvFp4);
+  for (int64_t c = 0; c < a.cols; ++c) EXPECT_EQ(a.dequantized(1, c), b.dequantized(1, c)) << c;
+}
+
+TEST_F(CheckpointTest, Nvfp4ExpertWithoutGlobalScaleIsNamed) {
+  write_checkpoint(dir_.path(), *config_, with_nvfp4_experts(*weights_),
+                   CheckpointLayout::kOfficial, 1);
+  test::rewrite_safetensors(file(), [](EditableTensor& t) {
+    return t.name != "layers.3.ffn.experts.1.w2.weight_scale_2";
+  });
+  const std::string message =
+      error_message([&] { load_checkpoint_weights(open_checkpoint(dir_.path())); });
+  EXPECT_NE(message.find("missing tensor 'layers.3.ffn.experts.1.w2.weight_scale_2' (global scale "
+                         "of the NVFP4 tensor 'layers.3.ffn.experts.1.w2.weight')"),
+            std::string::npos)
+      << message;
+}
+
 TEST_F(CheckpointTest, WrongDtypeNamesFileTensorAndAllowedDtypes) {
   write(CheckpointLayout::kOfficial);
   test::rewrite_safetensors(file(), [](EditableTensor& t) {

@@ -154,6 +154,7 @@ inline void expect_same_weights(const ModelConfig& config, const ModelWeights& a
       EXPECT_EQ(x.cols, y.cols) << name;
       EXPECT_TRUE(same_bits(x.values, y.values)) << name;
       EXPECT_TRUE(same_bits(x.scales, y.scales)) << name;
+      EXPECT_EQ(x.global_scale, y.global_scale) << name;
     } else if (const auto* va = std::get_if<const std::vector<float>*>(&fa[i].second)) {
       EXPECT_TRUE(same_bits(**va, *std::get<const std::vector<float>*>(fb[i].second))) << name;
     } else {

@@ -38,7 +38,7 @@ TEST(WeightDecoding, Fp8CodesBecomeUnscaledValuesAndScalesStayBeside) {
   ASSERT_EQ(check_stored_tensor(TensorRole::kQuantizedLinear, {2, 3}, t["w.weight"], &t["w.scale"]),
             WeightFormat::kFp8);
   LinearWeight w;
-  decode_linear(t["w.weight"], &t["w.scale"], WeightFormat::kFp8, 2, 3, w);
+  decode_linear(t["w.weight"], &t["w.scale"], nullptr, WeightFormat::kFp8, 2, 3, w);
   EXPECT_EQ(w.values, std::vector<float>({1.0f, 2.0f, -1.0f, std::ldexp(1.0f, -9), 448.0f, 1.5f}));
   EXPECT_EQ(w.scales, std::vector<float>({0.5f}));
   EXPECT_EQ(w.format, WeightFormat::kFp8);
@@ -53,7 +53,7 @@ TEST(WeightDecoding, Fp8AcceptsFloatScales) {
   });
   LinearWeight w;
   decode_linear(
-      t["w.weight"], &t["w.scale"],
+      t["w.weight"], &t["w.scale"], nullptr,
       check_stored_tensor(TensorRole::kQuantizedLinear, {1, 2}, t["w.weight"], &t["w.scale"]), 1, 2,
       w);
   EXPECT_EQ(w.dequantized(0, 1), 0.75f);
@@ -72,7 +72,7 @@ TEST(WeightDecoding, Fp4LowNibbleIsTheEvenElement) {
   ASSERT_EQ(check_stored_tensor(TensorRole::kExpertLinear, {1, 32}, t["e.weight"], &t["e.scale"]),
             WeightFormat::kFp4);
   LinearWeight w;
-  decode_linear(t["e.weight"], &t["e.scale"], WeightFormat::kFp4, 1, 32, w);
+  decode_linear(t["e.weight"], &t["e.scale"], nullptr, WeightFormat::kFp4, 1, 32, w);
   ASSERT_EQ(w.values.size(), 32u);
   EXPECT_EQ(w.values[0], 0.5f);
   EXPECT_EQ(w.values[1], 1.0f);
@@ -82,6 +82,63 @@ TEST(WeightDecoding, Fp4LowNibbleIsTheEvenElement) {
   EXPECT_EQ(w.values[31], 6.0f);
   EXPECT_EQ(w.scales, std::vector<float>({2.0f}));
   EXPECT_EQ(w.dequantized(0, 3), -12.0f);
+}
+
+// NVFP4 as ModelOpt writes it: U8 packed e2m1, e4m3 scales per 16 inputs, an fp32 global scale.
+std::map<std::string, TensorView> nvfp4_expert(const test::TempDir& dir, DType global_dtype) {
+  return stored(dir, [global_dtype](SafetensorsWriter& w) {
+    std::vector<uint8_t> packed(16, 0);
+    packed[0] = 0x21;  // element 0: code 1 (0.5), element 1: code 2 (1.0)
+    packed[8] = 0x7f;  // element 16: code 15 (-6), element 17: code 7 (6)
+    w.add("e.weight", DType::kU8, {1, 16}, packed);
+    w.add("e.weight_scale", DType::kF8E4M3, {1, 2}, {0x38, 0x3c});  // 1.0, 1.5
+    if (global_dtype == DType::kF32) {
+      w.add_f32("e.weight_scale_2", {}, std::vector<float>{0.5f});
+    } else {
+      w.add_bf16("e.weight_scale_2", {}, std::vector<float>{0.5f});
+    }
+  });
+}
+
+TEST(WeightDecoding, Nvfp4HasE4m3ScalesPer16InputsAndAGlobalScale) {
+  test::TempDir dir;
+  auto t = nvfp4_expert(dir, DType::kF32);
+  ASSERT_EQ(check_stored_tensor(TensorRole::kExpertLinear, {1, 32}, t["e.weight"],
+                                &t["e.weight_scale"], &t["e.weight_scale_2"]),
+            WeightFormat::kNvFp4);
+  LinearWeight w;
+  decode_linear(t["e.weight"], &t["e.weight_scale"], &t["e.weight_scale_2"], WeightFormat::kNvFp4,
+                1, 32, w);
+  EXPECT_EQ(w.values[0], 0.5f);
+  EXPECT_EQ(w.values[1], 1.0f);
+  EXPECT_EQ(w.values[16], -6.0f);
+  EXPECT_EQ(w.values[17], 6.0f);
+  EXPECT_EQ(w.scales, std::vector<float>({1.0f, 1.5f}));
+  EXPECT_EQ(w.global_scale, 0.5f);
+  EXPECT_EQ(w.dequantized(0, 17), 4.5f);
+}
+
+TEST(WeightDecoding, Nvfp4WithoutItsGlobalScaleIsRefused) {
+  test::TempDir dir;
+  auto t = nvfp4_expert(dir, DType::kF32);
+  const std::string message = error_message([&] {
+    check_stored_tensor(TensorRole::kExpertLinear, {1, 32}, t["e.weight"], &t["e.weight_scale"]);
+  });
+  EXPECT_NE(message.find("tensor 'e.weight' has e4m3 (NVFP4) block scales but no global scale"),
+            std::string::npos)
+      << message;
+}
+
+TEST(WeightDecoding, Nvfp4GlobalScaleMustBeF32) {
+  test::TempDir dir;
+  auto t = nvfp4_expert(dir, DType::kBF16);
+  const std::string message = error_message([&] {
+    check_stored_tensor(TensorRole::kExpertLinear, {1, 32}, t["e.weight"], &t["e.weight_scale"],
+                        &t["e.weight_scale_2"]);
+  });
+  EXPECT_NE(message.find("tensor 'e.weight_scale_2' has dtype BF16; a NVFP4 global scale"),
+            std::string::npos)
+      << message;
 }
 
 TEST(WeightDecoding, Bf16IsWidenedExactly) {
@@ -100,7 +157,7 @@ TEST(WeightDecoding, PlainLinearKeepsItsFormat) {
     w.add_f32("g.weight", {2, 2}, std::vector<float>{0.1f, 0.2f, 0.3f, 0.4f});
   });
   LinearWeight w;
-  decode_linear(t["g.weight"], nullptr,
+  decode_linear(t["g.weight"], nullptr, nullptr,
                 check_stored_tensor(TensorRole::kPlainLinear, {2, 2}, t["g.weight"], nullptr), 2, 2,
                 w);
   EXPECT_EQ(w.format, WeightFormat::kF32);

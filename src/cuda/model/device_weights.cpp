@@ -117,7 +117,7 @@ size_t device_bytes(const ModelConfig& config, const ModelWeights& weights) {
   size_t total = 0;
   visit_tensors(
       config, weights,
-      [&](const std::string&, TensorRole, const std::vector<int64_t>&, const auto& field) {
+      [&](const std::string& name, TensorRole, const std::vector<int64_t>&, const auto& field) {
         using Field = std::remove_cvref_t<decltype(field)>;
         if constexpr (std::is_same_v<Field, LinearWeight>) {
           const auto elements = size_t(field.rows * field.cols);
@@ -134,6 +134,11 @@ size_t device_bytes(const ModelConfig& config, const ModelWeights& weights) {
             case WeightFormat::kFp4:
               total += elements / 2 + field.scales.size();
               break;
+            case WeightFormat::kNvFp4:
+              fail(
+                  "'{}' is NVFP4: the CUDA backend does not run NVFP4 weights yet (the CPU "
+                  "backend does)",
+                  name);
           }
         } else {
           total += field.size() * sizeof(typename Field::value_type);

@@ -104,6 +104,8 @@ EncodedLinear encode_linear(const LinearWeight& w) {
       std::memcpy(out.scales.data(), w.scales.data(), out.scales.size());
       break;
     }
+    case WeightFormat::kNvFp4:
+      fail("encode_linear: NVFP4 weights are not supported on the GPU yet");
     case WeightFormat::kFp4: {
       if (w.cols % 32 != 0) fail("encode_linear: an FP4 weight with {} inputs", w.cols);
       out.values.resize(count / 2);

@@ -476,6 +476,8 @@ inline StreamParams stream_params(const DeviceLinearView& w, const LinearOutput&
       p.w_row_bytes = w.cols / 2;
       p.w_scale_cols = w.cols / 32;
       break;
+    case WeightFormat::kNvFp4:
+      fail("weight streaming: NVFP4 weights are not supported on the GPU yet");
   }
   if (p.w_row_bytes % 16 != 0 || (w.format == WeightFormat::kFp4 && w.cols % 32 != 0)) {
     fail("linear GEMM: a {} weight row of {} inputs is not a whole number of 16-byte chunks",
