@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "cpu/chunked_run.h"
 #include "model/model_source.h"
+#include "model_variants.h"
 
 namespace dsv4::cpu {
 namespace {
@@ -79,6 +80,25 @@ TEST(CpuModel, OfficialNumericsStayCloseToFp32ButNotEqual) {
   // but uncorrelated logits would sit near 1.4.
   EXPECT_GT(worst, 1e-4);
   EXPECT_LT(worst, 0.75);
+}
+
+TEST(CpuModel, Nvfp4ExpertsGiveTheFp32LogitsOfTheirMxfp4Originals) {
+  // Same dequantized expert weights; only the partial sums are split at 16 instead of 32
+  // inputs, so fp32 logits agree to rounding. (Official numerics are not compared: a changed
+  // summation order flips FP8/bf16 roundings, see summation_order_test.)
+  const std::vector<int32_t> ids = prompt_ids(60, 5);
+  Model mxfp4(tiny().config, tiny().weights, Numerics::kFp32);
+  const ModelWeights nvfp4_weights = testing::with_nvfp4_experts(tiny().weights);
+  Model nvfp4(tiny().config, nvfp4_weights, Numerics::kFp32);
+  const std::vector<float> a = run_chunked(mxfp4, ids, {60});
+  const std::vector<float> b = run_chunked(nvfp4, ids, {60});
+  double diff = 0.0, norm = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff += (double(a[i]) - double(b[i])) * (double(a[i]) - double(b[i]));
+    norm += double(a[i]) * double(a[i]);
+  }
+  EXPECT_NE(a, b) << "the NVFP4 path was not taken";
+  EXPECT_LT(std::sqrt(diff / norm), 1e-5);
 }
 
 TEST(CpuModel, OfficialNumericsRejectAnIndexerDimTheHadamardCannotTake) {

@@ -7,6 +7,7 @@
 #include "model/model_source.h"
 #include "model/synthetic.h"
 #include "model_test_support.h"
+#include "model_variants.h"
 
 namespace dsv4 {
 namespace {
@@ -130,26 +131,8 @@ TEST_F(CheckpointTest, MissingBlockScaleIsNamed) {
       << message;
 }
 
-// The same weights with every routed expert re-expressed as NVFP4: each ue8m0 scale s of 32
-// inputs becomes two e4m3 scales 16·s of 16 inputs and the global scale is 1/16, so every
-// dequantized value is unchanged.
-ModelWeights with_nvfp4_experts(ModelWeights weights) {
-  for (BlockWeights& block : weights.blocks) {
-    for (ExpertWeights& expert : block.ffn.experts) {
-      for (LinearWeight* w : {&expert.w1, &expert.w2, &expert.w3}) {
-        std::vector<float> scales;
-        for (const float s : w->scales) scales.insert(scales.end(), 2, 16.0f * s);
-        w->format = WeightFormat::kNvFp4;
-        w->scales = scales;
-        w->global_scale = 1.0f / 16.0f;
-      }
-    }
-  }
-  return weights;
-}
-
 TEST_F(CheckpointTest, Nvfp4ExpertsLoadBackUnchangedAndTheirInputScalesAreIgnored) {
-  const ModelWeights nvfp4 = with_nvfp4_experts(*weights_);
+  const ModelWeights nvfp4 = testing::with_nvfp4_experts(*weights_);
   write_checkpoint(dir_.path(), *config_, nvfp4, CheckpointLayout::kOfficial, 1);
   // ModelOpt also stores a static activation scale per linear; the engine quantizes
   // activations the official way and does not use it.
@@ -168,7 +151,7 @@ TEST_F(CheckpointTest, Nvfp4ExpertsLoadBackUnchangedAndTheirInputScalesAreIgnore
 }
 
 TEST_F(CheckpointTest, Nvfp4ExpertWithoutGlobalScaleIsNamed) {
-  write_checkpoint(dir_.path(), *config_, with_nvfp4_experts(*weights_),
+  write_checkpoint(dir_.path(), *config_, testing::with_nvfp4_experts(*weights_),
                    CheckpointLayout::kOfficial, 1);
   test::rewrite_safetensors(file(), [](EditableTensor& t) {
     return t.name != "layers.3.ffn.experts.1.w2.weight_scale_2";
