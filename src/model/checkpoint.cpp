@@ -7,23 +7,11 @@
 #include <unordered_set>
 
 #include "core/error.h"
+#include "model/tensor_names.h"
 #include "model/weight_decoding.h"
 
 namespace dsv4 {
 namespace {
-
-constexpr std::string_view kWeightSuffix = ".weight";
-
-// "<base>.weight" -> "<base><suffix>": the official block scales are ".scale"; NVFP4
-// re-quantized checkpoints (ModelOpt) use ".weight_scale", ".weight_scale_2" (the fp32 global
-// scale) and ".input_scale" (a static activation scale, unused: activations follow the
-// official FP8 quantizer).
-std::string partner_name(const std::string& weight_name, std::string_view suffix) {
-  const std::string_view name(weight_name);
-  const std::string_view base =
-      name.ends_with(kWeightSuffix) ? name.substr(0, name.size() - kWeightSuffix.size()) : name;
-  return std::string(base) + std::string(suffix);
-}
 
 // Stored tensors by official name.
 class NameIndex {
@@ -111,16 +99,16 @@ CheckpointPlan plan_checkpoint(const Checkpoint& checkpoint) {
         const TensorView* scale = nullptr;
         const TensorView* global_scale = nullptr;
         if (has_block_scales(weight->dtype)) {
-          const std::string nvfp4_scale = partner_name(name, ".weight_scale");
-          if (!names.find(partner_name(name, ".scale")) && names.find(nvfp4_scale)) {
+          const std::string nvfp4_scale = partner_tensor_name(name, ".weight_scale");
+          if (!names.find(partner_tensor_name(name, ".scale")) && names.find(nvfp4_scale)) {
             scale = require(nvfp4_scale, "");
             global_scale =
-                require(partner_name(name, ".weight_scale_2"),
+                require(partner_tensor_name(name, ".weight_scale_2"),
                         fmt::format("global scale of the NVFP4 tensor '{}'", weight->name));
-            used.insert(partner_name(name, ".input_scale"));
+            used.insert(partner_tensor_name(name, ".input_scale"));
             if (!global_scale) return;
           } else {
-            scale = require(partner_name(name, ".scale"),
+            scale = require(partner_tensor_name(name, ".scale"),
                             fmt::format("block scales of the {} tensor '{}'",
                                         dtype_name(weight->dtype), weight->name));
             if (!scale) return;

@@ -10,6 +10,7 @@
 #include "core/formats.h"
 #include "model/config_json.h"
 #include "model/safetensors_writer.h"
+#include "model/tensor_names.h"
 #include "model/tensor_schema.h"
 
 namespace dsv4 {
@@ -18,15 +19,6 @@ namespace {
 bool is_power_of_two(float value) {
   int exponent;
   return value > 0 && std::isfinite(value) && std::frexp(value, &exponent) == 0.5f;
-}
-
-// "<base>.weight" -> "<base><suffix>".
-std::string partner_name(const std::string& weight_name, const char* suffix) {
-  return weight_name.substr(0, weight_name.size() - std::string(".weight").size()) + suffix;
-}
-
-std::string scale_name(const std::string& weight_name) {
-  return partner_name(weight_name, ".scale");
 }
 
 std::vector<uint8_t> packed_e2m1(const LinearWeight& w, const std::string& name);
@@ -68,13 +60,13 @@ void add_linear(SafetensorsWriter& writer, const std::string& name, const std::s
         codes[i] = exact_code(w.values[i], float_to_e4m3, e4m3_to_float, name, "e4m3");
       }
       writer.add(stored, DType::kF8E4M3, shape, std::move(codes));
-      add_scales(writer, scale_name(stored), {(w.rows + 127) / 128, (w.cols + 127) / 128},
-                 w.scales);
+      add_scales(writer, partner_tensor_name(stored, ".scale"),
+                 {(w.rows + 127) / 128, (w.cols + 127) / 128}, w.scales);
       return;
     }
     case WeightFormat::kFp4:
       writer.add(stored, DType::kI8, {w.rows, w.cols / 2}, packed_e2m1(w, name));
-      add_scales(writer, scale_name(stored), {w.rows, w.cols / 32}, w.scales);
+      add_scales(writer, partner_tensor_name(stored, ".scale"), {w.rows, w.cols / 32}, w.scales);
       return;
     case WeightFormat::kNvFp4: {
       // As NVIDIA ModelOpt writes it: U8 packed e2m1, e4m3 scales, an fp32 global scale.
@@ -83,9 +75,9 @@ void add_linear(SafetensorsWriter& writer, const std::string& name, const std::s
       for (size_t i = 0; i < codes.size(); ++i) {
         codes[i] = exact_code(w.scales[i], float_to_e4m3, e4m3_to_float, name, "e4m3 scale");
       }
-      writer.add(partner_name(stored, ".weight_scale"), DType::kF8E4M3, {w.rows, w.cols / 16},
-                 std::move(codes));
-      writer.add_f32(partner_name(stored, ".weight_scale_2"), {},
+      writer.add(partner_tensor_name(stored, ".weight_scale"), DType::kF8E4M3,
+                 {w.rows, w.cols / 16}, std::move(codes));
+      writer.add_f32(partner_tensor_name(stored, ".weight_scale_2"), {},
                      std::vector<float>{w.global_scale});
       return;
     }

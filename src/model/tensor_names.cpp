@@ -77,4 +77,12 @@ CheckpointLayout detect_layout(const TensorStore& store) {
   return CheckpointLayout::kOfficial;
 }
 
+std::string partner_tensor_name(const std::string& weight_name, std::string_view suffix) {
+  constexpr std::string_view kWeightSuffix = ".weight";
+  const std::string_view name(weight_name);
+  const std::string_view base =
+      ends_with(name, kWeightSuffix) ? name.substr(0, name.size() - kWeightSuffix.size()) : name;
+  return std::string(base) + std::string(suffix);
+}
+
 }  // namespace dsv4
