@@ -20,19 +20,6 @@ int32_t ceil_div(int32_t a, int32_t b) {
   return (a + b - 1) / b;
 }
 
-}  // namespace
-
-bool sparse_attention_uses_sm90(const SparseAttentionArgs& a) {
-#if defined(DSV4_SM90_KERNELS)
-  const DeviceTraits& device = current_device_traits();
-  return !a.portable && device.major == 9 && a.head_dim == 512 && a.rope_dim == 64 &&
-         a.heads % kHeadsPerCta == 0;
-#else
-  (void)a;
-  return false;
-#endif
-}
-
 AttentionSplit plan_attention_split(const SparseAttentionArgs& a, int sm_count) {
   AttentionSplit plan;
   plan.tiles_per_split = 1 << 24;  // one split takes every tile
@@ -50,6 +37,19 @@ AttentionSplit plan_attention_split(const SparseAttentionArgs& a, int sm_count) 
   plan.tiles_per_split = ceil_div(max_tiles, splits);
   plan.splits = ceil_div(max_tiles, plan.tiles_per_split);
   return plan;
+}
+
+}  // namespace
+
+bool sparse_attention_uses_sm90(const SparseAttentionArgs& a) {
+#if defined(DSV4_SM90_KERNELS)
+  const DeviceTraits& device = current_device_traits();
+  return !a.portable && device.major == 9 && a.head_dim == 512 && a.rope_dim == 64 &&
+         a.heads % kHeadsPerCta == 0;
+#else
+  (void)a;
+  return false;
+#endif
 }
 
 size_t sparse_attention_workspace_bytes(int32_t max_tokens, int32_t heads) {

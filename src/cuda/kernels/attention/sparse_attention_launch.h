@@ -16,7 +16,6 @@ struct AttentionSplit {
   int32_t splits = 1;
   int32_t tiles_per_split = 0;
 };
-AttentionSplit plan_attention_split(const SparseAttentionArgs& args, int sm_count);
 // Workspace bytes of one launch of the sm_90 kernel.
 size_t attention_split_workspace_bytes(int32_t tokens, int32_t heads, int32_t splits);
 
