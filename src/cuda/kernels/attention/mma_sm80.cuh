@@ -6,11 +6,9 @@
 
 #include <cstdint>
 
-namespace dsv4::cuda {
+#include "cuda/kernels/common/shared_memory.cuh"
 
-__device__ __forceinline__ uint32_t shared_address(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
+namespace dsv4::cuda {
 
 // Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i.
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {

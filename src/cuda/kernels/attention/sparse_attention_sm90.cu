@@ -40,7 +40,6 @@ constexpr int kHeads = 64;
 constexpr int kTileRows = 32;
 [[maybe_unused]] constexpr int kDim = 512, kNope = 448, kRope = 64, kRowBytes = 584;
 [[maybe_unused]] constexpr int kHalfDim = kDim / 2;
-constexpr int kSlotBytes = 584;
 constexpr int kStages = 3;
 constexpr int kConsumerThreads = 256;
 constexpr int kThreads = kConsumerThreads + 128;  // a producer warpgroup
@@ -53,11 +52,11 @@ constexpr int kKvHalfBytes = 4 * kTileRows * 128;  // 16 KB: one warpgroup's til
 constexpr int kQOffset = 0;
 constexpr int kKvOffset = kQOffset + 2 * kQHalfBytes;  // [tile parity][half]
 constexpr int kRawOffset = kKvOffset + 4 * kKvHalfBytes;
-constexpr int kRawStageBytes = kTileRows * kSlotBytes;
+constexpr int kRawStageBytes = kTileRows * kRowBytes;
 constexpr int kExchangeOffset = kRawOffset + kStages * kRawStageBytes;
 constexpr int kExchangeFloats = 2 * 128 * 16;  // per tile parity: [half][4][128 threads][4]
-constexpr int kInfoOffset = kExchangeOffset + 2 * kExchangeFloats * 4;
-constexpr int kBarrierOffset = kInfoOffset + kStages * kTileRows * 4;
+constexpr int kValidOffset = kExchangeOffset + 2 * kExchangeFloats * 4;
+constexpr int kBarrierOffset = kValidOffset + kStages * kTileRows * 4;
 constexpr int kSharedBytes = kBarrierOffset + 2 * kStages * 8 + 1024;
 static_assert(kSharedBytes <= 227 * 1024, "shared memory");
 
@@ -90,7 +89,7 @@ __device__ __forceinline__ void produce_rows(const SparseAttentionArgs& a, const
           __shfl_sync(0xffffffffu, reinterpret_cast<unsigned long long>(src), r));
       if (!row) continue;
       for (int c = lane; c < kRowBytes / 8; c += 32) {
-        cp_async_8(slots + r * kSlotBytes + c * 8, row + c * 8);
+        cp_async_8(slots + r * kRowBytes + c * 8, row + c * 8);
       }
     }
     cp_async_arrive_noinc(&full[stage]);
@@ -112,7 +111,7 @@ __device__ __forceinline__ void dequantize_tile(const uint8_t* raw, uint32_t val
   uint8_t scale[kRowsPerWarp];
 #pragma unroll
   for (int n = 0; n < kRowsPerWarp; ++n) {
-    const uint8_t* row = raw + (4 * n + warp) * kSlotBytes;
+    const uint8_t* row = raw + (4 * n + warp) * kRowBytes;
     lo[n] = *reinterpret_cast<const uint2*>(row + offset);
     hi[n] = nope ? make_uint2(0u, 0u) : *reinterpret_cast<const uint2*>(row + offset + 8);
     scale[n] = row[scale_at];
@@ -165,7 +164,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   // Offsetting the __shared__ array itself keeps accesses in the shared window (LDS/STS).
   extern __shared__ uint8_t smem_unaligned[];
-  uint8_t* smem = smem_unaligned + ((1024u - (smem_u32(smem_unaligned) & 1023u)) & 1023u);
+  uint8_t* smem = smem_unaligned + ((1024u - (shared_address(smem_unaligned) & 1023u)) & 1023u);
   const int tid = int(threadIdx.x);
   const AttentionToken k = attention_token(a, int32_t(blockIdx.x));
   const int n_tiles = (k.n_rows + kTileRows - 1) / kTileRows;
@@ -178,7 +177,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   auto* full = reinterpret_cast<uint64_t*>(smem + kBarrierOffset);
   uint64_t* empty = full + kStages;
-  auto* info = reinterpret_cast<int32_t*>(smem + kInfoOffset);
+  auto* row_flags = reinterpret_cast<int32_t*>(smem + kValidOffset);  // [stage][row]: valid
   if (tid == 0) {
     for (int s = 0; s < kStages; ++s) {
       mbarrier_init(&full[s], 64);
@@ -192,7 +191,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegisters));
     const int warp = (tid - kConsumerThreads) / 32;
     if (warp < kStages) {
-      produce_rows(a, k, tile_begin, tiles, smem, full, empty, info, warp, tid % 32);
+      produce_rows(a, k, tile_begin, tiles, smem, full, empty, row_flags, warp, tid % 32);
     }
     return;
   }
@@ -238,8 +237,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   for (int i = 0; i < tiles; ++i) {
     const int stage = i % kStages;
     mbarrier_wait(&full[stage], (i / kStages) & 1);
-    const int32_t* stage_info = info + stage * kTileRows;
-    const uint32_t valid = __ballot_sync(0xffffffffu, stage_info[lane] != 0);
+    const uint32_t valid = __ballot_sync(0xffffffffu, row_flags[stage * kTileRows + lane] != 0);
     uint8_t* kv = smem + kKvOffset + ((i % 2) * 2 + half) * kKvHalfBytes;
     dequantize_tile(smem + kRawOffset + stage * kRawStageBytes, valid, kv, half, warp, lane);
     __syncwarp();

@@ -1,20 +1,19 @@
-// Hopper (sm_90) asynchronous copies into shared memory: mbarriers with transaction counts and
-// the bulk copy engine (cp.async.bulk, a 1-D TMA copy of any 16-byte-aligned span), plus named
-// barriers for warp-specialised kernels. Inline PTX; compiled only where __CUDA_ARCH__ >= 900.
+// Hopper (sm_90) asynchronous copies into shared memory for warp-specialised kernels: mbarriers,
+// cp.async whose completion arrives on an mbarrier, and named barriers. Inline PTX; compiled
+// only where __CUDA_ARCH__ >= 900.
 #pragma once
 
 #include <cstdint>
+
+#include "cuda/kernels/common/shared_memory.cuh"
 
 namespace dsv4::cuda {
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
 __device__ __forceinline__ void mbarrier_init(uint64_t* barrier, uint32_t arrivals) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_u32(barrier)), "r"(arrivals)
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(shared_address(barrier)),
+               "r"(arrivals)
                : "memory");
 }
 
@@ -26,17 +25,7 @@ __device__ __forceinline__ void fence_barrier_init() {
 __device__ __forceinline__ void mbarrier_arrive(uint64_t* barrier) {
   asm volatile(
       "{\n.reg .b64 state;\nmbarrier.arrive.release.cta.shared::cta.b64 state, [%0];\n}\n" ::"r"(
-          smem_u32(barrier))
-      : "memory");
-}
-
-// One arrival that also announces `bytes` more to come from bulk copies in this phase.
-__device__ __forceinline__ void mbarrier_arrive_expect_tx(uint64_t* barrier, uint32_t bytes) {
-  asm volatile(
-      "{\n.reg .b64 state;\n"
-      "mbarrier.arrive.expect_tx.release.cta.shared::cta.b64 state, [%0], %1;\n}\n" ::"r"(
-          smem_u32(barrier)),
-      "r"(bytes)
+          shared_address(barrier))
       : "memory");
 }
 
@@ -47,33 +36,23 @@ __device__ __forceinline__ void mbarrier_wait(uint64_t* barrier, uint32_t parity
       "{\n.reg .pred done;\n"
       "wait_%=:\n"
       "mbarrier.try_wait.parity.acquire.cta.shared::cta.b64 done, [%0], %1;\n"
-      "@!done bra wait_%=;\n}\n" ::"r"(smem_u32(barrier)),
+      "@!done bra wait_%=;\n}\n" ::"r"(shared_address(barrier)),
       "r"(parity)
-      : "memory");
-}
-
-// Copies `bytes` (a multiple of 16; both addresses 16-byte aligned) from global memory into
-// shared memory; completion is counted on `barrier`.
-__device__ __forceinline__ void bulk_copy_to_shared(void* dst, const void* src, uint32_t bytes,
-                                                    uint64_t* barrier) {
-  asm volatile(
-      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::
-          "r"(smem_u32(dst)),
-      "l"(src), "r"(bytes), "r"(smem_u32(barrier))
       : "memory");
 }
 
 // Copies 8 bytes (both addresses 8-byte aligned) from global into shared memory, asynchronously.
 __device__ __forceinline__ void cp_async_8(void* dst, const void* src) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(smem_u32(dst)), "l"(src)
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(shared_address(dst)), "l"(src)
                : "memory");
 }
 
 // One arrival on `barrier` once all of this thread's earlier cp.async copies have landed (the
 // barrier's expected count must include it: .noinc).
 __device__ __forceinline__ void cp_async_arrive_noinc(uint64_t* barrier) {
-  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_u32(barrier))
-               : "memory");
+  asm volatile(
+      "cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(shared_address(barrier))
+      : "memory");
 }
 
 // Barrier `id` (1..15; 0 is __syncthreads) over `threads` threads (a multiple of 32).

@@ -10,6 +10,8 @@
 
 #include <cstdint>
 
+#include "cuda/kernels/common/shared_memory.cuh"
+
 namespace dsv4::cuda {
 
 // Byte offset of bf16 element (row, col) inside a [rows][64] block of 128-byte-swizzled atoms.
@@ -25,7 +27,7 @@ __device__ __forceinline__ uint32_t swizzled_offset(int row, int col) {
 //             groups along K.
 __device__ __forceinline__ uint64_t smem_descriptor(const void* start, uint32_t leading_bytes,
                                                     uint32_t stride_bytes) {
-  const auto address = static_cast<uint32_t>(__cvta_generic_to_shared(start));
+  const uint32_t address = shared_address(start);
   return uint64_t((address & 0x3ffffu) >> 4) | (uint64_t((leading_bytes >> 4) & 0x3fffu) << 16) |
          (uint64_t((stride_bytes >> 4) & 0x3fffu) << 32) | (uint64_t(1) << 62);
 }
