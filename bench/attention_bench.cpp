@@ -165,7 +165,9 @@ void run_case(const Case& c, const std::vector<int>& batches, const Ceilings& ce
     }
   }
   DeviceBuffer<int32_t> list(list_host);
-  DeviceBuffer<float> workspace(sparse_attention_workspace_bytes(max_tokens, c.heads) / 4);
+  const auto max_rows = int32_t(kWindow + (c.source == CompressedSource::kList ? c.topk : visible));
+  DeviceBuffer<float> workspace(sparse_attention_workspace_bytes(max_tokens, c.heads, max_rows) /
+                                4);
 
   for (int batch : batches) {
     const int32_t tokens = batch * c.chunk;
@@ -198,7 +200,7 @@ void run_case(const Case& c, const std::vector<int>& batches, const Ceilings& ce
     a.list_stride = c.topk;
     a.list_len = c.source == CompressedSource::kList ? c.topk : 0;
     a.ratio = ratio;
-    a.max_rows = int32_t(kWindow + (c.source == CompressedSource::kList ? c.topk : visible));
+    a.max_rows = max_rows;
     a.workspace = workspace.data();
     a.workspace_bytes = workspace.size() * 4;
     std::vector<double> ms;

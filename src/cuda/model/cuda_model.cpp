@@ -29,6 +29,18 @@
 namespace dsv4::cuda {
 namespace {
 
+// The most rows a query token of this layer attends to: the window plus every compressed entry
+// it can see (CSA: the indexer's top-k; HCA: all entries up to max_length).
+int32_t attention_rows_bound(const ModelConfig& c, const LayerSpec& spec, int64_t max_length) {
+  int64_t rows = c.window_size;
+  if (spec.attention == AttentionKind::kCompressedSparse) {
+    rows += c.index_topk;
+  } else if (spec.compress_ratio > 0) {
+    rows += max_length / spec.compress_ratio;
+  }
+  return int32_t(rows);
+}
+
 int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
 }
@@ -129,8 +141,12 @@ CudaModel::CudaModel(const ModelConfig& config, DeviceWeights weights,
   s.q = DeviceBuffer<uint16_t>(size_t(T * H * d));
   s.kv = DeviceBuffer<uint16_t>(size_t(T * d));
   s.chunk_rows = DeviceBuffer<uint8_t>(size_t(T * s.cache->kv_row_bytes()));
-  s.attn_split =
-      DeviceBuffer<float>(sparse_attention_workspace_bytes(int32_t(T), int32_t(H)) / sizeof(float));
+  int32_t attention_rows = 1;
+  for (const LayerSpec& spec : c.layers) {
+    attention_rows = std::max(attention_rows, attention_rows_bound(c, spec, max_length));
+  }
+  s.attn_split = DeviceBuffer<float>(
+      sparse_attention_workspace_bytes(int32_t(T), int32_t(H), attention_rows) / sizeof(float));
   s.comp_kv = DeviceBuffer<float>(size_t(T * 2 * d));
   s.comp_gate = DeviceBuffer<float>(size_t(T * 2 * d));
   s.idx_q = DeviceBuffer<uint16_t>(size_t(T * nI * dI));
@@ -418,19 +434,17 @@ void CudaModel::attention(int64_t layer, int32_t T) {
   sa.ring = s.cache->window_rows(L);
   sa.workspace = s.attn_split.data();
   sa.workspace_bytes = s.attn_split.size() * sizeof(float);
-  sa.max_rows = int32_t(c.window_size);
+  sa.max_rows = attention_rows_bound(c, spec, s.max_length);
   if (a.indexer) {
     sa.source = CompressedSource::kList;
     sa.entries = s.cache->entry_rows(L);
     sa.list = s.indices.data();
     sa.list_stride = int32_t(c.index_topk);
     sa.list_len = int32_t(c.index_topk);
-    sa.max_rows += sa.list_len;
   } else if (a.compressor) {
     sa.source = CompressedSource::kAll;
     sa.entries = s.cache->entry_rows(L);
     sa.ratio = int32_t(spec.compress_ratio);
-    sa.max_rows += int32_t(s.max_length / spec.compress_ratio);
   }
   sparse_attention(sa, st);
   commit_window_rows(s.batch, s.chunk_rows.data(), s.cache->window_rows(L), int32_t(c.window_size),

@@ -180,12 +180,14 @@ void run_scenario(const Scenario& sc) {
   args.max_rows = W + (sc.source == CompressedSource::kList  ? sc.list_len
                        : sc.source == CompressedSource::kAll ? max_end / ratio
                                                              : 0);
-  DeviceBuffer<float> workspace(sparse_attention_workspace_bytes(T, H) / sizeof(float));
+  DeviceBuffer<float> workspace(sparse_attention_workspace_bytes(T, H, args.max_rows) /
+                                sizeof(float));
   args.workspace = workspace.data();
   args.workspace_bytes = workspace.size() * sizeof(float);
 
-  // Each kernel the arguments can run on: the sm_90 one with and without split-KV (where it
-  // applies) and the portable one; every output freshly poisoned.
+  // Each kernel the arguments can run on: the sm_90 ones with and without split-KV and with a
+  // workspace for one token only (a launch per token), where they apply, and the portable one;
+  // every output freshly poisoned.
   struct Variant {
     std::string name;
     SparseAttentionArgs args;
@@ -194,8 +196,11 @@ void run_scenario(const Scenario& sc) {
   if (sparse_attention_uses_sm90(args)) {
     variants.push_back({"sm90 split-KV", args});
     Variant whole{"sm90", args};
-    whole.args.max_rows = 0;
+    whole.args.max_splits = 1;
     variants.push_back(whole);
+    Variant per_token{"sm90 one token per launch", whole.args};
+    per_token.args.workspace_bytes = sparse_attention_workspace_bytes(1, H, args.max_rows, 1);
+    variants.push_back(per_token);
   }
   Variant portable{"portable", args};
   portable.args.portable = true;
@@ -397,7 +402,8 @@ void time_decode(int heads, int topk) {
   }
   DeviceBuffer<int32_t> d_list(list);
 
-  DeviceBuffer<float> workspace(sparse_attention_workspace_bytes(batch_max, heads) / sizeof(float));
+  DeviceBuffer<float> workspace(sparse_attention_workspace_bytes(batch_max, heads, W + topk) /
+                                sizeof(float));
   for (const bool portable : {false, true}) {
     for (int batch_size : {1, 32, 64, 128}) {
       std::vector<std::unique_ptr<test::DeviceBatch>> batches;

@@ -1,7 +1,9 @@
-// sparse_attention(): argument checks, the choice of kernel, and the split-KV heuristic.
+// sparse_attention(): argument checks, the choice of kernel, and the sm_90 plan (tokens per
+// launch, split-KV).
 #include "cuda/kernels/attention/sparse_attention.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "core/error.h"
 #include "core/kv_row.h"
@@ -12,30 +14,42 @@
 namespace dsv4::cuda {
 namespace {
 
-constexpr int32_t kTileRows = 32;         // rows per tile of the sm_90 kernel
+constexpr int32_t kTileRows = 32;         // rows per tile of the sm_90 kernels
 constexpr int32_t kMinTilesPerSplit = 2;  // below this a split costs more than it overlaps
-constexpr int32_t kHeadsPerCta = 64;      // heads per CTA of the sm_90 kernel
+constexpr int32_t kHeadsPerCta = 64;      // heads per CTA of the sm_90 kernels
+constexpr size_t kScoreBudgetBytes = size_t(256) << 20;  // scores per launch, for sizing
 
 int32_t ceil_div(int32_t a, int32_t b) {
   return (a + b - 1) / b;
 }
 
-AttentionSplit plan_attention_split(const SparseAttentionArgs& a, int sm_count) {
-  AttentionSplit plan;
-  plan.tiles_per_split = 1 << 24;  // one split takes every tile
-  if (a.max_rows <= 0) return plan;
-  const int32_t max_tiles = ceil_div(a.max_rows, kTileRows);
-  // At most one wave of CTAs (the kernel holds one per SM), at least kMinTilesPerSplit tiles each,
-  // as many as the workspace holds.
-  const int32_t ctas = a.batch.tokens * (a.heads / kHeadsPerCta);
+size_t workspace_bytes(int32_t tokens, int32_t heads, int32_t splits, int32_t score_stride) {
+  return sizeof(float) * AttentionWorkspace::floats(tokens, heads, splits, score_stride);
+}
+
+// As many tokens per launch as the workspace holds (at most `tokens`), then splits: at most one
+// wave of CTAs (the kernels hold one per SM), at least kMinTilesPerSplit tiles each, as many as
+// the workspace holds. tokens_per_launch = 0: not even one token fits.
+AttentionPlan plan_attention(int32_t tokens, int32_t heads, int32_t max_rows, int32_t max_splits,
+                             size_t workspace, int sm_count) {
+  AttentionPlan plan;
+  const int32_t max_tiles = ceil_div(max_rows, kTileRows);
+  plan.score_stride = max_tiles * kTileRows;
+  plan.tiles_per_split = max_tiles;
+  const size_t per_token = workspace_bytes(1, heads, 1, plan.score_stride);
+  plan.tokens_per_launch = int32_t(std::min<size_t>(size_t(tokens), workspace / per_token));
+  if (plan.tokens_per_launch == 0) return plan;
+  const int32_t ctas = plan.tokens_per_launch * (heads / kHeadsPerCta);
   int32_t splits = std::min(sm_count / ctas, std::max(1, max_tiles / kMinTilesPerSplit));
+  if (max_splits > 0) splits = std::min(splits, max_splits);
   while (splits > 1 &&
-         attention_split_workspace_bytes(a.batch.tokens, a.heads, splits) > a.workspace_bytes) {
+         workspace_bytes(plan.tokens_per_launch, heads, splits, plan.score_stride) > workspace) {
     --splits;
   }
-  if (splits <= 1) return plan;
-  plan.tiles_per_split = ceil_div(max_tiles, splits);
-  plan.splits = ceil_div(max_tiles, plan.tiles_per_split);
+  if (splits > 1) {
+    plan.tiles_per_split = ceil_div(max_tiles, splits);
+    plan.splits = ceil_div(max_tiles, plan.tiles_per_split);
+  }
   return plan;
 }
 
@@ -52,11 +66,22 @@ bool sparse_attention_uses_sm90(const SparseAttentionArgs& a) {
 #endif
 }
 
-size_t sparse_attention_workspace_bytes(int32_t max_tokens, int32_t heads) {
-  // Splitting stops at one wave: tokens · groups · splits <= SMs covers every split batch.
+size_t sparse_attention_workspace_bytes(int32_t max_tokens, int32_t heads, int32_t max_rows,
+                                        int32_t max_splits) {
+  // Shapes the sm_90 kernels never take need none.
+  if (max_tokens <= 0 || heads <= 0 || heads % kHeadsPerCta != 0 || max_rows <= 0) return 0;
   const int sms = current_device_traits().sm_count;
-  return std::max(attention_split_workspace_bytes(max_tokens, heads, 1),
-                  attention_split_workspace_bytes(1, kHeadsPerCta, sms));
+  const int32_t stride = ceil_div(max_rows, kTileRows) * kTileRows;
+  const auto cap = int32_t(std::clamp<size_t>(
+      kScoreBudgetBytes / workspace_bytes(1, heads, 1, stride), 1, size_t(max_tokens)));
+  // The plan of any batch up to max_tokens with all the workspace it may want: splits occur
+  // only below one CTA per SM.
+  size_t most = 0;
+  for (int32_t tokens = 1; tokens <= std::min(cap, int32_t(sms)); ++tokens) {
+    const AttentionPlan plan = plan_attention(tokens, heads, max_rows, max_splits, SIZE_MAX, sms);
+    most = std::max(most, workspace_bytes(tokens, heads, plan.splits, stride));
+  }
+  return std::max(most, workspace_bytes(cap, heads, 1, stride));
 }
 
 void sparse_attention(const SparseAttentionArgs& a, cudaStream_t stream) {
@@ -80,13 +105,23 @@ void sparse_attention(const SparseAttentionArgs& a, cudaStream_t stream) {
   }
   if (a.batch.tokens <= 0) return;
   if (sparse_attention_uses_sm90(a)) {
-    const AttentionSplit split = plan_attention_split(a, current_device_traits().sm_count);
-    const size_t needed = attention_split_workspace_bytes(a.batch.tokens, a.heads, split.splits);
-    if (!a.workspace || a.workspace_bytes < needed) {
-      fail("sparse_attention: the sm_90 kernel needs {} bytes of workspace for {} tokens, got {}",
-           needed, a.batch.tokens, a.workspace_bytes);
+    if (a.max_rows <= 0 || !a.workspace) {
+      fail("sparse_attention: the sm_90 kernels need max_rows (got {}) and a workspace",
+           a.max_rows);
     }
-    launch_sparse_attention_sm90(a, split, stream);
+    const AttentionPlan plan = plan_attention(a.batch.tokens, a.heads, a.max_rows, a.max_splits,
+                                              a.workspace_bytes, current_device_traits().sm_count);
+    if (plan.tokens_per_launch == 0) {
+      fail(
+          "sparse_attention: a workspace of {} bytes holds no token's scores ({} needed for "
+          "{} heads x {} rows)",
+          a.workspace_bytes, sparse_attention_workspace_bytes(1, a.heads, a.max_rows), a.heads,
+          a.max_rows);
+    }
+    for (int32_t first = 0; first < a.batch.tokens; first += plan.tokens_per_launch) {
+      launch_sparse_attention_sm90(
+          a, plan, first, std::min(plan.tokens_per_launch, a.batch.tokens - first), stream);
+    }
   } else {
     launch_sparse_attention_portable(a, row_bytes, stream);
   }

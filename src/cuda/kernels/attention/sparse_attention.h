@@ -7,12 +7,12 @@
 //   o = Σ_i bf16(exp(s_i − M)) · v_i / (Σ_i exp(s_i − M) + exp(sink_h − M)), output bf16.
 // Decode and prefill chunks alike; inverse RoPE of the output is left to the caller.
 //
-// Two kernels, same results within rounding: on sm_90 for head_dim 512 / rope_dim 64 and
-// heads in multiples of 64, a warp-specialised wgmma kernel with bulk (TMA) row copies over
-// 32-row tiles, split over several CTAs per token when there are few tokens (partials combined
-// by a third launch in the same stream); elsewhere the portable sm_80 kernel (mma.sync). Both
-// make two passes, the exact maximum first. Neither synchronises with the host; both are
-// graph-capturable.
+// Two implementations, same results within rounding: on sm_90 for head_dim 512 / rope_dim 64
+// and heads in multiples of 64, two warp-specialised wgmma kernels over 32-row tiles (every
+// score and each head's exact maximum first, then P·V from the stored scores), split over
+// several CTAs per token when there are few tokens (partials combined by a third launch in the
+// same stream); elsewhere the portable sm_80 kernel (mma.sync), which makes two passes over the
+// rows. Neither synchronises with the host; both are graph-capturable.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -49,18 +49,21 @@ struct SparseAttentionArgs {
   int32_t list_stride = 0;
   int32_t list_len = 0;
   int32_t ratio = 0;  // kAll
-  // The sm_90 kernel's workspace (maxima, split-KV partials): sparse_attention_workspace_bytes.
-  // Split-KV needs an upper bound on the rows of any token (window + compressed; 0 = never
-  // split).
+  // The sm_90 kernels need max_rows, an upper bound on any token's rows (window + compressed
+  // entries), and a workspace of sparse_attention_workspace_bytes() for it; a smaller
+  // workspace runs the batch in several launches of fewer tokens.
   int32_t max_rows = 0;
   float* workspace = nullptr;
   size_t workspace_bytes = 0;
-  bool portable = false;  // use the portable kernel even where the sm_90 one applies
+  int32_t max_splits = 0;  // 0: split-KV where it pays; n: at most n CTAs per token
+  bool portable = false;   // use the portable kernel even where the sm_90 one applies
 };
 
-// Workspace for the sm_90 kernel at up to max_tokens tokens, every split it would choose on
-// this device included.
-size_t sparse_attention_workspace_bytes(int32_t max_tokens, int32_t heads);
+// Workspace for the sm_90 kernels at up to max_tokens tokens of up to max_rows rows (scores
+// for at most 256 MB worth of tokens per launch, every split they would choose on this device
+// with args.max_splits = max_splits).
+size_t sparse_attention_workspace_bytes(int32_t max_tokens, int32_t heads, int32_t max_rows,
+                                        int32_t max_splits = 0);
 
 // Whether `args` run on the sm_90 kernel on the current device (an sm_90 GPU, head_dim 512,
 // rope_dim 64, heads a multiple of 64, and not args.portable).

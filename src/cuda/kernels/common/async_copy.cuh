@@ -47,6 +47,13 @@ __device__ __forceinline__ void cp_async_8(void* dst, const void* src) {
                : "memory");
 }
 
+// Copies 16 bytes (both addresses 16-byte aligned) from global into shared memory, through L2
+// only.
+__device__ __forceinline__ void cp_async_16(void* dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(shared_address(dst)), "l"(src)
+               : "memory");
+}
+
 // One arrival on `barrier` once all of this thread's earlier cp.async copies have landed (the
 // barrier's expected count must include it: .noinc).
 __device__ __forceinline__ void cp_async_arrive_noinc(uint64_t* barrier) {
