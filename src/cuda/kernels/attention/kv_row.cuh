@@ -22,18 +22,15 @@ __device__ __forceinline__ uint32_t bf16x2_bits(float low, float high) {
 }
 
 // Eight e4m3 codes (little-endian in a uint2) times the ue8m0 scale 2^(scale_code - 127), as
-// eight bf16 (exact). No conversions: an e4m3 byte's exponent and mantissa bits placed 4 bits
-// up, with the sign at bit 15, read as a bf16 of value v · 2^-120 (an e4m3 subnormal m · 2^-9
-// lands on the bf16 subnormal m · 2^-129), and one bf16 multiply by 2^(120 + k) gives v · 2^k.
-// About two instructions per value, which keeps dequantization off the kernels' critical path.
-__device__ __forceinline__ uint4 dequant_e4m3x8(uint2 codes, uint8_t scale_code) {
-  // 2^(120 + k) has the biased exponent scale_code + 120, within bf16's range up to code 134
-  // (scales up to 2^7); larger scales multiply by 2^127, then by 2^(k - 7) (exponent code - 7).
-  const bool large = scale_code > 134;
-  const uint32_t exponent = large ? 254u : uint32_t(scale_code) + 120u;
+// eight bf16 (exact), for scale codes up to 134 (scales up to 2^7). No conversions: an e4m3
+// byte's exponent and mantissa bits placed 4 bits up, with the sign at bit 15, read as a bf16
+// of value v · 2^-120 (an e4m3 subnormal m · 2^-9 lands on the bf16 subnormal m · 2^-129), and
+// one bf16 multiply by 2^(120 + k) gives v · 2^k. About two instructions per value, which
+// keeps dequantization off the kernels' critical path.
+__device__ __forceinline__ uint4 dequant_e4m3x8_moderate_scale(uint2 codes, uint8_t scale_code) {
+  const uint32_t exponent = uint32_t(scale_code) + 120u;  // 2^(120 + k), within bf16's range
   const uint32_t scale_bits = (exponent << 7) | (exponent << 23);
   const __nv_bfloat162 scale = *reinterpret_cast<const __nv_bfloat162*>(&scale_bits);
-  const uint32_t rest_bits = large ? ((uint32_t(scale_code) - 7u) << 7) * 0x10001u : 0u;
   const uint32_t words[2] = {codes.x, codes.y};
   uint32_t out[4];
 #pragma unroll
@@ -41,9 +38,23 @@ __device__ __forceinline__ uint4 dequant_e4m3x8(uint2 codes, uint8_t scale_code)
     // Bytes 2i and 2i + 1 of the pair of words, each in the high byte of a 16-bit lane.
     const uint32_t spread = __byte_perm(words[i / 2], 0u, (i % 2) ? 0x3424u : 0x1404u);
     const uint32_t bits = (spread & 0x80008000u) | ((spread >> 4) & 0x07f007f0u);
-    __nv_bfloat162 v = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&bits), scale);
-    if (large) v = __hmul2(v, *reinterpret_cast<const __nv_bfloat162*>(&rest_bits));
+    const __nv_bfloat162 v = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&bits), scale);
     out[i] = *reinterpret_cast<const uint32_t*>(&v);
+  }
+  return make_uint4(out[0], out[1], out[2], out[3]);
+}
+
+// Any scale: larger ones as v · 2^7 (code 134) times a second exact power of two 2^(k - 7).
+__device__ __forceinline__ uint4 dequant_e4m3x8(uint2 codes, uint8_t scale_code) {
+  if (scale_code <= 134) return dequant_e4m3x8_moderate_scale(codes, scale_code);
+  const uint4 v = dequant_e4m3x8_moderate_scale(codes, 134);
+  const uint32_t rest_bits = ((uint32_t(scale_code) - 7u) << 7) * 0x10001u;
+  const __nv_bfloat162 rest = *reinterpret_cast<const __nv_bfloat162*>(&rest_bits);
+  uint32_t out[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const __nv_bfloat162 scaled = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&out[i]), rest);
+    out[i] = *reinterpret_cast<const uint32_t*>(&scaled);
   }
   return make_uint4(out[0], out[1], out[2], out[3]);
 }

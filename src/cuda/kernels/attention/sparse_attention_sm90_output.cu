@@ -23,11 +23,11 @@ constexpr int kConsumerThreads = 256;
 constexpr int kThreads = kConsumerThreads + 32 * kProducerWarps;
 
 // Shared memory, from a 1024-byte-aligned base: [parity][half] bf16 tiles, the row ring, its
-// row offsets, its barriers.
+// row flags, its barriers.
 constexpr int kTilesOffset = 0;
 constexpr int kSlotsOffset = kTilesOffset + 4 * kHalfTileBytes;
-constexpr int kOffsetsOffset = kSlotsOffset + kStages * kTileSlotBytes;
-constexpr int kBarrierOffset = kOffsetsOffset + kStages * kTileRows * 4;
+constexpr int kFlagsOffset = kSlotsOffset + kStages * kTileSlotBytes;
+constexpr int kBarrierOffset = kFlagsOffset + kStages * kTileRows * 4;
 constexpr int kSharedBytes = kBarrierOffset + 2 * kStages * 8 + 1024;
 static_assert(kSharedBytes <= 227 * 1024, "shared memory");
 
@@ -44,7 +44,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   const RowRing ring{smem + kSlotsOffset, reinterpret_cast<uint64_t*>(smem + kBarrierOffset),
                      reinterpret_cast<uint64_t*>(smem + kBarrierOffset) + kStages,
-                     reinterpret_cast<int32_t*>(smem + kOffsetsOffset)};
+                     reinterpret_cast<int32_t*>(smem + kFlagsOffset)};
   if (tid == 0) {
     for (int s = 0; s < kStages; ++s) {
       mbarrier_init(&ring.full[s], 64);
@@ -105,10 +105,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     load_scores(i + 1, s_next);
     const int stage = i % kStages;
     mbarrier_wait(&ring.full[stage], (i / kStages) & 1);
-    const int32_t offset = ring.row_offset[stage * kTileRows + lane];
-    const uint32_t valid = __ballot_sync(0xffffffffu, offset >= 0);
+    const int32_t flags = ring.row_flags[stage * kTileRows + lane];
     wgmma_wait<1>();  // the P·V of tile i - 2 has read this parity
-    dequantize_half_tile(ring.slots + stage * kTileSlotBytes, offset, valid,
+    dequantize_half_tile(ring.slots + stage * kTileSlotBytes, flags,
                          tiles + (i % 2) * 2 * kHalfTileBytes, half, warp, lane);
     __syncwarp();
     if (lane == 0) mbarrier_arrive(&ring.empty[stage]);

@@ -23,11 +23,11 @@ constexpr int kThreads = kConsumerThreads + 32 * kProducerWarps;
 constexpr int kTileBytes = 2 * kHalfTileBytes;  // a tile's 512 dims as bf16: 32 KB
 
 // Shared memory, from a 1024-byte-aligned base: [warpgroup][parity] bf16 tiles, the row ring,
-// its row offsets, the maxima one warpgroup hands the other, the ring's barriers.
+// its row flags, the maxima one warpgroup hands the other, the ring's barriers.
 constexpr int kTilesOffset = 0;
 constexpr int kSlotsOffset = kTilesOffset + 4 * kTileBytes;
-constexpr int kOffsetsOffset = kSlotsOffset + kStages * kTileSlotBytes;
-constexpr int kMaximaOffset = kOffsetsOffset + kStages * kTileRows * 4;
+constexpr int kFlagsOffset = kSlotsOffset + kStages * kTileSlotBytes;
+constexpr int kMaximaOffset = kFlagsOffset + kStages * kTileRows * 4;
 constexpr int kBarrierOffset = kMaximaOffset + kHeads * 4;
 constexpr int kSharedBytes = kBarrierOffset + 2 * kStages * 8 + 1024;
 static_assert(kSharedBytes <= 227 * 1024, "shared memory");
@@ -48,7 +48,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   const RowRing ring{smem + kSlotsOffset, reinterpret_cast<uint64_t*>(smem + kBarrierOffset),
                      reinterpret_cast<uint64_t*>(smem + kBarrierOffset) + kStages,
-                     reinterpret_cast<int32_t*>(smem + kOffsetsOffset)};
+                     reinterpret_cast<int32_t*>(smem + kFlagsOffset)};
   if (tid == 0) {
     for (int s = 0; s < kStages; ++s) {
       mbarrier_init(&ring.full[s], 64);
@@ -95,12 +95,12 @@ __global__ void __launch_bounds__(kThreads, 1)
   const auto load = [&](int j) -> uint32_t {
     const int i = 2 * j + group, stage = i % kStages;
     mbarrier_wait(&ring.full[stage], (i / kStages) & 1);
-    const int32_t offset = ring.row_offset[stage * kTileRows + lane];
-    const uint32_t valid = __ballot_sync(0xffffffffu, offset >= 0);
+    const int32_t flags = ring.row_flags[stage * kTileRows + lane];
+    const uint32_t valid = __ballot_sync(0xffffffffu, !(flags & kRowMasked));
     const uint8_t* slots = ring.slots + stage * kTileSlotBytes;
     uint8_t* tile = tiles + (j % 2) * kTileBytes;
-    dequantize_half_tile(slots, offset, valid, tile, 0, warp, lane);
-    dequantize_half_tile(slots, offset, valid, tile + kHalfTileBytes, 1, warp, lane);
+    dequantize_half_tile(slots, flags, tile, 0, warp, lane);
+    dequantize_half_tile(slots, flags, tile + kHalfTileBytes, 1, warp, lane);
     __syncwarp();
     if (lane == 0) mbarrier_arrive(&ring.empty[stage]);
     fence_proxy_async_shared();

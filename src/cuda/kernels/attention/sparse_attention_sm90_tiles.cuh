@@ -2,10 +2,11 @@
 // producer warps that gather a token's KV rows into a ring of 32-row tiles, and the
 // dequantization of a tile into 128-byte-swizzled bf16 operands.
 //
-// A row (584 bytes, only 8-byte aligned in the pools) is copied into a 592-byte slot with 16-byte
-// cp.async pieces: it starts at byte 8 of its slot when its address is 8 mod 16, at byte 0
-// otherwise, so that source and destination agree mod 16; 36 pieces of 16 bytes and one of 8
-// move it. The slot's row offset (or -1 for a masked row) is published with the tile.
+// A row (584 bytes, only 8-byte aligned in the pools) goes into a 592-byte slot so that source
+// and destination agree mod 16: it starts at byte 8 of its slot when its address is 8 mod 16,
+// at byte 0 otherwise. One bulk (TMA) copy moves its 16-byte-aligned 576 bytes and one 8-byte
+// cp.async the rest. A masked row is a row of zeros (copied like any other), so its values are
+// 0 and its scale 2^-127; its flag tells the scores to ignore it.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +24,7 @@ constexpr int kDim = 512, kNope = 448, kRope = 64, kRowBytes = 584;
 constexpr int kHalfDim = kDim / 2;
 constexpr int kSlotBytes = 592;
 constexpr int kTileSlotBytes = kTileRows * kSlotBytes;
-constexpr int kPiecesPerRow = 37;  // 36 of 16 bytes, one of 8
+constexpr int kBulkBytes = kRowBytes - 8;  // a row's 16-byte-aligned part
 constexpr int kProducerWarps = 4;
 constexpr int kHalfTileBytes = 4 * kTileRows * 128;  // 256 dims of a tile as bf16: 16 KB
 constexpr float kLog2e = 1.4426950408889634f;
@@ -49,75 +50,59 @@ __device__ __forceinline__ int token_splits(const AttentionToken& k, int tiles_p
 }
 
 // The ring the producer warps fill: kStages tile slots, their full/empty mbarriers, and per
-// (stage, row) the row's offset in its slot (-1: masked, not copied).
+// (stage, row) the row's flags: where it starts in its slot (kRowSkew) and whether it is masked.
 struct RowRing {
   uint8_t* slots;
   uint64_t* full;
   uint64_t* empty;
-  int32_t* row_offset;
+  int32_t* row_flags;
 };
+constexpr int32_t kRowSkew = 8, kRowMasked = 16;
+
+// What masked rows copy: a row of zeros, 16-byte aligned (one per translation unit).
+static __device__ __align__(16) uint8_t zero_kv_row[kSlotBytes];
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
 // Producer warp w fills tiles w, w + 4, ... into stage i % kStages (kStages a multiple of 4, so a
-// stage always belongs to one warp and its phases stay in order). Lane i looks up row i; the
-// warp's 32 · 37 copies are spread evenly over its lanes. The lookups (dependent loads through
-// lists and block tables) of the next tile are issued right after this tile's copies, so their
-// latency overlaps the copies in flight. A stage is full after 32 plain arrivals (publishing the
-// offsets) and 32 cp.async arrivals.
+// stage always belongs to one warp and its phases stay in order). Lane i looks up row i and
+// copies it. The lookups (dependent loads through lists and block tables) of the next tile are
+// issued right after this tile's copies, so their latency overlaps the copies in flight. A
+// stage is full after 32 arrivals that publish the flags and announce the bulk bytes, the bulk
+// bytes, and 32 cp.async arrivals.
 template <int kStages>
 __device__ __forceinline__ void produce_row_tiles(const SparseAttentionArgs& a,
                                                   const AttentionToken& k, TileRange range,
                                                   const RowRing& ring, int warp, int lane) {
   static_assert(kStages % kProducerWarps == 0, "a stage must belong to one producer warp");
-  const auto lookup = [&](int i) -> uint64_t {
+  const auto lookup = [&](int i) -> const uint8_t* {
     const int32_t j = (range.begin + i) * kTileRows + lane;
-    return i < range.count && j < k.n_rows
-               ? reinterpret_cast<uint64_t>(attention_row(a, k, j, kRowBytes))
-               : 0u;
+    return i < range.count && j < k.n_rows ? attention_row(a, k, j, kRowBytes) : nullptr;
   };
-  uint64_t next = lookup(warp);
+  const uint8_t* next = lookup(warp);
   for (int i = warp; i < range.count; i += kProducerWarps) {
-    const uint64_t address = next;
+    const uint8_t* row = next ? next : zero_kv_row;
     const int stage = i % kStages;
+    const auto skew = int32_t(reinterpret_cast<uintptr_t>(row) & 8u);
     mbarrier_wait(&ring.empty[stage], ((i / kStages) & 1) ^ 1);
-    ring.row_offset[stage * kTileRows + lane] = address ? int32_t(address & 8u) : -1;
-    mbarrier_arrive(&ring.full[stage]);
-    uint8_t* slots = ring.slots + stage * kTileSlotBytes;
-    int r = 0, piece = lane;  // advances by 32 pieces per copy
-    for (int c = lane; c < kTileRows * kPiecesPerRow; c += 32) {
-      const uint64_t row = __shfl_sync(0xffffffffu, address, r);
-      if (row) {
-        const uint32_t skew = uint32_t(row & 8u);
-        // Row byte x goes to slot byte skew + x.
-        uint8_t* origin = slots + r * kSlotBytes + skew;
-        const auto* src = reinterpret_cast<const uint8_t*>(row);
-        if (piece < kPiecesPerRow - 1) {
-          cp_async_16(origin + skew + 16 * piece, src + skew + 16 * piece);
-        } else {
-          const int tail = skew ? 0 : kRowBytes - 8;
-          cp_async_8(origin + tail, src + tail);
-        }
-      }
-      piece += 32;
-      if (piece >= kPiecesPerRow) {
-        piece -= kPiecesPerRow;
-        ++r;
-      }
-    }
+    ring.row_flags[stage * kTileRows + lane] = skew | (next ? 0 : kRowMasked);
+    mbarrier_arrive_expect_tx(&ring.full[stage], kBulkBytes);
+    // Row byte x goes to slot byte skew + x.
+    uint8_t* origin = ring.slots + stage * kTileSlotBytes + lane * kSlotBytes + skew;
+    const int bulk = skew, tail = skew ? 0 : kBulkBytes;
+    bulk_copy_to_shared(origin + bulk, row + bulk, kBulkBytes, &ring.full[stage]);
+    cp_async_8(origin + tail, row + tail);
     cp_async_arrive_noinc(&ring.full[stage]);
     next = lookup(i + kProducerWarps);
   }
 }
 
 // Dims [half · 256, half · 256 + 256) of a tile into a swizzled [4 blocks of 64 dims][32 rows]
-// bf16 operand, by one warpgroup: row = 4·n + warp, 8-dim chunk = lane. `offset` is this lane's
-// row's slot offset (lane r publishes row r's). Branch-free, so that all eight rows' loads issue
-// together; masked rows become zero by selection (0 · stale bytes must never reach an
-// accumulator).
-__device__ __forceinline__ void dequantize_half_tile(const uint8_t* slots, int32_t offset,
-                                                     uint32_t valid, uint8_t* kv, int half,
-                                                     int warp, int lane) {
+// bf16 operand, by one warpgroup: row = 4·n + warp, 8-dim chunk = lane. `flags` is this lane's
+// row's flags (lane r publishes row r's). All eight rows' loads issue together; a warp whose
+// eight scales are all at most 2^7 (always, for real activations) takes the one-multiply path.
+__device__ __forceinline__ void dequantize_half_tile(const uint8_t* slots, int32_t flags,
+                                                     uint8_t* kv, int half, int warp, int lane) {
   constexpr int kRowsPerWarp = kTileRows / 4;
   const int dim = half * kHalfDim + lane * 8;
   const bool nope = dim < kNope;
@@ -125,22 +110,30 @@ __device__ __forceinline__ void dequantize_half_tile(const uint8_t* slots, int32
   const int scale_at = kNope + 2 * kRope + min(dim, kNope - 1) / 64;
   uint2 lo[kRowsPerWarp], hi[kRowsPerWarp];
   uint8_t scale[kRowsPerWarp];
+  bool large = false;
 #pragma unroll
   for (int n = 0; n < kRowsPerWarp; ++n) {
     const int r = 4 * n + warp;
-    const uint8_t* row = slots + r * kSlotBytes + (__shfl_sync(0xffffffffu, offset, r) & 8);
+    const uint8_t* row = slots + r * kSlotBytes + (__shfl_sync(0xffffffffu, flags, r) & kRowSkew);
     lo[n] = *reinterpret_cast<const uint2*>(row + at);
     hi[n] = nope ? make_uint2(0u, 0u) : *reinterpret_cast<const uint2*>(row + at + 8);
     scale[n] = row[scale_at];
+    large |= scale[n] > 134;
   }
+  const auto store = [&](auto dequant) {
 #pragma unroll
-  for (int n = 0; n < kRowsPerWarp; ++n) {
-    const int r = 4 * n + warp;
-    uint4 v =
-        nope ? dequant_e4m3x8(lo[n], scale[n]) : make_uint4(lo[n].x, lo[n].y, hi[n].x, hi[n].y);
-    if (!((valid >> r) & 1u)) v = make_uint4(0u, 0u, 0u, 0u);
-    *reinterpret_cast<uint4*>(kv + (lane / 8) * (kTileRows * 128) +
-                              swizzled_offset(r, (lane % 8) * 8)) = v;
+    for (int n = 0; n < kRowsPerWarp; ++n) {
+      const int r = 4 * n + warp;
+      const uint4 v =
+          nope ? dequant(lo[n], scale[n]) : make_uint4(lo[n].x, lo[n].y, hi[n].x, hi[n].y);
+      *reinterpret_cast<uint4*>(kv + (lane / 8) * (kTileRows * 128) +
+                                swizzled_offset(r, (lane % 8) * 8)) = v;
+    }
+  };
+  if (__any_sync(0xffffffffu, large)) {
+    store([](uint2 codes, uint8_t code) { return dequant_e4m3x8(codes, code); });
+  } else {
+    store([](uint2 codes, uint8_t code) { return dequant_e4m3x8_moderate_scale(codes, code); });
   }
 }
 

@@ -29,6 +29,16 @@ __device__ __forceinline__ void mbarrier_arrive(uint64_t* barrier) {
       : "memory");
 }
 
+// One arrival that also announces `bytes` more to land in this phase through bulk copies.
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(uint64_t* barrier, uint32_t bytes) {
+  asm volatile(
+      "{\n.reg .b64 state;\n"
+      "mbarrier.arrive.expect_tx.release.cta.shared::cta.b64 state, [%0], %1;\n}\n" ::"r"(
+          shared_address(barrier)),
+      "r"(bytes)
+      : "memory");
+}
+
 // Blocks until the phase with the given parity has completed (a fresh barrier counts its
 // "previous" phase, parity 1, as complete).
 __device__ __forceinline__ void mbarrier_wait(uint64_t* barrier, uint32_t parity) {
@@ -41,16 +51,20 @@ __device__ __forceinline__ void mbarrier_wait(uint64_t* barrier, uint32_t parity
       : "memory");
 }
 
+// A bulk (1-D TMA) copy of `bytes` (a multiple of 16; both addresses 16-byte aligned) from
+// global into shared memory, counted on `barrier`'s transaction bytes when it lands.
+__device__ __forceinline__ void bulk_copy_to_shared(void* dst, const void* src, uint32_t bytes,
+                                                    uint64_t* barrier) {
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::
+          "r"(shared_address(dst)),
+      "l"(src), "r"(bytes), "r"(shared_address(barrier))
+      : "memory");
+}
+
 // Copies 8 bytes (both addresses 8-byte aligned) from global into shared memory, asynchronously.
 __device__ __forceinline__ void cp_async_8(void* dst, const void* src) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(shared_address(dst)), "l"(src)
-               : "memory");
-}
-
-// Copies 16 bytes (both addresses 16-byte aligned) from global into shared memory, through L2
-// only.
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(shared_address(dst)), "l"(src)
                : "memory");
 }
 
