@@ -27,9 +27,9 @@ size_t workspace_bytes(int32_t tokens, int32_t heads, int32_t splits, int32_t sc
   return sizeof(float) * AttentionWorkspace::floats(tokens, heads, splits, score_stride);
 }
 
-// As many tokens per launch as the workspace holds (at most `tokens`), then splits: at most one
-// wave of CTAs (the kernels hold one per SM), at least kMinTilesPerSplit tiles each, as many as
-// the workspace holds. tokens_per_launch = 0: not even one token fits.
+// Launches of equal size with as many tokens as the workspace holds (at most `tokens`), then
+// splits: at most one wave of CTAs (the kernels hold one per SM), at least kMinTilesPerSplit
+// tiles each, as many as the workspace holds. tokens_per_launch = 0: not even one token fits.
 AttentionPlan plan_attention(int32_t tokens, int32_t heads, int32_t max_rows, int32_t max_splits,
                              size_t workspace, int sm_count) {
   AttentionPlan plan;
@@ -37,8 +37,11 @@ AttentionPlan plan_attention(int32_t tokens, int32_t heads, int32_t max_rows, in
   plan.score_stride = max_tiles * kTileRows;
   plan.tiles_per_split = max_tiles;
   const size_t per_token = workspace_bytes(1, heads, 1, plan.score_stride);
-  plan.tokens_per_launch = int32_t(std::min<size_t>(size_t(tokens), workspace / per_token));
-  if (plan.tokens_per_launch == 0) return plan;
+  const auto fit = int32_t(std::min<size_t>(size_t(tokens), workspace / per_token));
+  if (fit == 0) return plan;
+  // Equal launches: 128 tokens where 120 fit run as 64 + 64, not 120 + 8.
+  const int32_t launches = ceil_div(tokens, fit);
+  plan.tokens_per_launch = ceil_div(tokens, launches);
   const int32_t ctas = plan.tokens_per_launch * (heads / kHeadsPerCta);
   int32_t splits = std::min(sm_count / ctas, std::max(1, max_tiles / kMinTilesPerSplit));
   if (max_splits > 0) splits = std::min(splits, max_splits);
