@@ -1,6 +1,7 @@
-// The one-launch routed-expert GEMM (expert_scaled_gemm) against cpu::linear run expert by
-// expert on that expert's rows: fresh random FP4 / FP8 experts and skewed row counts (empty
-// experts, one hot expert), outputs poisoned. Bound as for the single linear (same kernel
+// The routed-expert GEMM (expert_scaled_gemm) against cpu::linear run expert by expert on that
+// expert's rows: fresh random FP4 / FP8 experts and skewed row counts (empty experts, one hot
+// expert; counts that reach every token-tile width, 1 to 16, in both launches), outputs
+// poisoned. Bound as for the single linear (same kernel
 // math): 1e-5 relative; rows the offsets give to no expert stay untouched.
 #include <gtest/gtest.h>
 
@@ -95,6 +96,7 @@ TEST(ExpertGemm, Fp8ExpertsMatchCpuLinear) {
   SCOPED_TRACE(seed);
   std::mt19937_64 rng(seed);
   check_experts(rng, WeightFormat::kFp8, 256, 384, {4, 0, 2});
+  check_experts(rng, WeightFormat::kFp8, 256, 384, {12, 1, 33, 0, 7});  // wide tiles too
 }
 
 }  // namespace

@@ -49,9 +49,9 @@ void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int
   p.expert_scale_bytes = experts.scale_bytes;
   if (max_rows == 0 || w.rows == 0) return;
   if (w.format == WeightFormat::kFp8) {
-    launch_tuned<Fp8Weight, Fp8Activations>(p, stream, experts.count);
+    launch_tuned_experts<Fp8Weight, Fp8Activations>(p, stream, experts.count);
   } else {
-    launch_tuned<Fp4Weight, Fp8Activations>(p, stream, experts.count);
+    launch_tuned_experts<Fp4Weight, Fp8Activations>(p, stream, experts.count);
   }
 }
 

@@ -20,9 +20,9 @@ void scaled_gemm(const uint8_t* x_codes, const float* x_scales, int64_t m,
 // The routed experts' GEMM in one launch, sized on the device: expert e multiplies rows
 // [offsets[e], offsets[e + 1]) of x into the same rows of y (offsets: device, count + 1
 // values, from moe_group). `max_rows` bounds any expert's row count (a token picks an expert
-// at most once, so the step's token count); it sizes the grid and picks the token tile
-// (measured: a tile sized to the typical expert's rows is slower at batch 64, because the
-// hot experts' extra tiles re-read their weights).
+// at most once, so the step's token count) and sizes the grid: tiles of 16 of an expert's
+// tokens, each running the narrowest width (1, 2, 4, 8, 16) that covers the tokens it has, so
+// a cold expert costs one token's arithmetic and a hot one never re-reads its weights.
 void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int32_t* offsets,
                         int64_t max_rows, const PackedLinearsView& experts, LinearOutput y,
                         cudaStream_t stream);

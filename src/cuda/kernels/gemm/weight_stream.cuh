@@ -250,31 +250,15 @@ __device__ __forceinline__ void load_stage(Stage<U, R>& s, const StreamParams& p
   }
 }
 
+// R rows from row0 times MT tokens from tok0 (of the expert whose rows start at first_token).
 // kPrefetch: the next U chunks of every row are loaded before the current ones are used
 // (register double buffering).
 template <class W, class A, int R, int MT, int U, bool kPrefetch>
-__global__ void __launch_bounds__(kThreadsPerBlock)
-    weight_stream_kernel(const __grid_constant__ StreamParams params) {
+__device__ __forceinline__ void stream_rows(const StreamParams& p, const uint8_t* w_base,
+                                            int64_t row0, int64_t tok0, int64_t first_token) {
   constexpr int E = W::kElems;
   constexpr bool kScaled = W::kScaled || A::kScaled;
   const int lane = int(threadIdx.x & 31u);
-  const int64_t row0 = (int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * R;
-  if (row0 >= params.rows) return;
-  const int64_t tok0 = int64_t(blockIdx.y) * MT;
-  StreamParams p = params;
-  int64_t first_token = 0;  // the expert's first row of x and y
-  // The expert's weight base is computed from params, not by moving p.w: with p.w moved, the
-  // weight loads read expert 0's bytes (nvcc 13.0, sm_90a; tests/cuda/gemm/expert_gemm_test).
-  const uint8_t* w_base = params.w;
-  if (params.expert_offsets) {
-    const int64_t e = blockIdx.z;
-    first_token = params.expert_offsets[e];
-    p.m = params.expert_offsets[e + 1] - first_token;
-    if (tok0 >= p.m) return;
-    w_base = params.w + e * params.expert_w_bytes;
-    p.w_scales = static_cast<const uint8_t*>(params.w_scales) + e * params.expert_scale_bytes;
-  }
-
   const uint8_t* wrow[R];
   int64_t row_of[R];
 #pragma unroll
@@ -357,13 +341,57 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
   }
 }
 
-// One launch of a fixed configuration: grid.x over row groups of R·kWarpsPerBlock, grid.y over
-// token tiles of MT, grid.z over experts (`experts` = 1 for one weight).
+// The weight's (or grid.z's expert's) rows for token tile grid.y of MT tokens.
 template <class W, class A, int R, int MT, int U, bool kPrefetch>
-void launch_tile(const StreamParams& p, cudaStream_t stream, int64_t experts = 1) {
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    weight_stream_kernel(const __grid_constant__ StreamParams params) {
+  const int64_t row0 = (int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * R;
+  if (row0 >= params.rows) return;
+  stream_rows<W, A, R, MT, U, kPrefetch>(params, params.w, row0, int64_t(blockIdx.y) * MT, 0);
+}
+
+// Routed experts: grid.z = expert e, grid.y = tiles of 16 of its tokens; each tile runs the
+// narrowest token width that covers the tokens it has, so an expert with one or two tokens (the
+// usual case at decode) does one or two tokens' arithmetic per weight element, while the tile
+// stays 16 wide for hot experts (no weight re-reads). A launch takes the tiles of kFewest to
+// kMost tokens: the register count of the widest variant in a kernel caps the occupancy of all
+// of them, so 1-4 tokens (126 registers for FP4) and 5-16 (250) are separate launches, and a
+// step of one token per expert runs the 1-token variant alone (56).
+template <class W, class A, int R, class Small, class Medium, class Large, int kFewest, int kMost>
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    expert_stream_kernel(const __grid_constant__ StreamParams params) {
+  const int64_t row0 = (int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * R;
+  if (row0 >= params.rows) return;
+  const int64_t e = blockIdx.z, tok0 = int64_t(blockIdx.y) * 16;
+  StreamParams p = params;
+  const int64_t first_token = params.expert_offsets[e];
+  p.m = params.expert_offsets[e + 1] - first_token;
+  const int64_t here = min(p.m - tok0, int64_t(16));
+  if (here < kFewest || here > kMost) return;
+  // The expert's weight base is computed from params, not by moving p.w: with p.w moved, the
+  // weight loads read expert 0's bytes (nvcc 13.0, sm_90a; tests/cuda/gemm/expert_gemm_test).
+  const uint8_t* w_base = params.w + e * params.expert_w_bytes;
+  p.w_scales = static_cast<const uint8_t*>(params.w_scales) + e * params.expert_scale_bytes;
+  if (kMost == 1 || here == 1) {
+    stream_rows<W, A, R, 1, Small::U, Small::kPrefetch>(p, w_base, row0, tok0, first_token);
+  } else if (kMost <= 4 && here == 2) {
+    stream_rows<W, A, R, 2, Medium::U, Medium::kPrefetch>(p, w_base, row0, tok0, first_token);
+  } else if (kMost <= 4) {
+    stream_rows<W, A, R, 4, Medium::U, Medium::kPrefetch>(p, w_base, row0, tok0, first_token);
+  } else if (here <= 8) {
+    stream_rows<W, A, R, 8, Large::U, Large::kPrefetch>(p, w_base, row0, tok0, first_token);
+  } else {
+    stream_rows<W, A, R, 16, Large::U, Large::kPrefetch>(p, w_base, row0, tok0, first_token);
+  }
+}
+
+// One launch of a fixed configuration: grid.x over row groups of R·kWarpsPerBlock, grid.y over
+// token tiles of MT.
+template <class W, class A, int R, int MT, int U, bool kPrefetch>
+void launch_tile(const StreamParams& p, cudaStream_t stream) {
   const int64_t rows_per_block = int64_t(R) * kWarpsPerBlock;
   const dim3 grid(unsigned((p.rows + rows_per_block - 1) / rows_per_block),
-                  unsigned((p.m + MT - 1) / MT), unsigned(experts));
+                  unsigned((p.m + MT - 1) / MT));
   weight_stream_kernel<W, A, R, MT, U, kPrefetch><<<grid, kThreadsPerBlock, 0, stream>>>(p);
 }
 
@@ -380,16 +408,16 @@ struct TileConfig {
 // kGrouped: the warp's R rows must share an input group; where R does not divide the group
 // size, one row per warp.
 template <class W, class A, class Small, class Medium, class Large, bool kGrouped>
-void launch_weight_stream(const StreamParams& p, cudaStream_t stream, int64_t experts) {
+void launch_weight_stream(const StreamParams& p, cudaStream_t stream) {
   const auto launch = [&](auto mt, auto config) {
     constexpr int MT = decltype(mt)::value;
     using C = decltype(config);
     if constexpr (kGrouped && C::R > 1) {
       if (p.rows_per_group % C::R != 0) {
-        return launch_tile<W, A, 1, MT, 4, false>(p, stream, experts);
+        return launch_tile<W, A, 1, MT, 4, false>(p, stream);
       }
     }
-    launch_tile<W, A, C::R, MT, C::U, C::kPrefetch>(p, stream, experts);
+    launch_tile<W, A, C::R, MT, C::U, C::kPrefetch>(p, stream);
   };
   if (p.m == 1) {
     launch(std::integral_constant<int, 1>{}, Small{});
@@ -440,10 +468,42 @@ template <>
 struct Tuned<Fp4Weight, F32Activations> : Tuned<Fp8Weight, F32Activations> {};
 
 template <class W, class A, bool kGrouped = false>
-void launch_tuned(const StreamParams& p, cudaStream_t stream, int64_t experts = 1) {
+void launch_tuned(const StreamParams& p, cudaStream_t stream) {
   using T = Tuned<W, A>;
   launch_weight_stream<W, A, typename T::Small, typename T::Medium, typename T::Large, kGrouped>(
-      p, stream, experts);
+      p, stream);
+}
+
+// The routed experts (p.expert_offsets set, p.m the most tokens one expert may get): each token
+// tile's width is chosen on the device. At most one token per expert: one launch (Small's rows
+// per warp). Otherwise tiles of 1-4 tokens (Medium's) and, where an expert can get more, of
+// 5-16 (Large's). Measured on the H200 (whole step, batch 64): a third launch for the 1-token
+// tiles at batch > 1 was slower (Flash 35.8 vs 32.3 ms), its empty CTAs costing more than its
+// occupancy gains.
+template <class W, class A>
+void launch_tuned_experts(const StreamParams& p, cudaStream_t stream, int64_t experts) {
+  using T = Tuned<W, A>;
+  const auto launch = [&](auto rows_per_warp, auto fewest, auto most) {
+    constexpr int R = decltype(rows_per_warp)::value;
+    const int64_t rows_per_block = int64_t(R) * kWarpsPerBlock;
+    const dim3 grid(unsigned((p.rows + rows_per_block - 1) / rows_per_block),
+                    unsigned((p.m + 15) / 16), unsigned(experts));
+    expert_stream_kernel<W, A, R, typename T::Small, typename T::Medium, typename T::Large,
+                         decltype(fewest)::value, decltype(most)::value>
+        <<<grid, kThreadsPerBlock, 0, stream>>>(p);
+  };
+  using std::integral_constant;
+  if (p.m == 1) {
+    launch(integral_constant<int, T::Small::R>{}, integral_constant<int, 1>{},
+           integral_constant<int, 1>{});
+    return;
+  }
+  launch(integral_constant<int, T::Medium::R>{}, integral_constant<int, 1>{},
+         integral_constant<int, 4>{});
+  if (p.m > 4) {
+    launch(integral_constant<int, T::Large::R>{}, integral_constant<int, 5>{},
+           integral_constant<int, 16>{});
+  }
 }
 
 // ---- host side ---------------------------------------------------------------------------
