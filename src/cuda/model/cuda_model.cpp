@@ -164,6 +164,13 @@ CudaModel::CudaModel(const ModelConfig& config, DeviceWeights weights,
   s.experts = DeviceBuffer<int32_t>(size_t(rows));
   s.counts = DeviceBuffer<int32_t>(size_t(E));
   s.offsets = DeviceBuffer<int32_t>(size_t(E + 1));
+  {
+    const int64_t narrow = expert_narrow_tiles_capacity(E, rows);
+    const int64_t wide = expert_wide_tiles_capacity(rows);
+    s.expert_tile_lists = DeviceBuffer<int32_t>(size_t(narrow + wide + 2));
+    s.expert_tiles = {s.expert_tile_lists.data(), s.expert_tile_lists.data() + narrow,
+                      s.expert_tile_lists.data() + narrow + wide, narrow, wide};
+  }
   s.order = DeviceBuffer<int32_t>(size_t(rows));
   s.position = DeviceBuffer<int32_t>(size_t(rows));
   s.gathered = DeviceBuffer<uint16_t>(size_t(rows * D));
@@ -476,18 +483,19 @@ void CudaModel::moe(int64_t layer, int32_t T) {
   moe_group(s.experts.data(), T, K, E, s.counts.data(), s.offsets.data(), s.order.data(),
             s.position.data(), st);
   moe_gather_rows(s.normed.data(), s.order.data(), T, K, D, s.gathered.data(), st);
+  plan_expert_tiles(s.offsets.data(), E, s.expert_tiles, st);
 
   // w1 and w3 in one GEMM ([g | u] per row), SwiGLU with the routing weight, then w2.
   const int64_t inter = m.w13.storage.rows / 2;
   quantize_activations_fp8(s.gathered.data(), T * K, D, s.fp8_codes.data(), s.fp8_scales.data(),
                            st);
-  expert_scaled_gemm(s.fp8_codes.data(), s.fp8_scales.data(), s.offsets.data(), T, m.w13.view(),
-                     {nullptr, s.gate_up.data()}, st);
+  expert_scaled_gemm(s.fp8_codes.data(), s.fp8_scales.data(), s.offsets.data(), T, s.expert_tiles,
+                     m.w13.view(), {nullptr, s.gate_up.data()}, st);
   swiglu(s.gate_up.data(), 2 * inter, s.gate_up.data() + inter, 2 * inter, T * K, inter,
          s.route_weights.data(), s.order.data(), limit, s.h.data(), st);
   quantize_activations_fp8(s.h.data(), T * K, inter, s.fp8_codes.data(), s.fp8_scales.data(), st);
-  expert_scaled_gemm(s.fp8_codes.data(), s.fp8_scales.data(), s.offsets.data(), T, m.w2.view(),
-                     {nullptr, s.expert_out.data()}, st);
+  expert_scaled_gemm(s.fp8_codes.data(), s.fp8_scales.data(), s.offsets.data(), T, s.expert_tiles,
+                     m.w2.view(), {nullptr, s.expert_out.data()}, st);
 
   const int64_t shared_inter = m.shared.w1.rows;
   uint16_t* g = s.gate_up.data();

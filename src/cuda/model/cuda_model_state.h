@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cuda/kernels/attention/kv_cache.h"
+#include "cuda/kernels/gemm/expert_tiles.h"
 #include "cuda/kernels/gemm/linear.h"
 #include "cuda/kernels/norm_rope_mhc/hyper_connection.h"
 #include "cuda/kernels/norm_rope_mhc/rope.h"
@@ -54,6 +55,8 @@ struct CudaModel::State {
   // MoE.
   DeviceBuffer<float> router_logits, route_weights;
   DeviceBuffer<int32_t> experts, counts, offsets, order, position;
+  DeviceBuffer<int32_t> expert_tile_lists;  // plan_expert_tiles: narrow, wide, counts
+  ExpertTiles expert_tiles;
   DeviceBuffer<uint16_t> gathered, gate_up, h, expert_out, shared_out;
   // GEMM inputs: FP8 codes and scales for FP8/FP4 weights, fp32 widenings for plain ones.
   DeviceBuffer<uint8_t> fp8_codes;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cpu/linear.h"
+#include "cuda/kernels/gemm/expert_tiles.h"
 #include "cuda/kernels/gemm/fp8_quantize.h"
 #include "cuda/kernels/gemm/linear.h"
 #include "cuda/kernels/gemm/scaled_gemm.h"
@@ -47,8 +48,15 @@ void check_experts(std::mt19937_64& rng, WeightFormat format, int64_t rows, int6
   auto codes = test::poisoned<uint8_t>(size_t(m * cols));
   auto scales = test::poisoned<float>(size_t(m * cols / 128));
   auto y = test::poisoned<float>(size_t((m + 1) * rows));  // one row more: must stay poisoned
+  // The tile lists at the capacities a step of m slots gets, poisoned first.
+  const int64_t narrow = expert_narrow_tiles_capacity(n_experts, m);
+  const int64_t wide = expert_wide_tiles_capacity(m);
+  auto lists = test::poisoned<int32_t>(size_t(narrow + wide + 2));
+  const ExpertTiles tiles{lists.data(), lists.data() + narrow, lists.data() + narrow + wide, narrow,
+                          wide};
   quantize_activations_fp8(dx.data(), m, cols, codes.data(), scales.data(), nullptr);
-  expert_scaled_gemm(codes.data(), scales.data(), doffsets.data(), max_rows, packed.view(),
+  plan_expert_tiles(doffsets.data(), n_experts, tiles, nullptr);
+  expert_scaled_gemm(codes.data(), scales.data(), doffsets.data(), max_rows, tiles, packed.view(),
                      {y.data(), nullptr}, nullptr);
   DSV4_CUDA_CHECK(cudaDeviceSynchronize());
   const std::vector<float> got = y.download();

@@ -28,15 +28,18 @@ void scaled_gemm(const uint8_t* x_codes, const float* x_scales, int64_t m,
 }
 
 void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int32_t* offsets,
-                        int64_t max_rows, const PackedLinearsView& experts, LinearOutput y,
-                        cudaStream_t stream) {
+                        int64_t max_rows, const ExpertTiles& tiles,
+                        const PackedLinearsView& experts, LinearOutput y, cudaStream_t stream) {
   const DeviceLinearView& w = experts.first;
   if (w.format != WeightFormat::kFp8 && w.format != WeightFormat::kFp4) {
     fail("expert_scaled_gemm: the experts are {}, not FP8 or FP4", weight_format_name(w.format));
   }
   if (w.cols % 128 != 0) fail("expert_scaled_gemm: {} inputs are not a multiple of 128", w.cols);
-  if (experts.count <= 0 || experts.count > 65535 || experts.value_bytes % 16 != 0) {
+  if (experts.count <= 0 || experts.count > 32767 || experts.value_bytes % 16 != 0) {
     fail("expert_scaled_gemm: {} experts of {} bytes", experts.count, experts.value_bytes);
+  }
+  if (max_rows > int64_t(65536) * 16 || !tiles.narrow || !tiles.wide || !tiles.counts) {
+    fail("expert_scaled_gemm: {} rows per expert (at most 2^20) or no tile lists", max_rows);
   }
   check_aligned(x_codes, "expert_scaled_gemm: x_codes");
   StreamParams p = stream_params(w, y, max_rows);
@@ -49,9 +52,9 @@ void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int
   p.expert_scale_bytes = experts.scale_bytes;
   if (max_rows == 0 || w.rows == 0) return;
   if (w.format == WeightFormat::kFp8) {
-    launch_tuned_experts<Fp8Weight, Fp8Activations>(p, stream, experts.count);
+    launch_tuned_experts<Fp8Weight, Fp8Activations>(p, tiles, stream);
   } else {
-    launch_tuned_experts<Fp4Weight, Fp8Activations>(p, stream, experts.count);
+    launch_tuned_experts<Fp4Weight, Fp8Activations>(p, tiles, stream);
   }
 }
 

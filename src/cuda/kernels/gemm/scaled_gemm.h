@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "cuda/kernels/gemm/expert_tiles.h"
 #include "cuda/kernels/gemm/linear.h"
 
 namespace dsv4::cuda {
@@ -17,14 +18,13 @@ namespace dsv4::cuda {
 void scaled_gemm(const uint8_t* x_codes, const float* x_scales, int64_t m,
                  const DeviceLinearView& w, LinearOutput y, cudaStream_t stream);
 
-// The routed experts' GEMM in one launch, sized on the device: expert e multiplies rows
-// [offsets[e], offsets[e + 1]) of x into the same rows of y (offsets: device, count + 1
-// values, from moe_group). `max_rows` bounds any expert's row count (a token picks an expert
-// at most once, so the step's token count) and sizes the grid: tiles of 16 of an expert's
-// tokens, each running the narrowest width (1, 2, 4, 8, 16) that covers the tokens it has, so
-// a cold expert costs one token's arithmetic and a hot one never re-reads its weights.
+// The routed experts' GEMM, sized on the device: expert e multiplies rows [offsets[e],
+// offsets[e + 1]) of x into the same rows of y (offsets: device, count + 1 values, from
+// moe_group), over the tile lists plan_expert_tiles made from the same offsets. `max_rows`
+// bounds any expert's row count (a token picks an expert at most once, so the step's token
+// count); it decides which launches run (see launch_tuned_experts).
 void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int32_t* offsets,
-                        int64_t max_rows, const PackedLinearsView& experts, LinearOutput y,
-                        cudaStream_t stream);
+                        int64_t max_rows, const ExpertTiles& tiles,
+                        const PackedLinearsView& experts, LinearOutput y, cudaStream_t stream);
 
 }  // namespace dsv4::cuda

@@ -22,11 +22,13 @@
 #include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
 #include "core/error.h"
 #include "cuda/kernels/common/numerics.cuh"
+#include "cuda/kernels/gemm/expert_tiles.h"
 #include "cuda/kernels/gemm/linear.h"
 
 namespace dsv4::cuda::gemm_detail {
@@ -350,38 +352,43 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
   stream_rows<W, A, R, MT, U, kPrefetch>(params, params.w, row0, int64_t(blockIdx.y) * MT, 0);
 }
 
-// Routed experts: grid.z = expert e, grid.y = tiles of 16 of its tokens; each tile runs the
-// narrowest token width that covers the tokens it has, so an expert with one or two tokens (the
-// usual case at decode) does one or two tokens' arithmetic per weight element, while the tile
-// stays 16 wide for hot experts (no weight re-reads). A launch takes the tiles of kFewest to
-// kMost tokens: the register count of the widest variant in a kernel caps the occupancy of all
-// of them, so 1-4 tokens (126 registers for FP4) and 5-16 (250) are separate launches, and a
-// step of one token per expert runs the 1-token variant alone (56).
-template <class W, class A, int R, class Small, class Medium, class Large, int kFewest, int kMost>
+// Routed experts: CTA (x, y) takes rows x and the tiles y, y + gridDim.y, ... of a list from
+// plan_expert_tiles (expert · 65536 + tile; tile t = the expert's tokens [16t, 16t + 16)). Each
+// tile runs the narrowest token width that covers the tokens it has, so an expert with one or
+// two tokens (the usual case at decode) does one or two tokens' arithmetic per weight element,
+// while a tile stays 16 wide for hot experts (no weight re-reads). The narrow list (1-4 tokens)
+// and the wide one (5-16) are separate launches because the register count of the widest
+// variant in a kernel caps the occupancy of all of them; kMost = 1 is the narrow launch of a
+// step where no expert can get two tokens (56 registers for FP4, against 126 for 1-4).
+template <class W, class A, int R, class Small, class Medium, class Large, int kMost>
 __global__ void __launch_bounds__(kThreadsPerBlock)
-    expert_stream_kernel(const __grid_constant__ StreamParams params) {
+    expert_stream_kernel(const __grid_constant__ StreamParams params,
+                         const int32_t* __restrict__ tiles, const int32_t* __restrict__ count) {
   const int64_t row0 = (int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * R;
   if (row0 >= params.rows) return;
-  const int64_t e = blockIdx.z, tok0 = int64_t(blockIdx.y) * 16;
-  StreamParams p = params;
-  const int64_t first_token = params.expert_offsets[e];
-  p.m = params.expert_offsets[e + 1] - first_token;
-  const int64_t here = min(p.m - tok0, int64_t(16));
-  if (here < kFewest || here > kMost) return;
-  // The expert's weight base is computed from params, not by moving p.w: with p.w moved, the
-  // weight loads read expert 0's bytes (nvcc 13.0, sm_90a; tests/cuda/gemm/expert_gemm_test).
-  const uint8_t* w_base = params.w + e * params.expert_w_bytes;
-  p.w_scales = static_cast<const uint8_t*>(params.w_scales) + e * params.expert_scale_bytes;
-  if (kMost == 1 || here == 1) {
-    stream_rows<W, A, R, 1, Small::U, Small::kPrefetch>(p, w_base, row0, tok0, first_token);
-  } else if (kMost <= 4 && here == 2) {
-    stream_rows<W, A, R, 2, Medium::U, Medium::kPrefetch>(p, w_base, row0, tok0, first_token);
-  } else if (kMost <= 4) {
-    stream_rows<W, A, R, 4, Medium::U, Medium::kPrefetch>(p, w_base, row0, tok0, first_token);
-  } else if (here <= 8) {
-    stream_rows<W, A, R, 8, Large::U, Large::kPrefetch>(p, w_base, row0, tok0, first_token);
-  } else {
-    stream_rows<W, A, R, 16, Large::U, Large::kPrefetch>(p, w_base, row0, tok0, first_token);
+  const int32_t n_tiles = *count;
+  for (int32_t y = int32_t(blockIdx.y); y < n_tiles; y += int32_t(gridDim.y)) {
+    const int32_t entry = tiles[y];
+    const int64_t e = entry >> 16, tok0 = int64_t(entry & 0xffff) * 16;
+    StreamParams p = params;
+    const int64_t first_token = params.expert_offsets[e];
+    p.m = params.expert_offsets[e + 1] - first_token;
+    const int64_t here = min(p.m - tok0, int64_t(16));
+    // The expert's weight base is computed from params, not by moving p.w: with p.w moved, the
+    // weight loads read expert 0's bytes (nvcc 13.0, sm_90a; tests/cuda/gemm/expert_gemm_test).
+    const uint8_t* w_base = params.w + e * params.expert_w_bytes;
+    p.w_scales = static_cast<const uint8_t*>(params.w_scales) + e * params.expert_scale_bytes;
+    if (kMost == 1 || here == 1) {
+      stream_rows<W, A, R, 1, Small::U, Small::kPrefetch>(p, w_base, row0, tok0, first_token);
+    } else if (kMost <= 4 && here == 2) {
+      stream_rows<W, A, R, 2, Medium::U, Medium::kPrefetch>(p, w_base, row0, tok0, first_token);
+    } else if (kMost <= 4) {
+      stream_rows<W, A, R, 4, Medium::U, Medium::kPrefetch>(p, w_base, row0, tok0, first_token);
+    } else if (here <= 8) {
+      stream_rows<W, A, R, 8, Large::U, Large::kPrefetch>(p, w_base, row0, tok0, first_token);
+    } else {
+      stream_rows<W, A, R, 16, Large::U, Large::kPrefetch>(p, w_base, row0, tok0, first_token);
+    }
   }
 }
 
@@ -474,35 +481,38 @@ void launch_tuned(const StreamParams& p, cudaStream_t stream) {
       p, stream);
 }
 
-// The routed experts (p.expert_offsets set, p.m the most tokens one expert may get): each token
-// tile's width is chosen on the device. At most one token per expert: one launch (Small's rows
-// per warp). Otherwise tiles of 1-4 tokens (Medium's) and, where an expert can get more, of
-// 5-16 (Large's). Measured on the H200 (whole step, batch 64): a third launch for the 1-token
-// tiles at batch > 1 was slower (Flash 35.8 vs 32.3 ms), its empty CTAs costing more than its
-// occupancy gains.
+// The routed experts (p.expert_offsets set, p.m the most tokens one expert may get) over the
+// tile lists of plan_expert_tiles: the narrow list with Medium's rows per warp (Small's, and
+// the 1-token variant only, when no expert can get two tokens), the wide one with Large's
+// where an expert can get more than 4. At most kTileSlots CTAs per row group; each loops over
+// the list. Measured on the H200 (whole step, batch 64, grid over every (expert, tile) pair
+// before the lists): a third launch for the 1-token tiles at batch > 1 was slower (Flash 35.8
+// vs 32.3 ms).
+inline constexpr int64_t kTileSlots = 128;
 template <class W, class A>
-void launch_tuned_experts(const StreamParams& p, cudaStream_t stream, int64_t experts) {
+void launch_tuned_experts(const StreamParams& p, const ExpertTiles& tiles, cudaStream_t stream) {
   using T = Tuned<W, A>;
-  const auto launch = [&](auto rows_per_warp, auto fewest, auto most) {
+  const auto launch = [&](auto rows_per_warp, auto most, const int32_t* list, int64_t capacity,
+                          const int32_t* count) {
     constexpr int R = decltype(rows_per_warp)::value;
     const int64_t rows_per_block = int64_t(R) * kWarpsPerBlock;
     const dim3 grid(unsigned((p.rows + rows_per_block - 1) / rows_per_block),
-                    unsigned((p.m + 15) / 16), unsigned(experts));
+                    unsigned(std::min(capacity, kTileSlots)));
     expert_stream_kernel<W, A, R, typename T::Small, typename T::Medium, typename T::Large,
-                         decltype(fewest)::value, decltype(most)::value>
-        <<<grid, kThreadsPerBlock, 0, stream>>>(p);
+                         decltype(most)::value>
+        <<<grid, kThreadsPerBlock, 0, stream>>>(p, list, count);
   };
   using std::integral_constant;
   if (p.m == 1) {
-    launch(integral_constant<int, T::Small::R>{}, integral_constant<int, 1>{},
-           integral_constant<int, 1>{});
+    launch(integral_constant<int, T::Small::R>{}, integral_constant<int, 1>{}, tiles.narrow,
+           tiles.narrow_capacity, tiles.counts);
     return;
   }
-  launch(integral_constant<int, T::Medium::R>{}, integral_constant<int, 1>{},
-         integral_constant<int, 4>{});
+  launch(integral_constant<int, T::Medium::R>{}, integral_constant<int, 4>{}, tiles.narrow,
+         tiles.narrow_capacity, tiles.counts);
   if (p.m > 4) {
-    launch(integral_constant<int, T::Large::R>{}, integral_constant<int, 5>{},
-           integral_constant<int, 16>{});
+    launch(integral_constant<int, T::Large::R>{}, integral_constant<int, 16>{}, tiles.wide,
+           tiles.wide_capacity, tiles.counts + 1);
   }
 }
 

@@ -1,0 +1,30 @@
+// The work list of the routed-expert GEMM: every expert's tokens in tiles of 16 (the last one
+// possibly shorter), listed on the device from moe_group's offsets so that the GEMM launches
+// CTAs for the tiles that exist, not for every (expert, tile) pair a step could have. Tiles of
+// 1-4 tokens ("narrow") and of 5-16 ("wide") are listed apart: they run as separate launches.
+// An entry is expert · 65536 + tile (tile t covers the expert's tokens [16t, 16t + 16)).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace dsv4::cuda {
+
+struct ExpertTiles {
+  int32_t* narrow = nullptr;  // [narrow_capacity]
+  int32_t* wide = nullptr;    // [wide_capacity]
+  int32_t* counts = nullptr;  // [2]: narrow, wide
+  int64_t narrow_capacity = 0, wide_capacity = 0;
+};
+
+// The most tiles of each kind `slots` (token, expert) pairs over n_experts experts can make: at
+// most one narrow tile per expert and slot; a wide tile holds at least 5 slots.
+int64_t expert_narrow_tiles_capacity(int64_t n_experts, int64_t slots);
+int64_t expert_wide_tiles_capacity(int64_t slots);
+
+// One block: the lists for offsets [n_experts + 1] (n_experts <= 1024). Graph-capturable.
+void plan_expert_tiles(const int32_t* offsets, int64_t n_experts, const ExpertTiles& tiles,
+                       cudaStream_t stream);
+
+}  // namespace dsv4::cuda
