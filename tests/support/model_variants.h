@@ -58,17 +58,18 @@ inline LoadedModel scaled_sublayer_outputs(const LoadedModel& m, float factor) {
 }
 
 // The same weights with every routed expert re-expressed as NVFP4: each ue8m0 scale s of 32
-// inputs becomes two e4m3 scales 16·s of 16 inputs and the global scale is 1/16, so every
-// dequantized value is unchanged.
+// inputs becomes two e4m3 scales f·s of 16 inputs and the global scale is 1/f (f = 16 for w1
+// and w2, 32 for w3, so that w1 and w3 differ), so every dequantized value is unchanged.
 inline ModelWeights with_nvfp4_experts(ModelWeights weights) {
   for (BlockWeights& block : weights.blocks) {
     for (ExpertWeights& expert : block.ffn.experts) {
       for (LinearWeight* w : {&expert.w1, &expert.w2, &expert.w3}) {
+        const float f = w == &expert.w3 ? 32.0f : 16.0f;
         std::vector<float> scales;
-        for (const float s : w->scales) scales.insert(scales.end(), 2, 16.0f * s);
+        for (const float s : w->scales) scales.insert(scales.end(), 2, f * s);
         w->format = WeightFormat::kNvFp4;
         w->scales = scales;
-        w->global_scale = 1.0f / 16.0f;
+        w->global_scale = 1.0f / f;
       }
     }
   }

@@ -47,19 +47,14 @@ DeviceAttention upload_attention(const AttentionWeights& w) {
   return a;
 }
 
-// w1 over w3: one GEMM produces the gate and up halves that swiglu reads side by side.
-LinearWeight stack_rows(const LinearWeight& top, const LinearWeight& bottom) {
-  if (top.cols != bottom.cols || top.format != bottom.format ||
-      (top.format == WeightFormat::kFp8 && top.rows % 128 != 0)) {
-    fail("upload_weights: cannot stack a [{}, {}] {} expert weight on a [{}, {}] {} one",
-         bottom.rows, bottom.cols, weight_format_name(bottom.format), top.rows, top.cols,
-         weight_format_name(top.format));
+// w1 over w3: one GEMM produces the gate and up halves that swiglu reads side by side. Stacked
+// after encoding, so that NVFP4 rows keep their own tensor's global scale.
+EncodedLinear stack_w1_w3(const LinearWeight& w1, const LinearWeight& w3) {
+  if (w1.cols != w3.cols || w1.format != w3.format || w1.rows != w3.rows) {
+    fail("upload_weights: cannot stack a [{}, {}] {} expert w3 under a [{}, {}] {} w1", w3.rows,
+         w3.cols, weight_format_name(w3.format), w1.rows, w1.cols, weight_format_name(w1.format));
   }
-  LinearWeight w = top;
-  w.rows = top.rows + bottom.rows;
-  w.values.insert(w.values.end(), bottom.values.begin(), bottom.values.end());
-  w.scales.insert(w.scales.end(), bottom.scales.begin(), bottom.scales.end());
-  return w;
+  return stack_encoded(encode_linear(w1), w1.rows, encode_linear(w3), w1.cols, w1.format);
 }
 
 // A token reaches an expert at most once, which the expert GEMM's grid relies on.
@@ -80,15 +75,16 @@ DeviceMoe upload_moe(const MoeWeights& w, int64_t k) {
   m.gate_bias = upload_f32(w.gate_bias);
   check_hash_table(w, k);
   m.tid2eid = upload_vector(w.tid2eid);
-  std::vector<LinearWeight> w13;
-  std::vector<const LinearWeight*> w13_ptrs, w2_ptrs;
+  std::vector<EncodedLinear> w13;
+  std::vector<const LinearWeight*> w2_ptrs;
   w13.reserve(w.experts.size());
   for (const ExpertWeights& e : w.experts) {
-    w13.push_back(stack_rows(e.w1, e.w3));
-    w13_ptrs.push_back(&w13.back());
+    w13.push_back(stack_w1_w3(e.w1, e.w3));
     w2_ptrs.push_back(&e.w2);
   }
-  m.w13 = upload_packed(w13_ptrs);
+  if (w.experts.empty()) fail("upload_weights: a MoE layer without routed experts");
+  const LinearWeight& w1 = w.experts.front().w1;
+  m.w13 = upload_packed(w13, 2 * w1.rows, w1.cols, w1.format);
   m.w2 = upload_packed(w2_ptrs);
   m.shared = upload_expert(w.shared);
   return m;
@@ -117,7 +113,7 @@ size_t device_bytes(const ModelConfig& config, const ModelWeights& weights) {
   size_t total = 0;
   visit_tensors(
       config, weights,
-      [&](const std::string& name, TensorRole, const std::vector<int64_t>&, const auto& field) {
+      [&](const std::string&, TensorRole, const std::vector<int64_t>&, const auto& field) {
         using Field = std::remove_cvref_t<decltype(field)>;
         if constexpr (std::is_same_v<Field, LinearWeight>) {
           const auto elements = size_t(field.rows * field.cols);
@@ -135,10 +131,8 @@ size_t device_bytes(const ModelConfig& config, const ModelWeights& weights) {
               total += elements / 2 + field.scales.size();
               break;
             case WeightFormat::kNvFp4:
-              fail(
-                  "'{}' is NVFP4: the CUDA backend does not run NVFP4 weights yet (the CPU "
-                  "backend does)",
-                  name);
+              total += elements / 2 + field.scales.size() + sizeof(float) * size_t(field.rows);
+              break;
           }
         } else {
           total += field.size() * sizeof(typename Field::value_type);

@@ -29,8 +29,9 @@ void check_experts(std::mt19937_64& rng, WeightFormat format, int64_t rows, int6
   std::vector<LinearWeight> weights;
   std::vector<const LinearWeight*> pointers;
   for (int64_t e = 0; e < n_experts; ++e) {
-    weights.push_back(format == WeightFormat::kFp4 ? test::fp4_weight(rng, rows, cols)
-                                                   : test::fp8_weight(rng, rows, cols));
+    weights.push_back(format == WeightFormat::kFp4     ? test::fp4_weight(rng, rows, cols)
+                      : format == WeightFormat::kNvFp4 ? test::nvfp4_weight(rng, rows, cols)
+                                                       : test::fp8_weight(rng, rows, cols));
   }
   for (const LinearWeight& w : weights) pointers.push_back(&w);
   std::vector<int32_t> offsets(size_t(n_experts + 1), 0);
@@ -88,6 +89,14 @@ TEST(ExpertGemm, Fp4ExpertsWithUnevenRowCountsMatchCpuLinear) {
   std::mt19937_64 rng(seed);
   check_experts(rng, WeightFormat::kFp4, 256, 512, {3, 0, 1, 17, 0, 5, 2, 9});
   check_experts(rng, WeightFormat::kFp4, 512, 256, {1, 1, 1, 1});  // decode: one row each
+}
+
+TEST(ExpertGemm, NvFp4ExpertsEachWithItsGlobalScaleMatchCpuLinear) {
+  DSV4_REQUIRE_GPU();
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  check_experts(rng, WeightFormat::kNvFp4, 256, 512, {3, 0, 1, 17, 0, 5, 2, 9});
 }
 
 TEST(ExpertGemm, OneHotExpertTakesEveryRow) {

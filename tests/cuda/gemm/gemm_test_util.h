@@ -105,6 +105,22 @@ inline LinearWeight fp4_weight(std::mt19937_64& rng, int64_t rows, int64_t cols,
   return w;
 }
 
+// An NVFP4 weight: random e2m1 codes, random positive e4m3 block scales (2^-3 .. 30, most not
+// powers of two) per 16 inputs, and a random fp32 global scale.
+inline LinearWeight nvfp4_weight(std::mt19937_64& rng, int64_t rows, int64_t cols) {
+  LinearWeight w;
+  w.rows = rows;
+  w.cols = cols;
+  w.format = WeightFormat::kNvFp4;
+  std::uniform_int_distribution<int> e2m1(0, 15), e4m3(0x20, 0x5f);
+  w.values.resize(size_t(rows * cols));
+  for (float& v : w.values) v = e2m1_to_float(uint8_t(e2m1(rng)));
+  w.scales.resize(size_t(rows * cols / 16));
+  for (float& s : w.scales) s = e4m3_to_float(uint8_t(e4m3(rng)));
+  w.global_scale = std::uniform_real_distribution<float>(0.01f, 1.0f)(rng);
+  return w;
+}
+
 inline double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
   double diff = 0.0, norm = 0.0;
   for (size_t i = 0; i < want.size(); ++i) {

@@ -109,6 +109,16 @@ TEST(Fp4Gemm, MatchesCpuLinear) {
   check_linear(rng, test::fp4_weight(rng, 200, 256, 1.3f), Path::kScaled);  // f32 scales
 }
 
+TEST(NvFp4Gemm, MatchesCpuLinear) {
+  DSV4_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  check_linear(rng, test::nvfp4_weight(rng, 512, 384), Path::kScaled);
+  check_linear(rng, test::nvfp4_weight(rng, 2048, 4096), Path::kScaled);  // Flash expert w1/w3
+  check_linear(rng, test::nvfp4_weight(rng, 203, 256), Path::kScaled);
+}
+
 TEST(PlainGemm, MatchesCpuLinear) {
   DSV4_REQUIRE_GPU();
   const uint64_t seed = fresh_seed();
@@ -128,6 +138,7 @@ TEST(PlainGemm, QuantizedWeightsGiveTheExactDequantizedProduct) {
   std::mt19937_64 rng(seed);
   check_linear(rng, test::fp8_weight(rng, 200, 384), Path::kPlain, Numerics::kFp32);
   check_linear(rng, test::fp4_weight(rng, 200, 384), Path::kPlain, Numerics::kFp32);
+  check_linear(rng, test::nvfp4_weight(rng, 200, 384), Path::kPlain, Numerics::kFp32);
 }
 
 TEST(Linear, DispatchesEveryFormatLikeCpuLinear) {
@@ -137,6 +148,7 @@ TEST(Linear, DispatchesEveryFormatLikeCpuLinear) {
   std::mt19937_64 rng(seed);
   check_linear(rng, test::fp8_weight(rng, 384, 512), Path::kDispatch);
   check_linear(rng, test::fp4_weight(rng, 384, 512), Path::kDispatch);
+  check_linear(rng, test::nvfp4_weight(rng, 384, 512), Path::kDispatch);
   check_linear(rng, test::plain_weight(rng, 384, 512, WeightFormat::kBF16), Path::kDispatch);
   check_linear(rng, test::plain_weight(rng, 384, 512, WeightFormat::kF32), Path::kDispatch);
 }
@@ -180,6 +192,14 @@ TEST(UploadLinear, KeepsCheckpointFormats) {
   EXPECT_EQ(fp4.scales.size(), 64u * 8u);
   EXPECT_EQ(upload_linear(test::fp4_weight(rng, 64, 256, 1.3f)).scale_storage, ScaleStorage::kF32);
   EXPECT_EQ(upload_linear(test::plain_weight(rng, 8, 16, WeightFormat::kBF16)).values.size(), 256u);
+  const DeviceLinear nvfp4 = upload_linear(test::nvfp4_weight(rng, 64, 256));
+  EXPECT_EQ(nvfp4.values.size(), 64u * 128u);
+  EXPECT_EQ(nvfp4.scale_storage, ScaleStorage::kE4m3);
+  EXPECT_EQ(nvfp4.scales.size(), 64u * 16u);
+  EXPECT_EQ(nvfp4.row_scales.size(), 64u);
+  LinearWeight scale_not_e4m3 = test::nvfp4_weight(rng, 8, 128);
+  scale_not_e4m3.scales[3] = 0.1f;
+  EXPECT_THROW(upload_linear(scale_not_e4m3), Error);
   LinearWeight not_e4m3 = test::fp8_weight(rng, 8, 128);
   not_e4m3.values[5] = 0.1f;
   EXPECT_THROW(upload_linear(not_e4m3), Error);

@@ -100,6 +100,17 @@ TEST(CudaModel, WellConditionedSingleLayersMeetTheBound) {
   }
 }
 
+TEST(CudaModel, NvFp4ExpertsMeetTheBound) {
+  DSV4_REQUIRE_GPU();
+  LoadedModel m = testing::scaled_sublayer_outputs(testing::single_layer_model(synthetic_tiny(), 4),
+                                                   testing::kWellConditionedScale);
+  m.weights = testing::with_nvfp4_experts(m.weights);
+  const char* name = "one layer like layer 4, outputs / 32, NVFP4 experts";
+  const Agreement r = compare(m, 24, name);
+  EXPECT_LE(r.gpu.worst(), kBound) << name;
+  EXPECT_GE(r.gpu.argmax_agreement(), kArgmaxAgreement) << name;
+}
+
 TEST(CudaModel, WholeModelAgreesAsWellAsTwoCpuSummationOrders) {
   DSV4_REQUIRE_GPU();
   const LoadedModel calm =

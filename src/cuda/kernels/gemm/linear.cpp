@@ -47,6 +47,31 @@ int ue8m0_code(float scale) {
   return int(exponent);
 }
 
+// Packs FP4 / NVFP4 values as e2m1 pairs (low nibble = even column); fails on a value that is
+// not an e2m1 code.
+void pack_e2m1(const LinearWeight& w, std::vector<uint8_t>& packed) {
+  if (w.cols % 32 != 0) {
+    fail("encode_linear: a {} weight with {} inputs (a multiple of 32 is needed)",
+         weight_format_name(w.format), w.cols);
+  }
+  const size_t cols = size_t(w.cols);
+  const float* v = w.values.data();
+  packed.resize(size_t(w.rows) * cols / 2);
+  uint8_t* dst = packed.data();
+  check_row(for_each_row(w.rows,
+                         [&](int64_t r) {
+                           bool ok = true;
+                           for (size_t i = size_t(r) * cols; i < size_t(r + 1) * cols; i += 2) {
+                             const uint8_t lo = float_to_e2m1(v[i]);
+                             const uint8_t hi = float_to_e2m1(v[i + 1]);
+                             dst[i / 2] = uint8_t(lo | (hi << 4));
+                             ok &= e2m1_to_float(lo) == v[i] && e2m1_to_float(hi) == v[i + 1];
+                           }
+                           return ok;
+                         }),
+            w, "e2m1");
+}
+
 }  // namespace
 
 EncodedLinear encode_linear(const LinearWeight& w) {
@@ -55,7 +80,8 @@ EncodedLinear encode_linear(const LinearWeight& w) {
     fail("encode_linear: {} values for a {}x{} weight", w.values.size(), w.rows, w.cols);
   }
   const size_t expected_scales =
-      w.format == WeightFormat::kFp8 || w.format == WeightFormat::kFp4
+      w.format == WeightFormat::kFp8 || w.format == WeightFormat::kFp4 ||
+              w.format == WeightFormat::kNvFp4
           ? size_t(((w.rows + w.scale_block_rows() - 1) / w.scale_block_rows()) * w.scale_cols())
           : 0;
   if (w.scales.size() != expected_scales) {
@@ -104,24 +130,8 @@ EncodedLinear encode_linear(const LinearWeight& w) {
       std::memcpy(out.scales.data(), w.scales.data(), out.scales.size());
       break;
     }
-    case WeightFormat::kNvFp4:
-      fail("encode_linear: NVFP4 weights are not supported on the GPU yet");
     case WeightFormat::kFp4: {
-      if (w.cols % 32 != 0) fail("encode_linear: an FP4 weight with {} inputs", w.cols);
-      out.values.resize(count / 2);
-      uint8_t* dst = out.values.data();
-      check_row(for_each_row(w.rows,
-                             [&](int64_t r) {
-                               bool ok = true;
-                               for (size_t i = size_t(r) * cols; i < size_t(r + 1) * cols; i += 2) {
-                                 const uint8_t lo = float_to_e2m1(v[i]);
-                                 const uint8_t hi = float_to_e2m1(v[i + 1]);
-                                 dst[i / 2] = uint8_t(lo | (hi << 4));
-                                 ok &= e2m1_to_float(lo) == v[i] && e2m1_to_float(hi) == v[i + 1];
-                               }
-                               return ok;
-                             }),
-                w, "e2m1");
+      pack_e2m1(w, out.values);
       bool powers_of_two = true;
       for (const float s : w.scales) powers_of_two &= ue8m0_code(s) >= 0;
       if (powers_of_two) {
@@ -134,6 +144,20 @@ EncodedLinear encode_linear(const LinearWeight& w) {
         out.scales.resize(w.scales.size() * 4);
         std::memcpy(out.scales.data(), w.scales.data(), out.scales.size());
       }
+      break;
+    }
+    case WeightFormat::kNvFp4: {
+      pack_e2m1(w, out.values);
+      out.scale_storage = ScaleStorage::kE4m3;
+      out.scales.resize(w.scales.size());
+      for (size_t i = 0; i < w.scales.size(); ++i) {
+        out.scales[i] = float_to_e4m3(w.scales[i]);
+        if (e4m3_to_float(out.scales[i]) != w.scales[i]) {
+          fail("encode_linear: block scale {} of a {}x{} NVFP4 weight ({}) is not an e4m3 value", i,
+               w.rows, w.cols, w.scales[i]);
+        }
+      }
+      out.row_scales.assign(size_t(w.rows), w.global_scale);
       break;
     }
   }
@@ -149,44 +173,78 @@ DeviceLinear upload_linear(const LinearWeight& w) {
   d.scale_storage = encoded.scale_storage;
   d.values = DeviceBuffer<uint8_t>(encoded.values);
   if (!encoded.scales.empty()) d.scales = DeviceBuffer<uint8_t>(encoded.scales);
+  if (!encoded.row_scales.empty()) d.row_scales = DeviceBuffer<float>(encoded.row_scales);
   return d;
 }
 
 DevicePackedLinears upload_packed(const std::vector<const LinearWeight*>& weights) {
   if (weights.empty()) fail("upload_packed: no weights");
   const LinearWeight& first = *weights.front();
-  DevicePackedLinears packed;
-  packed.count = int64_t(weights.size());
-  std::vector<uint8_t> values, scales;
+  std::vector<EncodedLinear> encoded;
   for (const LinearWeight* w : weights) {
     if (w->rows != first.rows || w->cols != first.cols || w->format != first.format) {
       fail("upload_packed: a [{}, {}] {} weight among [{}, {}] {} weights", w->rows, w->cols,
            weight_format_name(w->format), first.rows, first.cols, weight_format_name(first.format));
     }
-    EncodedLinear encoded = encode_linear(*w);
-    if (w == weights.front()) {
-      packed.value_bytes = int64_t(encoded.values.size());
-      packed.scale_bytes = int64_t(encoded.scales.size());
-      packed.storage.scale_storage = encoded.scale_storage;
-      values.reserve(size_t(packed.value_bytes * packed.count));
-      scales.reserve(size_t(packed.scale_bytes * packed.count));
-    } else if (encoded.scale_storage != packed.storage.scale_storage) {
+    encoded.push_back(encode_linear(*w));
+  }
+  return upload_packed(encoded, first.rows, first.cols, first.format);
+}
+
+DevicePackedLinears upload_packed(const std::vector<EncodedLinear>& weights, int64_t rows,
+                                  int64_t cols, WeightFormat format) {
+  if (weights.empty()) fail("upload_packed: no weights");
+  const EncodedLinear& first = weights.front();
+  DevicePackedLinears packed;
+  packed.count = int64_t(weights.size());
+  packed.value_bytes = int64_t(first.values.size());
+  packed.scale_bytes = int64_t(first.scales.size());
+  std::vector<uint8_t> values, scales;
+  std::vector<float> row_scales;
+  values.reserve(size_t(packed.value_bytes * packed.count));
+  scales.reserve(size_t(packed.scale_bytes * packed.count));
+  for (const EncodedLinear& w : weights) {
+    if (int64_t(w.values.size()) != packed.value_bytes ||
+        int64_t(w.scales.size()) != packed.scale_bytes ||
+        w.row_scales.size() != first.row_scales.size()) {
+      fail("upload_packed: encoded weights of different sizes");
+    }
+    if (w.scale_storage != first.scale_storage) {
       fail("upload_packed: the weights mix ue8m0 and fp32 scales");
     }
-    values.insert(values.end(), encoded.values.begin(), encoded.values.end());
-    scales.insert(scales.end(), encoded.scales.begin(), encoded.scales.end());
+    values.insert(values.end(), w.values.begin(), w.values.end());
+    scales.insert(scales.end(), w.scales.begin(), w.scales.end());
+    row_scales.insert(row_scales.end(), w.row_scales.begin(), w.row_scales.end());
   }
-  packed.storage.rows = first.rows;
-  packed.storage.cols = first.cols;
-  packed.storage.format = first.format;
+  packed.storage.rows = rows;
+  packed.storage.cols = cols;
+  packed.storage.format = format;
+  packed.storage.scale_storage = first.scale_storage;
   packed.storage.values = DeviceBuffer<uint8_t>(values);
   if (!scales.empty()) packed.storage.scales = DeviceBuffer<uint8_t>(scales);
+  if (!row_scales.empty()) packed.storage.row_scales = DeviceBuffer<float>(row_scales);
   return packed;
+}
+
+EncodedLinear stack_encoded(const EncodedLinear& top, int64_t top_rows, const EncodedLinear& bottom,
+                            int64_t cols, WeightFormat format) {
+  if (top.scale_storage != bottom.scale_storage ||
+      (format == WeightFormat::kFp8 && top_rows % 128 != 0) ||
+      top.row_scales.empty() != bottom.row_scales.empty()) {
+    fail("stack_encoded: cannot stack these {} weights of {} inputs ({} rows on top)",
+         weight_format_name(format), cols, top_rows);
+  }
+  EncodedLinear w = top;
+  w.values.insert(w.values.end(), bottom.values.begin(), bottom.values.end());
+  w.scales.insert(w.scales.end(), bottom.scales.begin(), bottom.scales.end());
+  w.row_scales.insert(w.row_scales.end(), bottom.row_scales.begin(), bottom.row_scales.end());
+  return w;
 }
 
 void linear(const float* x, int64_t m, const DeviceLinearView& w, Fp8ActivationBuffer scratch,
             LinearOutput y, cudaStream_t stream) {
-  if (w.format == WeightFormat::kFp8 || w.format == WeightFormat::kFp4) {
+  if (w.format == WeightFormat::kFp8 || w.format == WeightFormat::kFp4 ||
+      w.format == WeightFormat::kNvFp4) {
     quantize_activations_fp8(x, m, w.cols, scratch.codes, scratch.scales, stream);
     scaled_gemm(scratch.codes, scratch.scales, m, w, y, stream);
   } else {

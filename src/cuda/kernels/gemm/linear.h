@@ -7,6 +7,8 @@
 //   kFp4  packed e2m1 [rows, cols/2] (low nibble = even column) + scales [rows, cols/32], ue8m0
 //         bytes when every scale is a power of two (always, for official checkpoints), else
 //         float
+//   kNvFp4 packed e2m1 as kFp4 + e4m3 scale bytes [rows, cols/16] + float row scales [rows]:
+//         the tensor's global scale for each output row (rows of stacked tensors keep theirs)
 // Launchers take device pointers and a stream, never synchronise or allocate, and may be
 // captured in a CUDA graph. Kernels: fp8_quantize.h, scaled_gemm.h, plain_gemm.h.
 #pragma once
@@ -21,7 +23,7 @@
 
 namespace dsv4::cuda {
 
-enum class ScaleStorage { kNone, kF32, kUe8m0 };
+enum class ScaleStorage { kNone, kF32, kUe8m0, kE4m3 };
 
 // A weight on the device, not owned: what the kernels read.
 struct DeviceLinearView {
@@ -29,8 +31,9 @@ struct DeviceLinearView {
   int64_t cols = 0;  // input features
   WeightFormat format = WeightFormat::kF32;
   const void* values = nullptr;  // 16-byte aligned, layout as above
-  const void* scales = nullptr;  // kFp8 / kFp4 only
+  const void* scales = nullptr;  // kFp8 / kFp4 / kNvFp4 only
   ScaleStorage scale_storage = ScaleStorage::kNone;
+  const float* row_scales = nullptr;  // kNvFp4 only: [rows], times each output
 };
 
 // A weight's device bytes, encoded on the host (exposed so that callers can pack many weights,
@@ -39,6 +42,7 @@ struct EncodedLinear {
   std::vector<uint8_t> values;
   std::vector<uint8_t> scales;
   ScaleStorage scale_storage = ScaleStorage::kNone;
+  std::vector<float> row_scales;  // kNvFp4 only
 };
 // Re-encodes the exact decoded values of `w` into its format's codes (src/core/formats.h).
 // Fails if a value is not exactly representable in the format.
@@ -52,6 +56,7 @@ struct DeviceLinear {
   ScaleStorage scale_storage = ScaleStorage::kNone;
   DeviceBuffer<uint8_t> values;
   DeviceBuffer<uint8_t> scales;
+  DeviceBuffer<float> row_scales;  // kNvFp4 only
 
   DeviceLinearView view() const {
     return {rows,
@@ -59,16 +64,18 @@ struct DeviceLinear {
             format,
             values.data(),
             scale_storage == ScaleStorage::kNone ? nullptr : scales.data(),
-            scale_storage};
+            scale_storage,
+            row_scales.size() ? row_scales.data() : nullptr};
   }
-  size_t bytes() const { return values.size() + scales.size(); }
+  size_t bytes() const { return values.size() + scales.size() + row_scales.size() * sizeof(float); }
 };
 
 // Encodes and copies to the current device (synchronous: load time only).
 DeviceLinear upload_linear(const LinearWeight& w);
 
 // Weights of one shape and format packed back to back (the experts of a layer): weight i's
-// values start i · value_bytes into `values`, its scales i · scale_bytes into `scales`.
+// values start i · value_bytes into `values`, its scales i · scale_bytes into `scales`, its
+// row scales (NVFP4) i · rows into first.row_scales.
 struct PackedLinearsView {
   DeviceLinearView first;  // weight 0
   int64_t count = 0;
@@ -86,6 +93,13 @@ struct DevicePackedLinears {
 
 // Encodes `weights` (same shape and format) and copies them to the device as one allocation.
 DevicePackedLinears upload_packed(const std::vector<const LinearWeight*>& weights);
+// The same from weights already encoded, each [rows, cols] of `format`.
+DevicePackedLinears upload_packed(const std::vector<EncodedLinear>& weights, int64_t rows,
+                                  int64_t cols, WeightFormat format);
+// `bottom`'s rows under `top`'s (same columns, format and scale storage; FP8: top.rows a
+// multiple of 128), e.g. an expert's w1 over its w3.
+EncodedLinear stack_encoded(const EncodedLinear& top, int64_t top_rows, const EncodedLinear& bottom,
+                            int64_t cols, WeightFormat format);
 
 // Where a GEMM writes y [m, rows] (row-major, token-major); either or both may be set.
 struct LinearOutput {
@@ -99,8 +113,8 @@ struct Fp8ActivationBuffer {
   float* scales = nullptr;   // [m, cols/128]
 };
 
-// cpu::linear in official numerics: FP8 and FP4 weights quantize x per token per 128 inputs
-// into `scratch` and run the block-scaled GEMM; bf16 and f32 weights run the plain GEMM.
+// cpu::linear in official numerics: FP8, FP4 and NVFP4 weights quantize x per token per 128
+// inputs into `scratch` and run the block-scaled GEMM; bf16 and f32 weights run the plain GEMM.
 // x: [m, w.cols] fp32, 16-byte aligned.
 void linear(const float* x, int64_t m, const DeviceLinearView& w, Fp8ActivationBuffer scratch,
             LinearOutput y, cudaStream_t stream);

@@ -44,7 +44,8 @@ void run(const float* x, int64_t m, int64_t groups, const DeviceLinearView& w, L
       launch<Fp4Weight>(p, stream);
       break;
     case WeightFormat::kNvFp4:
-      fail("plain_gemm: NVFP4 weights are not supported on the GPU yet");
+      launch<NvFp4Weight>(p, stream);
+      break;
   }
 }
 

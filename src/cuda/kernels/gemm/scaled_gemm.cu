@@ -7,10 +7,17 @@ namespace dsv4::cuda {
 
 using namespace gemm_detail;
 
+namespace {
+bool block_scaled(WeightFormat format) {
+  return format == WeightFormat::kFp8 || format == WeightFormat::kFp4 ||
+         format == WeightFormat::kNvFp4;
+}
+}  // namespace
+
 void scaled_gemm(const uint8_t* x_codes, const float* x_scales, int64_t m,
                  const DeviceLinearView& w, LinearOutput y, cudaStream_t stream) {
-  if (w.format != WeightFormat::kFp8 && w.format != WeightFormat::kFp4) {
-    fail("scaled_gemm: the weight is {}, not FP8 or FP4", weight_format_name(w.format));
+  if (!block_scaled(w.format)) {
+    fail("scaled_gemm: the weight is {}, not FP8, FP4 or NVFP4", weight_format_name(w.format));
   }
   if (w.cols % 128 != 0) fail("scaled_gemm: {} inputs are not a multiple of 128", w.cols);
   check_aligned(x_codes, "scaled_gemm: x_codes");
@@ -22,8 +29,10 @@ void scaled_gemm(const uint8_t* x_codes, const float* x_scales, int64_t m,
   if (m == 0 || w.rows == 0) return;
   if (w.format == WeightFormat::kFp8) {
     launch_tuned<Fp8Weight, Fp8Activations>(p, stream);
-  } else {
+  } else if (w.format == WeightFormat::kFp4) {
     launch_tuned<Fp4Weight, Fp8Activations>(p, stream);
+  } else {
+    launch_tuned<NvFp4Weight, Fp8Activations>(p, stream);
   }
 }
 
@@ -31,8 +40,9 @@ void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int
                         int64_t max_rows, const ExpertTiles& tiles,
                         const PackedLinearsView& experts, LinearOutput y, cudaStream_t stream) {
   const DeviceLinearView& w = experts.first;
-  if (w.format != WeightFormat::kFp8 && w.format != WeightFormat::kFp4) {
-    fail("expert_scaled_gemm: the experts are {}, not FP8 or FP4", weight_format_name(w.format));
+  if (!block_scaled(w.format)) {
+    fail("expert_scaled_gemm: the experts are {}, not FP8, FP4 or NVFP4",
+         weight_format_name(w.format));
   }
   if (w.cols % 128 != 0) fail("expert_scaled_gemm: {} inputs are not a multiple of 128", w.cols);
   if (experts.count <= 0 || experts.count > 32767 || experts.value_bytes % 16 != 0) {
@@ -53,8 +63,10 @@ void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int
   if (max_rows == 0 || w.rows == 0) return;
   if (w.format == WeightFormat::kFp8) {
     launch_tuned_experts<Fp8Weight, Fp8Activations>(p, tiles, stream);
-  } else {
+  } else if (w.format == WeightFormat::kFp4) {
     launch_tuned_experts<Fp4Weight, Fp8Activations>(p, tiles, stream);
+  } else {
+    launch_tuned_experts<NvFp4Weight, Fp8Activations>(p, tiles, stream);
   }
 }
 

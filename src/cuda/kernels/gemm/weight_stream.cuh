@@ -39,7 +39,8 @@ inline constexpr int kThreadsPerBlock = 32 * kWarpsPerBlock;
 struct StreamParams {
   const uint8_t* w = nullptr;      // weight rows, w_row_bytes each (16-byte aligned)
   const void* w_scales = nullptr;  // FP8: [ceil(rows/128), scale_cols]; FP4: [rows, cols/32]
-  bool w_scales_ue8m0 = false;     // scale storage: ue8m0 bytes, else float
+  ScaleStorage w_scale_storage = ScaleStorage::kF32;  // float, ue8m0 or e4m3 bytes
+  const float* w_row_scales = nullptr;                // NVFP4: [rows], times each finished output
   int64_t rows = 0, cols = 0;
   int64_t w_row_bytes = 0;
   int64_t w_scale_cols = 0;
@@ -116,15 +117,24 @@ __device__ __forceinline__ void e2m1x8_to_float_folded(uint32_t v, float* out) {
   }
 }
 
-__device__ __forceinline__ float load_scale(const void* scales, bool ue8m0, int64_t index) {
-  return ue8m0 ? ue8m0_to_float(__ldg(static_cast<const uint8_t*>(scales) + index))
-               : __ldg(static_cast<const float*>(scales) + index);
+__device__ __forceinline__ float load_scale(const void* scales, ScaleStorage storage,
+                                            int64_t index) {
+  const auto* bytes = static_cast<const uint8_t*>(scales);
+  switch (storage) {
+    case ScaleStorage::kUe8m0:
+      return ue8m0_to_float(__ldg(bytes + index));
+    case ScaleStorage::kE4m3:
+      return __half2float(__half(__nv_cvt_fp8_to_halfraw(__ldg(bytes + index), __NV_E4M3)));
+    default:
+      return __ldg(static_cast<const float*>(scales) + index);
+  }
 }
 
 // ---- weight formats: 16 bytes -> kElems floats, and the scale of the chunk ---------------
 
 struct Fp8Weight {
   static constexpr int kElems = 16;
+  static constexpr int kScaleBlocks = 1;  // weight scales per chunk
   static constexpr bool kScaled = true;
   __device__ static void decode(const uint4& raw, float* w) {
     e4m3x4_to_float(raw.x, w);
@@ -133,12 +143,13 @@ struct Fp8Weight {
     e4m3x4_to_float(raw.w, w + 12);
   }
   __device__ static float scale(const StreamParams& p, int64_t row, int64_t k0) {
-    return load_scale(p.w_scales, p.w_scales_ue8m0, (row >> 7) * p.w_scale_cols + (k0 >> 7));
+    return load_scale(p.w_scales, p.w_scale_storage, (row >> 7) * p.w_scale_cols + (k0 >> 7));
   }
 };
 
 struct Fp4Weight {
   static constexpr int kElems = 32;
+  static constexpr int kScaleBlocks = 1;
   static constexpr bool kScaled = true;
   __device__ static void decode(const uint4& raw, float* w) {
     e2m1x8_to_float_folded(raw.x, w);
@@ -147,12 +158,27 @@ struct Fp4Weight {
     e2m1x8_to_float_folded(raw.w, w + 24);
   }
   __device__ static float scale(const StreamParams& p, int64_t row, int64_t k0) {
-    return load_scale(p.w_scales, p.w_scales_ue8m0, row * p.w_scale_cols + (k0 >> 5)) * kE2m1Unfold;
+    return load_scale(p.w_scales, p.w_scale_storage, row * p.w_scale_cols + (k0 >> 5)) *
+           kE2m1Unfold;
+  }
+};
+
+// NVFP4: the same e2m1 codes, an e4m3 scale per 16 inputs (two per chunk), and the global scale
+// applied to the finished dot product.
+struct NvFp4Weight {
+  static constexpr int kElems = 32;
+  static constexpr int kScaleBlocks = 2;
+  static constexpr bool kScaled = true;
+  __device__ static void decode(const uint4& raw, float* w) { Fp4Weight::decode(raw, w); }
+  __device__ static float scale(const StreamParams& p, int64_t row, int64_t k0) {
+    return load_scale(p.w_scales, p.w_scale_storage, row * p.w_scale_cols + (k0 >> 4)) *
+           kE2m1Unfold;
   }
 };
 
 struct Bf16Weight {
   static constexpr int kElems = 8;
+  static constexpr int kScaleBlocks = 1;
   static constexpr bool kScaled = false;
   __device__ static void decode(const uint4& raw, float* w) {
     const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
@@ -169,6 +195,7 @@ struct Bf16Weight {
 
 struct F32Weight {
   static constexpr int kElems = 4;
+  static constexpr int kScaleBlocks = 1;
   static constexpr bool kScaled = false;
   __device__ static void decode(const uint4& raw, float* w) {
     w[0] = __uint_as_float(raw.x);
@@ -224,16 +251,16 @@ struct F32Activations {
 // ---- the kernel ------------------------------------------------------------------------
 
 // The weight bytes and scales of U steps of R rows: chunks c, c + 32, ..., c + 32·(U-1).
-template <int U, int R>
+template <int U, int R, int B>
 struct Stage {
   uint4 raw[U][R];
-  float scale[U][R];
+  float scale[U][R][B];  // B weight scale blocks per chunk
 };
 
 // Loads a stage (zeros past the end of the row, without touching memory). The scales are
 // read here too, so that their latency overlaps the weights' instead of following it.
 template <class W, int U, int R>
-__device__ __forceinline__ void load_stage(Stage<U, R>& s, const StreamParams& p,
+__device__ __forceinline__ void load_stage(Stage<U, R, W::kScaleBlocks>& s, const StreamParams& p,
                                            const uint8_t* const (&wrow)[R],
                                            const int64_t (&row_of)[R], int64_t c, int64_t chunks) {
 #pragma unroll
@@ -241,12 +268,17 @@ __device__ __forceinline__ void load_stage(Stage<U, R>& s, const StreamParams& p
     const int64_t chunk = c + 32 * u;
 #pragma unroll
     for (int r = 0; r < R; ++r) {
+      constexpr int kBlock = W::kElems / W::kScaleBlocks;
       if (chunk < chunks) {
         s.raw[u][r] = load_stream(wrow[r] + chunk * 16);
-        s.scale[u][r] = W::scale(p, row_of[r], chunk * W::kElems);
+#pragma unroll
+        for (int b = 0; b < W::kScaleBlocks; ++b) {
+          s.scale[u][r][b] = W::scale(p, row_of[r], chunk * W::kElems + b * kBlock);
+        }
       } else {
         s.raw[u][r] = make_uint4(0u, 0u, 0u, 0u);
-        s.scale[u][r] = 0.0f;
+#pragma unroll
+        for (int b = 0; b < W::kScaleBlocks; ++b) s.scale[u][r][b] = 0.0f;
       }
     }
   }
@@ -284,10 +316,10 @@ __device__ __forceinline__ void stream_rows(const StreamParams& p, const uint8_t
   }
 
   const int64_t chunks = p.w_row_bytes / 16;
-  Stage<U, R> cur;
+  Stage<U, R, W::kScaleBlocks> cur;
   if constexpr (kPrefetch) load_stage<W>(cur, p, wrow, row_of, lane, chunks);
   for (int64_t c = lane; c < chunks; c += 32 * U) {
-    Stage<U, R> next;
+    Stage<U, R, W::kScaleBlocks> next;
     if constexpr (kPrefetch) {
       load_stage<W>(next, p, wrow, row_of, c + 32 * U, chunks);  // in flight during the math
     } else {
@@ -309,10 +341,16 @@ __device__ __forceinline__ void stream_rows(const StreamParams& p, const uint8_t
           const float a_scale = A::scale(p, x_token[t] + k0);
 #pragma unroll
           for (int r = 0; r < R; ++r) {
-            float partial = a[0] * w[r][0];
+            constexpr int kBlock = E / W::kScaleBlocks;
 #pragma unroll
-            for (int e = 1; e < E; ++e) partial = fmaf(a[e], w[r][e], partial);
-            acc[r][t] = fmaf(partial, a_scale * cur.scale[u][r], acc[r][t]);
+            for (int b = 0; b < W::kScaleBlocks; ++b) {
+              float partial = a[b * kBlock] * w[r][b * kBlock];
+#pragma unroll
+              for (int e = b * kBlock + 1; e < (b + 1) * kBlock; ++e) {
+                partial = fmaf(a[e], w[r][e], partial);
+              }
+              acc[r][t] = fmaf(partial, a_scale * cur.scale[u][r][b], acc[r][t]);
+            }
           }
         } else {
 #pragma unroll
@@ -335,6 +373,8 @@ __device__ __forceinline__ void stream_rows(const StreamParams& p, const uint8_t
       for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
       const int64_t row = row0 + r, token = tok0 + t;
       if (lane == ((r * MT + t) & 31) && row < p.rows && token < p.m) {
+        // NVFP4, as cpu::linear: the finished sum, then the global scale.
+        if (p.w_row_scales) v *= __ldg(p.w_row_scales + row);
         const int64_t at = (first_token + token) * p.rows + row;
         if (p.y_f32) p.y_f32[at] = v;
         if (p.y_bf16) p.y_bf16[at] = float_to_bf16_bits(v);
@@ -378,6 +418,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
     // weight loads read expert 0's bytes (nvcc 13.0, sm_90a; tests/cuda/gemm/expert_gemm_test).
     const uint8_t* w_base = params.w + e * params.expert_w_bytes;
     p.w_scales = static_cast<const uint8_t*>(params.w_scales) + e * params.expert_scale_bytes;
+    if (params.w_row_scales) p.w_row_scales = params.w_row_scales + e * params.rows;
     if (kMost == 1 || here == 1) {
       stream_rows<W, A, R, 1, Small::U, Small::kPrefetch>(p, w_base, row0, tok0, first_token);
     } else if (kMost <= 4 && here == 2) {
@@ -456,6 +497,8 @@ struct Tuned<Fp4Weight, Fp8Activations> {
   using Large = TileConfig<2, 1, false>;
 };
 template <>
+struct Tuned<NvFp4Weight, Fp8Activations> : Tuned<Fp4Weight, Fp8Activations> {};
+template <>
 struct Tuned<Bf16Weight, F32Activations> {
   using Small = TileConfig<4, 2, true>;
   using Medium = TileConfig<4, 2, true>;
@@ -473,6 +516,8 @@ struct Tuned<Fp8Weight, F32Activations> {
 };
 template <>
 struct Tuned<Fp4Weight, F32Activations> : Tuned<Fp8Weight, F32Activations> {};
+template <>
+struct Tuned<NvFp4Weight, F32Activations> : Tuned<Fp8Weight, F32Activations> {};
 
 template <class W, class A, bool kGrouped = false>
 void launch_tuned(const StreamParams& p, cudaStream_t stream) {
@@ -547,19 +592,28 @@ inline StreamParams stream_params(const DeviceLinearView& w, const LinearOutput&
       p.w_scale_cols = w.cols / 32;
       break;
     case WeightFormat::kNvFp4:
-      fail("weight streaming: NVFP4 weights are not supported on the GPU yet");
+      p.w_row_bytes = w.cols / 2;
+      p.w_scale_cols = w.cols / 16;
+      if (!w.row_scales) fail("linear GEMM: an NVFP4 weight without its row (global) scales");
+      p.w_row_scales = w.row_scales;
+      break;
   }
-  if (p.w_row_bytes % 16 != 0 || (w.format == WeightFormat::kFp4 && w.cols % 32 != 0)) {
+  const bool e2m1 = w.format == WeightFormat::kFp4 || w.format == WeightFormat::kNvFp4;
+  if (p.w_row_bytes % 16 != 0 || (e2m1 && w.cols % 32 != 0)) {
     fail("linear GEMM: a {} weight row of {} inputs is not a whole number of 16-byte chunks",
          weight_format_name(w.format), w.cols);
   }
   check_aligned(w.values, "linear GEMM: weight values");
-  if (w.format == WeightFormat::kFp8 || w.format == WeightFormat::kFp4) {
+  if (w.format == WeightFormat::kFp8 || e2m1) {
     if (w.scale_storage == ScaleStorage::kNone || !w.scales) {
       fail("linear GEMM: the {} weight has no scales", weight_format_name(w.format));
     }
+    if ((w.format == WeightFormat::kNvFp4) != (w.scale_storage == ScaleStorage::kE4m3)) {
+      fail("linear GEMM: a {} weight with e4m3 scales, or an NVFP4 one without",
+           weight_format_name(w.format));
+    }
     p.w_scales = w.scales;
-    p.w_scales_ue8m0 = w.scale_storage == ScaleStorage::kUe8m0;
+    p.w_scale_storage = w.scale_storage;
   }
   return p;
 }
