@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -203,6 +204,39 @@ TEST(UploadLinear, KeepsCheckpointFormats) {
   LinearWeight not_e4m3 = test::fp8_weight(rng, 8, 128);
   not_e4m3.values[5] = 0.1f;
   EXPECT_THROW(upload_linear(not_e4m3), Error);
+}
+
+// Host-only: the stacking of an expert's w1 over its w3 (no GPU needed).
+std::vector<float> float_scales(const EncodedLinear& e) {
+  std::vector<float> out(e.scales.size() / sizeof(float));
+  std::memcpy(out.data(), e.scales.data(), e.scales.size());
+  return out;
+}
+
+TEST(StackEncoded, Fp4PowerOfTwoAndOtherScalesStackAsFloatScales) {
+  std::mt19937_64 rng(fresh_seed());
+  const LinearWeight top = test::fp4_weight(rng, 8, 64),
+                     bottom = test::fp4_weight(rng, 8, 64, 1.3f);
+  const EncodedLinear stacked =
+      stack_encoded(encode_linear(top), 8, encode_linear(bottom), 64, WeightFormat::kFp4);
+  EXPECT_EQ(stacked.scale_storage, ScaleStorage::kF32);
+  std::vector<float> want = top.scales;
+  want.insert(want.end(), bottom.scales.begin(), bottom.scales.end());
+  EXPECT_EQ(float_scales(stacked), want);
+  EXPECT_EQ(stacked.values.size(), 2u * 8u * 32u);
+}
+
+TEST(StackEncoded, NvFp4RowsKeepTheirTensorsGlobalScale) {
+  std::mt19937_64 rng(fresh_seed());
+  LinearWeight top = test::nvfp4_weight(rng, 4, 64), bottom = test::nvfp4_weight(rng, 4, 64);
+  top.global_scale = 0.25f;
+  bottom.global_scale = 0.75f;
+  const EncodedLinear stacked =
+      stack_encoded(encode_linear(top), 4, encode_linear(bottom), 64, WeightFormat::kNvFp4);
+  EXPECT_EQ(stacked.row_scales,
+            std::vector<float>({0.25f, 0.25f, 0.25f, 0.25f, 0.75f, 0.75f, 0.75f, 0.75f}));
+  EXPECT_EQ(stacked.scale_storage, ScaleStorage::kE4m3);
+  EXPECT_EQ(stacked.scales.size(), 2u * 4u * 4u);
 }
 
 }  // namespace

@@ -228,16 +228,35 @@ DevicePackedLinears upload_packed(const std::vector<EncodedLinear>& weights, int
 
 EncodedLinear stack_encoded(const EncodedLinear& top, int64_t top_rows, const EncodedLinear& bottom,
                             int64_t cols, WeightFormat format) {
-  if (top.scale_storage != bottom.scale_storage ||
-      (format == WeightFormat::kFp8 && top_rows % 128 != 0) ||
+  if ((format == WeightFormat::kFp8 && top_rows % 128 != 0) ||
       top.row_scales.empty() != bottom.row_scales.empty()) {
     fail("stack_encoded: cannot stack these {} weights of {} inputs ({} rows on top)",
          weight_format_name(format), cols, top_rows);
   }
   EncodedLinear w = top;
-  w.values.insert(w.values.end(), bottom.values.begin(), bottom.values.end());
-  w.scales.insert(w.scales.end(), bottom.scales.begin(), bottom.scales.end());
-  w.row_scales.insert(w.row_scales.end(), bottom.row_scales.begin(), bottom.row_scales.end());
+  EncodedLinear under = bottom;
+  // FP4 scales are ue8m0 bytes only where every scale of the weight is a power of two: a stack
+  // of one such weight and one that is not keeps float scales throughout.
+  if (w.scale_storage != under.scale_storage) {
+    for (EncodedLinear* e : {&w, &under}) {
+      if (e->scale_storage == ScaleStorage::kUe8m0) {
+        std::vector<uint8_t> floats(e->scales.size() * sizeof(float));
+        for (size_t i = 0; i < e->scales.size(); ++i) {
+          const float value = ue8m0_to_float(e->scales[i]);
+          std::memcpy(floats.data() + i * sizeof(float), &value, sizeof(float));
+        }
+        e->scales = std::move(floats);
+        e->scale_storage = ScaleStorage::kF32;
+      }
+    }
+    if (w.scale_storage != under.scale_storage) {
+      fail("stack_encoded: the two {} weights store their block scales differently",
+           weight_format_name(format));
+    }
+  }
+  w.values.insert(w.values.end(), under.values.begin(), under.values.end());
+  w.scales.insert(w.scales.end(), under.scales.begin(), under.scales.end());
+  w.row_scales.insert(w.row_scales.end(), under.row_scales.begin(), under.row_scales.end());
   return w;
 }
 

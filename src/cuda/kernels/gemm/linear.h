@@ -96,8 +96,9 @@ DevicePackedLinears upload_packed(const std::vector<const LinearWeight*>& weight
 // The same from weights already encoded, each [rows, cols] of `format`.
 DevicePackedLinears upload_packed(const std::vector<EncodedLinear>& weights, int64_t rows,
                                   int64_t cols, WeightFormat format);
-// `bottom`'s rows under `top`'s (same columns, format and scale storage; FP8: top.rows a
-// multiple of 128), e.g. an expert's w1 over its w3.
+// `bottom`'s rows under `top`'s (same columns and format; FP8: top.rows a multiple of 128), e.g.
+// an expert's w1 over its w3. FP4 ue8m0 and float scales stack as float scales; NVFP4 rows
+// keep their tensor's global scale.
 EncodedLinear stack_encoded(const EncodedLinear& top, int64_t top_rows, const EncodedLinear& bottom,
                             int64_t cols, WeightFormat format);
 
