@@ -49,21 +49,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   const RowRing ring{smem + kSlotsOffset, reinterpret_cast<uint64_t*>(smem + kBarrierOffset),
                      reinterpret_cast<uint64_t*>(smem + kBarrierOffset) + kStages,
                      reinterpret_cast<int32_t*>(smem + kFlagsOffset)};
-  if (tid == 0) {
-    for (int s = 0; s < kStages; ++s) {
-      mbarrier_init(&ring.full[s], 64);
-      mbarrier_init(&ring.empty[s], 4);  // the warps of the warpgroup that took the tile
-    }
-    fence_barrier_init();
-  }
-  __syncthreads();
-
-  if (tid >= kConsumerThreads) {
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegisters));
-    produce_row_tiles<kStages>(a, k, range, ring, (tid - kConsumerThreads) / 32, tid % 32);
-    return;
-  }
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegisters));
+  // The producer warpgroup returns here; a stage is released by the warps of the warpgroup that
+  // took its tile.
+  if (!split_warp_roles<kStages>(a, k, range, ring, 4, kConsumerThreads)) return;
 
   const int group = tid / 128, warp = (tid % 128) / 32, lane = tid % 32;
   const int head0 = int(blockIdx.y) * kHeads;

@@ -97,6 +97,33 @@ __device__ __forceinline__ void produce_row_tiles(const SparseAttentionArgs& a,
   }
 }
 
+// Both kernels' start: thread 0 initialises the ring's barriers (a stage is released by
+// `readers` consumer warps), then the warpgroup after the first consumer_threads threads
+// gives its registers to the consumers and produces every tile. Returns true in the consumer
+// threads, with their registers raised; false in the producers, which are done by then.
+template <int kStages>
+__device__ __forceinline__ bool split_warp_roles(const SparseAttentionArgs& a,
+                                                 const AttentionToken& k, TileRange range,
+                                                 const RowRing& ring, uint32_t readers,
+                                                 int consumer_threads) {
+  const int tid = int(threadIdx.x);
+  if (tid == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      mbarrier_init(&ring.full[s], 64);
+      mbarrier_init(&ring.empty[s], readers);
+    }
+    fence_barrier_init();
+  }
+  __syncthreads();
+  if (tid >= consumer_threads) {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegisters));
+    produce_row_tiles<kStages>(a, k, range, ring, (tid - consumer_threads) / 32, tid % 32);
+    return false;
+  }
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegisters));
+  return true;
+}
+
 // Dims [half · 256, half · 256 + 256) of a tile into a swizzled [4 blocks of 64 dims][32 rows]
 // bf16 operand, by one warpgroup: row = 4·n + warp, 8-dim chunk = lane. `flags` is this lane's
 // row's flags (lane r publishes row r's). All eight rows' loads issue together; a warp whose
