@@ -75,8 +75,7 @@ float dot(const float* a, const float* b, int64_t n) {
 }
 
 void linear(const float* x, int64_t m, const LinearWeight& w, Numerics numerics, float* y) {
-  const bool quantized = w.format == WeightFormat::kFp8 || w.format == WeightFormat::kFp4 ||
-                         w.format == WeightFormat::kNvFp4;
+  const bool quantized = block_scaled(w.format);
   QuantizedActivations q;
   const float* input = x;
   const float* input_scales = nullptr;

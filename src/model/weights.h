@@ -19,6 +19,11 @@ enum class WeightFormat {
   kNvFp4,  // e2m1 values (NVFP4), one e4m3 scale per row per 16 inputs, times global_scale
 };
 const char* weight_format_name(WeightFormat format);
+// FP8, FP4 and NVFP4: block-scaled codes, whose official GEMM quantizes the activations to FP8.
+inline bool block_scaled(WeightFormat format) {
+  return format == WeightFormat::kFp8 || format == WeightFormat::kFp4 ||
+         format == WeightFormat::kNvFp4;
+}
 
 struct LinearWeight {
   int64_t rows = 0;  // output features

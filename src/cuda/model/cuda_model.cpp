@@ -51,7 +51,7 @@ constexpr int32_t kBlockRows = 64;
 
 void CudaModel::State::lin(const uint16_t* x, int64_t m, const DeviceLinear& weight, uint16_t* bf16,
                            float* f32) {
-  if (weight.format == WeightFormat::kFp8 || weight.format == WeightFormat::kFp4) {
+  if (block_scaled(weight.format)) {
     quantize_activations_fp8(x, m, weight.cols, fp8_codes.data(), fp8_scales.data(), stream);
     scaled_gemm(fp8_codes.data(), fp8_scales.data(), m, weight.view(), {f32, bf16}, stream);
   } else {

@@ -80,8 +80,7 @@ EncodedLinear encode_linear(const LinearWeight& w) {
     fail("encode_linear: {} values for a {}x{} weight", w.values.size(), w.rows, w.cols);
   }
   const size_t expected_scales =
-      w.format == WeightFormat::kFp8 || w.format == WeightFormat::kFp4 ||
-              w.format == WeightFormat::kNvFp4
+      block_scaled(w.format)
           ? size_t(((w.rows + w.scale_block_rows() - 1) / w.scale_block_rows()) * w.scale_cols())
           : 0;
   if (w.scales.size() != expected_scales) {
@@ -262,8 +261,7 @@ EncodedLinear stack_encoded(const EncodedLinear& top, int64_t top_rows, const En
 
 void linear(const float* x, int64_t m, const DeviceLinearView& w, Fp8ActivationBuffer scratch,
             LinearOutput y, cudaStream_t stream) {
-  if (w.format == WeightFormat::kFp8 || w.format == WeightFormat::kFp4 ||
-      w.format == WeightFormat::kNvFp4) {
+  if (block_scaled(w.format)) {
     quantize_activations_fp8(x, m, w.cols, scratch.codes, scratch.scales, stream);
     scaled_gemm(scratch.codes, scratch.scales, m, w, y, stream);
   } else {

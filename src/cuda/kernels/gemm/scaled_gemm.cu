@@ -7,13 +7,6 @@ namespace dsv4::cuda {
 
 using namespace gemm_detail;
 
-namespace {
-bool block_scaled(WeightFormat format) {
-  return format == WeightFormat::kFp8 || format == WeightFormat::kFp4 ||
-         format == WeightFormat::kNvFp4;
-}
-}  // namespace
-
 void scaled_gemm(const uint8_t* x_codes, const float* x_scales, int64_t m,
                  const DeviceLinearView& w, LinearOutput y, cudaStream_t stream) {
   if (!block_scaled(w.format)) {

@@ -391,7 +391,7 @@ inline StreamParams stream_params(const DeviceLinearView& w, const LinearOutput&
          weight_format_name(w.format), w.cols);
   }
   check_aligned(w.values, "linear GEMM: weight values");
-  if (w.format == WeightFormat::kFp8 || e2m1) {
+  if (block_scaled(w.format)) {
     if (w.scale_storage == ScaleStorage::kNone || !w.scales) {
       fail("linear GEMM: the {} weight has no scales", weight_format_name(w.format));
     }
