@@ -170,7 +170,7 @@ __device__ __forceinline__ void stream_rows(const StreamParams& p, const uint8_t
   }
 }
 
-// The weight's (or grid.z's expert's) rows for token tile grid.y of MT tokens.
+// The weight's rows for token tile grid.y of MT tokens.
 template <class W, class A, int R, int MT, int U, bool kPrefetch>
 __global__ void __launch_bounds__(kThreadsPerBlock)
     weight_stream_kernel(const __grid_constant__ StreamParams params) {

@@ -32,9 +32,10 @@ struct StreamParams {
   int64_t m = 0;
   float* y_f32 = nullptr;      // [m, rows], optional
   uint16_t* y_bf16 = nullptr;  // [m, rows], optional
-  // Expert-grouped launches (grid.z = expert e): e's weight starts expert_w_bytes · e bytes
-  // into w (its scales expert_scale_bytes · e into w_scales) and its tokens are x / y rows
-  // [expert_offsets[e], expert_offsets[e + 1]); m is then the most tokens one expert may get.
+  // Routed experts (expert_stream_kernel): expert e's weight starts expert_w_bytes · e bytes
+  // into w (its scales expert_scale_bytes · e into w_scales, its NVFP4 row scales rows · e
+  // into w_row_scales) and its tokens are x / y rows [expert_offsets[e], expert_offsets[e + 1]);
+  // m is then the most tokens one expert may get.
   const int32_t* expert_offsets = nullptr;
   int64_t expert_w_bytes = 0, expert_scale_bytes = 0;
 };
