@@ -1,6 +1,6 @@
 // dsv4_moe_bench: the routed experts of one MoE layer on Flash (dim 4096, 256 experts of
 // inter 2048) and Pro (dim 7168, 384 experts of inter 3072) shapes, 6 experts per token, MXFP4
-// weights (random, as `dsv4 bench` makes them), at 1 to 4096 tokens per step with uniform
+// weights (random, as `dsv4 bench` makes them), at 1 to 8192 tokens per step with uniform
 // routing (6 distinct random experts per token) and skewed routing (expert 0 takes every token,
 // the other 5 random). Timed, as one CUDA graph: grouping (moe_group, plan_expert_tiles), FP8
 // quantization of the inputs, the w1|w3 expert GEMM, the clamped SwiGLU with the routing
@@ -340,7 +340,8 @@ int main(int argc, char** argv) {
     fmt::print("|---|---|---|---|---|---|---|---|---|---|\n");
     std::mt19937_64 rng(20261130);
     const std::vector<int64_t> tokens =
-        quick ? std::vector<int64_t>{1, 64} : std::vector<int64_t>{1, 4, 16, 64, 256, 1024, 4096};
+        quick ? std::vector<int64_t>{1, 64}
+              : std::vector<int64_t>{1, 4, 8, 16, 64, 256, 1024, 4096, 8192};
     for (const Case& c : {Case{"flash", 4096, 2048, 256, 6}, Case{"pro", 7168, 3072, 384, 6}}) {
       run_model(c, tokens, ceil, lt, rng, stream);
     }

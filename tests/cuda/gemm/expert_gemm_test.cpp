@@ -1,8 +1,9 @@
 // The routed-expert GEMM (expert_scaled_gemm) against cpu::linear run expert by expert on that
 // expert's rows: fresh random FP4 / FP8 experts and skewed row counts (empty experts, one hot
 // expert; counts that reach every token-tile width, 1 to 16, in both launches), outputs
-// poisoned. Bound as for the single linear (same kernel
-// math): 1e-5 relative; rows the offsets give to no expert stay untouched.
+// poisoned. MXFP4 experts run on the tensor cores on sm_90 (fp4_expert_mma.cu) and on the
+// CUDA-core kernel other GPUs run; both are checked. Bound as for the single linear: 1e-5
+// relative; rows the offsets give to no expert stay untouched.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -23,13 +24,19 @@ namespace {
 
 constexpr double kBound = 1e-5;
 
+struct ExpertRun {
+  float scale_factor = 1.0f;  // FP4: not 1 gives float (not ue8m0) scales
+  bool tensor_cores = true;
+};
+
 void check_experts(std::mt19937_64& rng, WeightFormat format, int64_t rows, int64_t cols,
-                   const std::vector<int32_t>& counts) {
+                   const std::vector<int32_t>& counts, ExpertRun run = {}) {
   const auto n_experts = int64_t(counts.size());
   std::vector<LinearWeight> weights;
   std::vector<const LinearWeight*> pointers;
   for (int64_t e = 0; e < n_experts; ++e) {
-    weights.push_back(format == WeightFormat::kFp4     ? test::fp4_weight(rng, rows, cols)
+    weights.push_back(format == WeightFormat::kFp4
+                          ? test::fp4_weight(rng, rows, cols, run.scale_factor)
                       : format == WeightFormat::kNvFp4 ? test::nvfp4_weight(rng, rows, cols)
                                                        : test::fp8_weight(rng, rows, cols));
   }
@@ -58,7 +65,7 @@ void check_experts(std::mt19937_64& rng, WeightFormat format, int64_t rows, int6
   quantize_activations_fp8(dx.data(), m, cols, codes.data(), scales.data(), nullptr);
   plan_expert_tiles(doffsets.data(), n_experts, tiles, nullptr);
   expert_scaled_gemm(codes.data(), scales.data(), doffsets.data(), max_rows, tiles, packed.view(),
-                     {y.data(), nullptr}, nullptr);
+                     {y.data(), nullptr}, nullptr, run.tensor_cores);
   DSV4_CUDA_CHECK(cudaDeviceSynchronize());
   const std::vector<float> got = y.download();
 
@@ -89,6 +96,34 @@ TEST(ExpertGemm, Fp4ExpertsWithUnevenRowCountsMatchCpuLinear) {
   std::mt19937_64 rng(seed);
   check_experts(rng, WeightFormat::kFp4, 256, 512, {3, 0, 1, 17, 0, 5, 2, 9});
   check_experts(rng, WeightFormat::kFp4, 512, 256, {1, 1, 1, 1});  // decode: one row each
+}
+
+TEST(ExpertGemm, Fp4ExpertsOnCudaCoresMatchCpuLinear) {
+  DSV4_REQUIRE_GPU();
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  const ExpertRun cuda_cores{1.0f, false};
+  check_experts(rng, WeightFormat::kFp4, 256, 512, {3, 0, 1, 17, 0, 5, 2, 9}, cuda_cores);
+  check_experts(rng, WeightFormat::kFp4, 512, 256, {1, 1, 1, 1}, cuda_cores);
+}
+
+TEST(ExpertGemm, Fp4ExpertsWithFloatScalesMatchCpuLinear) {
+  DSV4_REQUIRE_GPU();
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  check_experts(rng, WeightFormat::kFp4, 256, 512, {3, 0, 1, 17, 0, 5, 2, 9}, {0.75f});
+}
+
+// Long rows cycle the tensor-core kernel's stage ring many times; a row count that is not a
+// multiple of its 16-row MMA tiles leaves a partial tile.
+TEST(ExpertGemm, Fp4ExpertsWithLongRowsAndAPartialRowTileMatchCpuLinear) {
+  DSV4_REQUIRE_GPU();
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  check_experts(rng, WeightFormat::kFp4, 200, 4096, {1, 16, 0, 9, 3, 40});
 }
 
 TEST(ExpertGemm, NvFp4ExpertsEachWithItsGlobalScaleMatchCpuLinear) {

@@ -12,7 +12,7 @@
 #include <type_traits>
 
 #include "cuda/kernels/attention/kv_row.cuh"
-#include "cuda/kernels/attention/mma_sm80.cuh"
+#include "cuda/kernels/common/mma_sm80.cuh"
 #include "cuda/kernels/attention/sparse_attention_launch.h"
 #include "cuda/kernels/attention/sparse_attention_rows.cuh"
 #include "cuda/runtime/check.h"

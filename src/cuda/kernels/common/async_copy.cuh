@@ -68,6 +68,25 @@ __device__ __forceinline__ void cp_async_8(void* dst, const void* src) {
                : "memory");
 }
 
+// cp.async with commit groups (a thread waits for its own copies): 16 bytes through L2 only,
+// or 4 bytes; both addresses aligned to the size.
+__device__ __forceinline__ void cp_async_16(void* dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(shared_address(dst)), "l"(src)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_4(void* dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(shared_address(dst)), "l"(src)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+// Waits until at most `kPending` of this thread's commit groups are still in flight.
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+
 // One arrival on `barrier` once all of this thread's earlier cp.async copies have landed (the
 // barrier's expected count must include it: .noinc).
 __device__ __forceinline__ void cp_async_arrive_noinc(uint64_t* barrier) {

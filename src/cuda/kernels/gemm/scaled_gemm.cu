@@ -1,6 +1,7 @@
 #include "cuda/kernels/gemm/scaled_gemm.h"
 
 #include "core/error.h"
+#include "cuda/kernels/gemm/fp4_expert_mma.h"
 #include "cuda/kernels/gemm/weight_stream.cuh"
 
 namespace dsv4::cuda {
@@ -31,7 +32,8 @@ void scaled_gemm(const uint8_t* x_codes, const float* x_scales, int64_t m,
 
 void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int32_t* offsets,
                         int64_t max_rows, const ExpertTiles& tiles,
-                        const PackedLinearsView& experts, LinearOutput y, cudaStream_t stream) {
+                        const PackedLinearsView& experts, LinearOutput y, cudaStream_t stream,
+                        bool tensor_cores) {
   const DeviceLinearView& w = experts.first;
   if (!block_scaled(w.format)) {
     fail("expert_scaled_gemm: the experts are {}, not FP8, FP4 or NVFP4",
@@ -56,6 +58,8 @@ void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int
   if (max_rows == 0 || w.rows == 0) return;
   if (w.format == WeightFormat::kFp8) {
     launch_tuned_experts<Fp8Weight, Fp8Activations>(p, tiles, stream);
+  } else if (w.format == WeightFormat::kFp4 && tensor_cores && fp4_expert_mma_available()) {
+    launch_fp4_expert_mma(p, tiles, stream);
   } else if (w.format == WeightFormat::kFp4) {
     launch_tuned_experts<Fp4Weight, Fp8Activations>(p, tiles, stream);
   } else {

@@ -22,9 +22,12 @@ void scaled_gemm(const uint8_t* x_codes, const float* x_scales, int64_t m,
 // offsets[e + 1]) of x into the same rows of y (offsets: device, count + 1 values, from
 // moe_group), over the tile lists plan_expert_tiles made from the same offsets. `max_rows`
 // bounds any expert's row count (a token picks an expert at most once, so the step's token
-// count); it decides which launches run (see launch_tuned_experts).
+// count); it decides which launches run (see launch_tuned_experts). MXFP4 experts run on the
+// tensor cores where the device has sm_90 code (fp4_expert_mma.h); `tensor_cores = false`
+// forces the CUDA-core weight-streaming kernel that other GPUs run (tests compare both).
 void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int32_t* offsets,
                         int64_t max_rows, const ExpertTiles& tiles,
-                        const PackedLinearsView& experts, LinearOutput y, cudaStream_t stream);
+                        const PackedLinearsView& experts, LinearOutput y, cudaStream_t stream,
+                        bool tensor_cores = true);
 
 }  // namespace dsv4::cuda

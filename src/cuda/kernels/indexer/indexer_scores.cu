@@ -12,7 +12,7 @@
 #include "core/error.h"
 #include "core/kv_row.h"
 #include "cuda/kernels/attention/kv_row.cuh"
-#include "cuda/kernels/attention/mma_sm80.cuh"
+#include "cuda/kernels/common/mma_sm80.cuh"
 #include "cuda/kernels/indexer/indexer.h"
 #include "cuda/runtime/check.h"
 

@@ -1,0 +1,22 @@
+// The routed experts' MXFP4 GEMM on tensor cores (sm_90; internal to the gemm domain). Hopper
+// has no FP4 tensor cores, so each e2m1 code becomes the e4m3 code of value · 2^-6 (exact,
+// subnormal 0.5 included) in registers and feeds mma.sync m16n8k32 e4m3 with the FP8
+// activations; one MMA covers exactly one 32-input weight scale block, so its fp32 result is
+// the reference's per-32 partial, scaled by s_w there and by s_x per 128 inputs.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "cuda/kernels/gemm/expert_tiles.h"
+#include "cuda/kernels/gemm/weight_stream_formats.cuh"
+
+namespace dsv4::cuda::gemm_detail {
+
+// Whether this build and the current device run the tensor-core kernel (sm_90a code present
+// and a compute capability 9.x device).
+bool fp4_expert_mma_available();
+
+// p as for expert_stream_kernel (FP4 weights with ue8m0 or float scales, FP8 activations).
+void launch_fp4_expert_mma(const StreamParams& p, const ExpertTiles& tiles, cudaStream_t stream);
+
+}  // namespace dsv4::cuda::gemm_detail
