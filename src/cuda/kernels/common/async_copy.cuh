@@ -68,15 +68,13 @@ __device__ __forceinline__ void cp_async_8(void* dst, const void* src) {
                : "memory");
 }
 
-// cp.async with commit groups (a thread waits for its own copies): 16 bytes through L2 only,
-// or 4 bytes; both addresses aligned to the size.
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(shared_address(dst)), "l"(src)
-               : "memory");
+// cp.async with commit groups (a thread waits for its own copies) to a shared-window address:
+// 16 bytes through L2 only, or 4 bytes; both addresses aligned to the size.
+__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
 }
-__device__ __forceinline__ void cp_async_4(void* dst, const void* src) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(shared_address(dst)), "l"(src)
-               : "memory");
+__device__ __forceinline__ void cp_async_4(uint32_t dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(src) : "memory");
 }
 __device__ __forceinline__ void cp_async_commit() {
   asm volatile("cp.async.commit_group;\n" ::: "memory");

@@ -1,6 +1,5 @@
 // Warp-level tensor-core helpers (sm_80+, also the portable path on sm_90): ldmatrix loads
-// from shared memory, the bf16 m16n8k16 MMA with fp32 accumulators, and (sm_89+) the e4m3
-// m16n8k32 one. Fragment layouts
+// from shared memory and the bf16 and f16 m16n8k16 MMAs with fp32 accumulators. Fragment layouts
 // (PTX ISA, mma.m16n8k16): lane l holds A rows l/4 and l/4 + 8, B column l/4, C rows l/4
 // and l/4 + 8 at columns 2·(l%4) and 2·(l%4) + 1.
 #pragma once
@@ -16,6 +15,13 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(shared_address(p)));
+}
+
+// The same from a shared-window address (shared_address).
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t address) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(address));
 }
 
 // Two transposed 8x8 b16 matrices; lanes 0..15 give the row addresses.
@@ -34,17 +40,16 @@ __device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const uint32_t (&a
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
-// d = a · b for a 16x32 e4m3 A (row-major) and a 32x8 e4m3 B (column-major), fp32 D. Four
-// codes per register: lane l holds A rows l/4 (a[0], a[2]) and l/4 + 8 (a[1], a[3]) at k-slots
-// 4·(l%4)..+3 (a[0], a[1]) and 16 + 4·(l%4)..+3 (a[2], a[3]); B column l/4 at the same slots.
-__device__ __forceinline__ void mma_e4m3_16832(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                                               uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%10, %10, %10, %10};\n"
+// d = a · b + c for a 16x16 f16 A (row-major) and a 16x8 f16 B (column-major), fp32 C and D
+// (c and d may alias). On sm_90 this is also what an e4m3 mma.sync becomes: the compiler
+// unpacks the e4m3 codes to f16 (F2FP) and issues two of these per k32.
+__device__ __forceinline__ void mma_f16_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                              uint32_t b1, const float (&c)[4]) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%10, %11, %12, %13};\n"
       : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "f"(0.0f));
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "f"(c[0]), "f"(c[1]),
+        "f"(c[2]), "f"(c[3]));
 }
-#endif
 
 }  // namespace dsv4::cuda

@@ -124,11 +124,11 @@ __device__ __forceinline__ float ue8m0_to_float(uint8_t code) {
   return code == 0 ? 0x1p-127f : __uint_as_float(uint32_t(code) << 23);
 }
 
-// Byte j of four packed ue8m0 codes as ue8m0_to_float decodes it, for codes 0..254 (the
-// weight encoder never stores 255): three integer instructions instead of a byte load and two
-// selects.
+// Byte j of four packed ue8m0 codes as ue8m0_to_float decodes it, for codes 1..254 (what
+// the weight encoder stores; it keeps 2^-127 as a float scale): a shift and a mask.
 __device__ __forceinline__ float ue8m0_byte_to_float(uint32_t codes, int j) {
-  return __uint_as_float(max(((codes >> (8 * j)) & 0xffu) << 23, 0x00400000u));
+  return __uint_as_float(j < 3 ? (codes << (23 - 8 * j)) & 0x7f800000u
+                               : (codes >> 1) & 0x7f800000u);
 }
 
 // Low 4 bits: bit 3 sign, then 2 exponent bits and 1 mantissa bit.

@@ -38,10 +38,11 @@ void check_row(int64_t bad_row, const LinearWeight& w, const char* what) {
   }
 }
 
-// ue8m0 code of a power of two in [2^-127, 2^127], or -1 for anything else.
+// ue8m0 code of a power of two in [2^-126, 2^127], or -1 for anything else: 2^-127 (code 0,
+// the one subnormal) is stored as a float scale, so that the kernels decode a ue8m0 byte with
+// a shift (ue8m0_byte_to_float).
 int ue8m0_code(float scale) {
   const uint32_t bits = std::bit_cast<uint32_t>(scale);
-  if (bits == 0x00400000u) return 0;  // 2^-127, the one subnormal
   const uint32_t exponent = bits >> 23;
   if ((bits & 0x7fffffu) != 0 || exponent == 0 || exponent >= 255) return -1;  // sign included
   return int(exponent);
