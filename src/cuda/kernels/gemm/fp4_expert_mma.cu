@@ -149,8 +149,20 @@ __device__ __forceinline__ void multiply_rows(const StreamParams& p, const uint8
   // The tile's token rows (codes and activation scales) from stage `begin` on.
   const auto* x = static_cast<const uint8_t*>(p.x);
   const int64_t x_scale_cols = p.x_row_stride / kStepInputs;
+  // Lane chunks: 16 bytes each of the tile's token rows (offsets fixed for the tile, from a base
+  // that moves one stage at a time), and the activation scale of token `lane`.
+  constexpr int kTokenCopies = kTokens * 8 / 32;
   const uint8_t* x_src = x + (first_token + tok0) * p.x_row_stride + int64_t(begin) * kStepInputs;
-  const float* xs_src = p.x_scales + (first_token + tok0) * x_scale_cols + begin;
+  int32_t x_offset[kTokenCopies];
+  uint32_t x_dst[kTokenCopies];
+#pragma unroll
+  for (int i = 0; i < kTokenCopies; ++i) {
+    const int chunk = lane + 32 * i, t = min(chunk >> 3, here - 1);
+    x_offset[i] = int32_t(t * p.x_row_stride) + 16 * (chunk & 7);
+    x_dst[i] = uint32_t(L::kCodes + token_chunk(t, chunk & 7));
+  }
+  const float* xs_src =
+      p.x_scales + (first_token + tok0 + min(lane, here - 1)) * x_scale_cols + begin;
   int issued = 0;
   uint32_t fill = ring;
   const auto issue_stage = [&] {
@@ -169,14 +181,10 @@ __device__ __forceinline__ void multiply_rows(const StreamParams& p, const uint8
       }
       s_src += kScaleStep;
 #pragma unroll
-      for (int i = 0; i < kTokens * 8 / 32; ++i) {
-        const int chunk = lane + 32 * i, t = chunk >> 3;
-        if (t < here) {
-          cp_async_16(fill + L::kCodes + token_chunk(t, chunk & 7),
-                      x_src + t * p.x_row_stride + 16 * (chunk & 7));
-        }
+      for (int i = 0; i < kTokenCopies; ++i) {
+        if (lane + 32 * i < 8 * here) cp_async_16(fill + x_dst[i], x_src + x_offset[i]);
       }
-      if (lane < here) cp_async_4(fill + L::kTokenScales + 4 * lane, xs_src + lane * x_scale_cols);
+      if (lane < here) cp_async_4(fill + L::kTokenScales + 4 * lane, xs_src);
       x_src += kStepInputs;
       xs_src += 1;
     }
