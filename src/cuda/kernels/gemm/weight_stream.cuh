@@ -14,9 +14,9 @@
 // order of the fp32 additions changed. Lanes reduce with shuffles at the end; NVFP4's global
 // scale then multiplies the sum, as in cpu::linear.
 //
-// Next optimisation: for m > 4 this is FMA-bound (m FMAs per weight element); decode weights
-// to f16 (exact for e4m3 and e2m1) and use mma.sync m16n8k16 with fp32 accumulation, stage the
-// activations in shared memory, and keep the bf16/f32 plain path for tiny shapes only.
+// For m > 4 this is FMA-bound (m FMAs per weight element). MXFP4 routed experts on sm_90 run
+// on tensor cores instead (fp4_expert_mma.cu); this kernel serves the other formats, the
+// dense linears, NVFP4 experts and GPUs without sm_90 code.
 #pragma once
 
 #include <cuda_runtime.h>
