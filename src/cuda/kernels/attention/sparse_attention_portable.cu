@@ -12,9 +12,9 @@
 #include <type_traits>
 
 #include "cuda/kernels/attention/kv_row.cuh"
-#include "cuda/kernels/common/mma_sm80.cuh"
 #include "cuda/kernels/attention/sparse_attention_launch.h"
 #include "cuda/kernels/attention/sparse_attention_rows.cuh"
+#include "cuda/kernels/common/mma_sm80.cuh"
 #include "cuda/runtime/check.h"
 
 namespace dsv4::cuda {
