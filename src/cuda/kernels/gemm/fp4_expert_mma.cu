@@ -362,6 +362,7 @@ __global__ void __launch_bounds__(kWarps * 32, kWide ? kMinBlocksWide : kMinBloc
     const int64_t e = entry >> 16, tok0 = int64_t(entry & 0xffff) * 16;
     const int64_t first_token = p.expert_offsets[e];
     const int here = int(min(p.expert_offsets[e + 1] - first_token - tok0, int64_t(16)));
+    if (here > kTokens) __trap();  // the narrow list holds tiles of at most 4 tokens
     const uint8_t* w = p.w + e * p.expert_w_bytes;
     const uint8_t* s = static_cast<const uint8_t*>(p.w_scales) + e * p.expert_scale_bytes;
     if (kWide && here > 8) {
