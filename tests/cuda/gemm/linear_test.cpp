@@ -206,11 +206,26 @@ TEST(UploadLinear, KeepsCheckpointFormats) {
   EXPECT_THROW(upload_linear(not_e4m3), Error);
 }
 
-// Host-only: the stacking of an expert's w1 over its w3 (no GPU needed).
+// Host-only (no GPU needed): FP4 scale storage and the stacking of an expert's w1 over its w3.
+
 std::vector<float> float_scales(const EncodedLinear& e) {
   std::vector<float> out(e.scales.size() / sizeof(float));
   std::memcpy(out.data(), e.scales.data(), e.scales.size());
   return out;
+}
+
+// The kernels decode a ue8m0 byte with a shift, which is exact for codes 1..254: a weight with
+// a 2^-127 scale (code 0, a float subnormal) keeps float scales instead.
+TEST(EncodeLinear, Fp4ScalesArePackedAsUe8m0OnlyAboveTheSubnormal) {
+  std::mt19937_64 rng(fresh_seed());
+  LinearWeight w = test::fp4_weight(rng, 4, 64);
+  EXPECT_EQ(encode_linear(w).scale_storage, ScaleStorage::kUe8m0);
+  w.scales[1] = 0x1p-126f;
+  EXPECT_EQ(encode_linear(w).scale_storage, ScaleStorage::kUe8m0);
+  w.scales[1] = 0x1p-127f;
+  const EncodedLinear subnormal = encode_linear(w);
+  EXPECT_EQ(subnormal.scale_storage, ScaleStorage::kF32);
+  EXPECT_EQ(float_scales(subnormal), w.scales);
 }
 
 TEST(StackEncoded, Fp4PowerOfTwoAndOtherScalesStackAsFloatScales) {
