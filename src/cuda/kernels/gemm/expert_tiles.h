@@ -18,6 +18,9 @@ struct ExpertTiles {
   int64_t narrow_capacity = 0, wide_capacity = 0;
 };
 
+// CTAs per row group of the expert GEMMs' launches over a list; each loops over the list.
+inline constexpr int64_t kExpertTileSlots = 128;
+
 // The most tiles of each kind `slots` (token, expert) pairs over n_experts experts can make: at
 // most one narrow tile per expert and slot; a wide tile holds at least 5 slots.
 int64_t expert_narrow_tiles_capacity(int64_t n_experts, int64_t slots);

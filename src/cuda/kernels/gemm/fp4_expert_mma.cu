@@ -36,8 +36,7 @@ constexpr int kPairs = kWarps / 2;  // a pair splits the inputs of 16 rows in tw
 constexpr int kWarpRows = 16;
 constexpr int kStepInputs = 128;
 constexpr int kMinBlocks = 6;  // narrow tiles: ≤ 80 registers, 6 CTAs per SM (one wave at decode)
-constexpr int kMinBlocksWide = 4;    // 9-16-token tiles: ≤ 128 registers, no spills
-constexpr int64_t kTileSlots = 128;  // CTAs per row group; each loops over the tile list
+constexpr int kMinBlocksWide = 4;  // 9-16-token tiles: ≤ 128 registers, no spills
 
 // One stage of a warp's ring for tiles of up to kTokens tokens: the 16 rows' codes (at 0, 64
 // bytes a row, swizzled), their scales (four per row: floats or ue8m0 bytes), the tokens' e4m3
@@ -400,7 +399,7 @@ void launch_fp4_expert_mma(const StreamParams& p, const ExpertTiles& tiles, cuda
                           const int32_t* count) {
     constexpr int64_t kRowsPerBlock = int64_t(kPairs) * kWarpRows;
     const dim3 grid(unsigned((p.rows + kRowsPerBlock - 1) / kRowsPerBlock),
-                    unsigned(std::min(capacity, kTileSlots)));
+                    unsigned(std::min(capacity, kExpertTileSlots)));
     const auto kernel = fp4_expert_mma_kernel<decltype(wide)::value, decltype(float_scales)::value>;
     // All of the unified L1 as shared memory: the stage rings set the CTAs per SM (once).
     constexpr int kShared = shared_bytes<decltype(wide)::value, decltype(float_scales)::value>();

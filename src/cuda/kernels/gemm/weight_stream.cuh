@@ -316,11 +316,10 @@ void launch_tuned(const StreamParams& p, cudaStream_t stream) {
 // The routed experts (p.expert_offsets set, p.m the most tokens one expert may get) over the
 // tile lists of plan_expert_tiles: the narrow list with Medium's rows per warp (Small's, and
 // the 1-token variant only, when no expert can get two tokens), the wide one with Large's
-// where an expert can get more than 4. At most kTileSlots CTAs per row group; each loops over
+// where an expert can get more than 4. At most kExpertTileSlots CTAs per row group; each loops over
 // the list. Measured on the H200 (whole step, batch 64, grid over every (expert, tile) pair
 // before the lists): a third launch for the 1-token tiles at batch > 1 was slower (Flash 35.8
 // vs 32.3 ms).
-inline constexpr int64_t kTileSlots = 128;
 template <class W, class A>
 void launch_tuned_experts(const StreamParams& p, const ExpertTiles& tiles, cudaStream_t stream) {
   using T = Tuned<W, A>;
@@ -329,7 +328,7 @@ void launch_tuned_experts(const StreamParams& p, const ExpertTiles& tiles, cudaS
     constexpr int R = decltype(rows_per_warp)::value;
     const int64_t rows_per_block = int64_t(R) * kWarpsPerBlock;
     const dim3 grid(unsigned((p.rows + rows_per_block - 1) / rows_per_block),
-                    unsigned(std::min(capacity, kTileSlots)));
+                    unsigned(std::min(capacity, kExpertTileSlots)));
     expert_stream_kernel<W, A, R, typename T::Small, typename T::Medium, typename T::Large,
                          decltype(most)::value>
         <<<grid, kThreadsPerBlock, 0, stream>>>(p, list, count);
