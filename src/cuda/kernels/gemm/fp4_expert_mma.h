@@ -1,8 +1,9 @@
 // The routed experts' MXFP4 GEMM on tensor cores (sm_90; internal to the gemm domain). Hopper
 // has no FP4 tensor cores, so each e2m1 code becomes the e4m3 code of value · 2^-6 (exact,
-// subnormal 0.5 included) in registers and feeds mma.sync m16n8k32 e4m3 with the FP8
-// activations; one MMA covers exactly one 32-input weight scale block, so its fp32 result is
-// the reference's per-32 partial, scaled by s_w there and by s_x per 128 inputs.
+// subnormal 0.5 included) in registers, then an f16 pair, and two mma.sync m16n8k16 (f16,
+// fp32 accumulation) cover one 32-input weight scale block together with the FP8 activations
+// unpacked the same way; the block's fp32 result is the reference's per-32 partial, scaled by
+// s_w there and by s_x per 128 inputs.
 #pragma once
 
 #include <cuda_runtime.h>
