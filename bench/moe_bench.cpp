@@ -13,7 +13,8 @@
 // (one per-tensor scale, no block scales), one GEMM per expert that gets tokens (token counts
 // padded to 16), also as a CUDA graph; it omits the grouping, quantization and SwiGLU that the
 // engine's time includes. Routings rotate over 4 samples per row so that weights come from HBM.
-// Median of 20 replays (5 from 1024 tokens on). Usage: dsv4_moe_bench [--quick].
+// Median of 20 replays (5 from 1024 tokens on).
+// Usage: dsv4_moe_bench [--quick | --tokens N[,N...]].
 #include <cublasLt.h>
 #include <fmt/format.h>
 
@@ -23,6 +24,7 @@
 #include <memory>
 #include <random>
 #include <set>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -315,13 +317,38 @@ void run_model(const Case& c, const std::vector<int64_t>& token_counts, const Ce
   }
 }
 
+// "1,64,4096" → {1, 64, 4096}; anything else (empty items, non-digits, 0) is refused.
+std::vector<int64_t> parse_token_counts(const std::string& list) {
+  std::vector<int64_t> counts;
+  size_t start = 0;
+  while (start <= list.size()) {
+    const size_t end = std::min(list.find(',', start), list.size());
+    const std::string item = list.substr(start, end - start);
+    if (item.empty() || item.size() > 6 ||
+        item.find_first_not_of("0123456789") != std::string::npos || std::stoll(item) == 0) {
+      fail("--tokens: '{}' is not a positive token count (expected e.g. 1,64,4096)", item);
+    }
+    counts.push_back(std::stoll(item));
+    start = end + 1;
+  }
+  return counts;
+}
+
 }  // namespace
 }  // namespace dsv4::cuda
 
 int main(int argc, char** argv) {
   using namespace dsv4::cuda;
-  const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
   try {
+    std::vector<int64_t> tokens{1, 4, 8, 16, 64, 256, 1024, 4096, 8192};
+    if (argc == 2 && std::strcmp(argv[1], "--quick") == 0) {
+      tokens = {1, 64};
+    } else if (argc == 3 && std::strcmp(argv[1], "--tokens") == 0) {
+      tokens = parse_token_counts(argv[2]);
+    } else if (argc != 1) {
+      fmt::print(stderr, "usage: dsv4_moe_bench [--quick | --tokens N[,N...]]\n");
+      return 2;
+    }
     if (device_count() == 0) {
       fmt::print(stderr, "dsv4_moe_bench: no CUDA device\n");
       return 1;
@@ -339,9 +366,6 @@ int main(int argc, char** argv) {
         "FP8 GEMMs | speed-up over cuBLASLt |\n");
     fmt::print("|---|---|---|---|---|---|---|---|---|---|\n");
     std::mt19937_64 rng(20261130);
-    const std::vector<int64_t> tokens =
-        quick ? std::vector<int64_t>{1, 64}
-              : std::vector<int64_t>{1, 4, 8, 16, 64, 256, 1024, 4096, 8192};
     for (const Case& c : {Case{"flash", 4096, 2048, 256, 6}, Case{"pro", 7168, 3072, 384, 6}}) {
       run_model(c, tokens, ceil, lt, rng, stream);
     }

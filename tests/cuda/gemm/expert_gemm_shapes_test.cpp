@@ -5,7 +5,8 @@
 // cycled, and the inputs a pool of random rows, cycled, so that the host work stays small);
 // the GEMM runs on all slots, and a sample of rows (the first and last of up to 16 experts
 // with tokens, expert 0 among them) is checked against cpu::linear with the expert's weights,
-// bound 1e-5 relative as for the other expert tests; outputs are poisoned first.
+// bound 1e-5 relative as for the other expert tests (1e-4 where the step is large enough for
+// the FP8 warpgroup MMAs, whose accumulation is not exact fp32); outputs are poisoned first.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -24,6 +25,7 @@ namespace dsv4::cuda {
 namespace {
 
 constexpr double kBound = 1e-5;
+constexpr double kPrefillBound = 1e-4;
 constexpr int64_t kTopK = 6;
 constexpr int64_t kDistinct = 3;      // distinct random expert weights, cycled over the slots
 constexpr int64_t kInputPool = 1024;  // distinct random input rows, cycled over the slots
@@ -131,7 +133,8 @@ void check_shape(std::mt19937_64& rng, const Shape& s, int64_t tokens, bool hot)
     want.insert(want.end(), row.begin(), row.end());
     have.insert(have.end(), got.begin() + slot * s.rows, got.begin() + (slot + 1) * s.rows);
   }
-  EXPECT_LE(test::relative_error(have, want), kBound) << sample.size() << " rows checked";
+  const double bound = tokens >= kExpertWgmmaMinTokens ? kPrefillBound : kBound;
+  EXPECT_LE(test::relative_error(have, want), bound) << sample.size() << " rows checked";
 }
 
 TEST(ExpertGemmShapes, FlashExpertsFromOneTo8192Tokens) {

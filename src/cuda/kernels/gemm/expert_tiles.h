@@ -21,6 +21,10 @@ struct ExpertTiles {
 // CTAs per row group of the expert GEMMs' launches over a list; each loops over the list.
 inline constexpr int64_t kExpertTileSlots = 128;
 
+// From this many tokens a step (the most one expert can get), MXFP4 experts on sm_90 skip the
+// tile lists: the FP8 warpgroup-MMA kernel (fp4_expert_wgmma.cu) walks each expert's tokens.
+inline constexpr int64_t kExpertWgmmaMinTokens = 2048;
+
 // The most tiles of each kind `slots` (token, expert) pairs over n_experts experts can make: at
 // most one narrow tile per expert and slot; a wide tile holds at least 5 slots.
 int64_t expert_narrow_tiles_capacity(int64_t n_experts, int64_t slots);

@@ -20,4 +20,9 @@ bool fp4_expert_mma_available();
 // p as for expert_stream_kernel (FP4 weights with ue8m0 or float scales, FP8 activations).
 void launch_fp4_expert_mma(const StreamParams& p, const ExpertTiles& tiles, cudaStream_t stream);
 
+// Prefill sizes (fp4_expert_wgmma.cu): the same product on FP8 warpgroup MMAs, a CTA per
+// (expert, 128 weight rows) walking all of the expert's tokens; used from
+// kExpertWgmmaMinTokens (expert_tiles.h) tokens per step.
+void launch_fp4_expert_wgmma(const StreamParams& p, int64_t n_experts, cudaStream_t stream);
+
 }  // namespace dsv4::cuda::gemm_detail

@@ -59,7 +59,11 @@ void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int
   if (w.format == WeightFormat::kFp8) {
     launch_tuned_experts<Fp8Weight, Fp8Activations>(p, tiles, stream);
   } else if (w.format == WeightFormat::kFp4 && tensor_cores && fp4_expert_mma_available()) {
-    launch_fp4_expert_mma(p, tiles, stream);
+    if (max_rows >= kExpertWgmmaMinTokens) {
+      launch_fp4_expert_wgmma(p, experts.count, stream);
+    } else {
+      launch_fp4_expert_mma(p, tiles, stream);
+    }
   } else if (w.format == WeightFormat::kFp4) {
     launch_tuned_experts<Fp4Weight, Fp8Activations>(p, tiles, stream);
   } else {
