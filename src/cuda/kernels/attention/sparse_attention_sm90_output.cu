@@ -122,6 +122,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     wgmma_commit();
   }
   wgmma_wait<0>();
+  wgmma_fence_operands(o);
 
 #pragma unroll
   for (int h = 0; h < 2; ++h) {

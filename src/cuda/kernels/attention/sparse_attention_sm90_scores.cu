@@ -135,11 +135,13 @@ __global__ void __launch_bounds__(kThreads, 1)
   for (int j = 0; j + 1 < steps; ++j) {
     const uint32_t valid_next = j + 1 < my_tiles ? load(j + 1) : 0u;
     wgmma_wait<0>();
+    wgmma_fence_operands(s);
     finish(s, j, valid_now);
     issue(s, j + 1);
     valid_now = valid_next;
   }
   wgmma_wait<0>();
+  wgmma_fence_operands(s);
   if (steps - 1 < my_tiles) finish(s, steps - 1, valid_now);
 
     // Each head's maximum over both warpgroups' tiles.
