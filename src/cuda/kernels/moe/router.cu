@@ -1,7 +1,7 @@
-// Router kernel: one warp per token, each lane holding the scores of experts lane, lane+32, ...
-// in registers; top-k is k rounds of a warp arg-max (ties to the lower id). Reads the logits
-// once (E·4 bytes per token) — negligible next to the gate GEMM, whose epilogue is the obvious
-// place to fuse this kernel into next.
+// Router kernel: one CTA per token, one thread per expert (the double-precision softplus of
+// every expert runs in parallel). Top-k by rank: each expert counts the experts that beat it
+// (higher biased score, ties to the lower id, a total order) and the first k ranks are the
+// choices, in order. Reads the logits once (E·4 bytes per token).
 #include "core/error.h"
 #include "cuda/kernels/common/numerics.cuh"
 #include "cuda/kernels/moe/router.h"
@@ -10,9 +10,7 @@
 namespace dsv4::cuda {
 namespace {
 
-constexpr int kWarps = 4;
-constexpr int kPerLane = 16;  // experts per lane: at most 512 experts
-constexpr int kMaxExperts = 32 * kPerLane;
+constexpr int kMaxExperts = 512;  // threads per CTA
 constexpr int kMaxK = 16;
 
 // glibc twins: evaluated in double and rounded once (see numerics.cuh).
@@ -31,94 +29,71 @@ __device__ __forceinline__ float score_of(float logit, ScoreFunc func) {
   }
 }
 
-// a beats b: higher value, or equal value and lower id.
-__device__ __forceinline__ bool beats(float va, int ia, float vb, int ib) {
-  return va > vb || (va == vb && ia < ib);
+// Expert e's selection key: larger = chosen first. The float's bits ordered as an unsigned
+// (negatives flipped, so NaN sorts too and nothing ties), then the lower id first.
+__device__ __forceinline__ uint64_t selection_key(float value, int e) {
+  const uint32_t bits = __float_as_uint(value + 0.0f);  // -0 → +0: the two tie
+  const uint32_t ordered = (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+  return (uint64_t(ordered) << 32) | uint32_t(0xffffffffu - uint32_t(e));
 }
 
-__global__ void __launch_bounds__(kWarps * 32)
-    route_kernel(const float* __restrict__ logits, int64_t tokens, int experts, int k,
-                 ScoreFunc func, float route_scale, const float* __restrict__ bias,
+// The CTA's sum (op = add) or maximum of one value per thread; every thread gets it.
+template <bool kMax>
+__device__ float block_reduce(float v, float* scratch) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    const float other = __shfl_xor_sync(0xffffffffu, v, offset);
+    v = kMax ? fmaxf(v, other) : v + other;
+  }
+  __syncthreads();  // scratch is free (an earlier reduction's readers are done)
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = scratch[0];
+  for (int w = 1; w < warps; ++w) v = kMax ? fmaxf(v, scratch[w]) : v + scratch[w];
+  return v;
+}
+
+__global__ void __launch_bounds__(kMaxExperts)
+    route_kernel(const float* __restrict__ logits, int experts, int k, ScoreFunc func,
+                 float route_scale, const float* __restrict__ bias,
                  const int32_t* __restrict__ tid2eid, const int32_t* __restrict__ ids,
                  int32_t* __restrict__ experts_out, float* __restrict__ weights_out) {
-  __shared__ float scores[kWarps][kMaxExperts];
-  __shared__ int32_t chosen[kWarps][kMaxK];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t t = int64_t(blockIdx.x) * kWarps + warp;
-  if (t >= tokens) return;
-  const float* row = logits + t * experts;
-  float s[kPerLane];
-#pragma unroll
-  for (int j = 0; j < kPerLane; ++j) {
-    const int e = lane + 32 * j;
-    s[j] = e < experts ? score_of(row[e], func) : 0.0f;
-  }
+  __shared__ float scores[kMaxExperts];
+  __shared__ uint64_t keys[kMaxExperts];
+  __shared__ int32_t chosen[kMaxK];
+  __shared__ float scratch[kMaxExperts / 32];
+  const int e = int(threadIdx.x);
+  const int64_t t = blockIdx.x;
+  const bool live = e < experts;
+  float s = live ? score_of(logits[t * experts + e], func) : 0.0f;
   if (func == ScoreFunc::kSoftmax) {
-    float max = -INFINITY;
-#pragma unroll
-    for (int j = 0; j < kPerLane; ++j) {
-      if (lane + 32 * j < experts) max = fmaxf(max, s[j]);
-    }
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) {
-      max = fmaxf(max, __shfl_xor_sync(0xffffffffu, max, offset));
-    }
-    float sum = 0.0f;
-#pragma unroll
-    for (int j = 0; j < kPerLane; ++j) {
-      if (lane + 32 * j < experts) sum = __fadd_rn(sum, s[j] = exp_rn(__fsub_rn(s[j], max)));
-    }
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) {
-      sum += __shfl_xor_sync(0xffffffffu, sum, offset);
-    }
-#pragma unroll
-    for (int j = 0; j < kPerLane; ++j) s[j] = __fdiv_rn(s[j], sum);
+    const float max = block_reduce<true>(live ? s : -INFINITY, scratch);
+    s = live ? exp_rn(__fsub_rn(s, max)) : 0.0f;
+    s = __fdiv_rn(s, block_reduce<false>(s, scratch));
   }
-#pragma unroll
-  for (int j = 0; j < kPerLane; ++j) {
-    if (lane + 32 * j < experts) scores[warp][lane + 32 * j] = s[j];
-  }
+  if (live) scores[e] = s;
   if (tid2eid) {
-    if (lane < k) chosen[warp][lane] = tid2eid[int64_t(ids[t]) * k + lane];
+    if (e < k) chosen[e] = tid2eid[int64_t(ids[t]) * k + e];
   } else {
-    float biased[kPerLane];
-    uint32_t live = 0;  // bit j: expert lane + 32j still unchosen
-#pragma unroll
-    for (int j = 0; j < kPerLane; ++j) {
-      const int e = lane + 32 * j;
-      biased[j] = bias && e < experts ? __fadd_rn(s[j], bias[e]) : s[j];
-      if (e < experts) live |= 1u << j;
-    }
-    for (int r = 0; r < k; ++r) {
-      float best = -INFINITY;
-      int best_id = 0x7fffffff;
-#pragma unroll
-      for (int j = 0; j < kPerLane; ++j) {
-        if ((live >> j & 1u) && beats(biased[j], lane + 32 * j, best, best_id)) {
-          best = biased[j];
-          best_id = lane + 32 * j;
-        }
-      }
-#pragma unroll
-      for (int offset = 16; offset > 0; offset >>= 1) {
-        const float other = __shfl_xor_sync(0xffffffffu, best, offset);
-        const int other_id = __shfl_xor_sync(0xffffffffu, best_id, offset);
-        if (beats(other, other_id, best, best_id)) best = other, best_id = other_id;
-      }
-      if (best_id < experts && best_id % 32 == lane) live &= ~(1u << (best_id / 32));
-      if (lane == 0) chosen[warp][r] = best_id;
+    const uint64_t key = selection_key(bias && live ? __fadd_rn(s, bias[e]) : s, e);
+    if (live) keys[e] = key;
+    __syncthreads();
+    if (live) {
+      int rank = 0;
+      for (int other = 0; other < experts; ++other) rank += keys[other] > key;
+      if (rank < k) chosen[rank] = e;
     }
   }
-  __syncwarp();
-  if (lane == 0) {
+  __syncthreads();
+  if (e == 0) {
     // As cpu::route: sum in choice order, then w / sum (not for softmax) · route_scale.
     float sum = 0.0f;
-    for (int j = 0; j < k; ++j) sum = __fadd_rn(sum, scores[warp][chosen[warp][j]]);
+    for (int j = 0; j < k; ++j) sum = __fadd_rn(sum, scores[chosen[j]]);
     for (int j = 0; j < k; ++j) {
-      float v = scores[warp][chosen[warp][j]];
+      float v = scores[chosen[j]];
       if (func != ScoreFunc::kSoftmax) v = __fdiv_rn(v, sum);
-      experts_out[t * k + j] = chosen[warp][j];
+      experts_out[t * k + j] = chosen[j];
       weights_out[t * k + j] = __fmul_rn(v, route_scale);
     }
   }
@@ -144,10 +119,10 @@ void moe_route(const float* logits, int64_t tokens, const RouterShape& shape, co
   if ((tid2eid == nullptr) != (ids == nullptr))
     fail("moe_route: hash routing needs tid2eid and ids");
   if (tokens == 0) return;
-  const auto blocks = unsigned((tokens + kWarps - 1) / kWarps);
-  route_kernel<<<blocks, kWarps * 32, 0, stream>>>(logits, tokens, int(shape.experts), int(shape.k),
-                                                   shape.score_func, shape.route_scale, bias,
-                                                   tid2eid, ids, experts_out, weights_out);
+  const auto threads = unsigned((shape.experts + 31) / 32 * 32);
+  route_kernel<<<unsigned(tokens), threads, 0, stream>>>(logits, int(shape.experts), int(shape.k),
+                                                         shape.score_func, shape.route_scale, bias,
+                                                         tid2eid, ids, experts_out, weights_out);
   DSV4_CUDA_CHECK(cudaGetLastError());
 }
 
