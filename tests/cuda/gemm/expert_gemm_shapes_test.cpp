@@ -5,7 +5,7 @@
 // cycled, and the inputs a pool of random rows, cycled, so that the host work stays small);
 // the GEMM runs on all slots, and a sample of rows (the first and last of up to 16 experts
 // with tokens, expert 0 among them) is checked against cpu::linear with the expert's weights,
-// bound 1e-5 relative as for the other expert tests (1e-4 where the step is large enough for
+// bound 1e-5 relative as for the other expert tests (3e-4 where the step is large enough for
 // the FP8 warpgroup MMAs, whose accumulation is not exact fp32); outputs are poisoned first.
 #include <gtest/gtest.h>
 
@@ -25,7 +25,9 @@ namespace dsv4::cuda {
 namespace {
 
 constexpr double kBound = 1e-5;
-constexpr double kPrefillBound = 1e-4;
+// The FP8 tensor cores keep about 13-14 bits when adding products of different magnitude
+// inside an MMA chain (128 inputs here, as DeepSeek's own FP8 GEMMs promote): about 2^-13.
+constexpr double kPrefillBound = 3e-4;
 constexpr int64_t kTopK = 6;
 constexpr int64_t kDistinct = 3;      // distinct random expert weights, cycled over the slots
 constexpr int64_t kInputPool = 1024;  // distinct random input rows, cycled over the slots

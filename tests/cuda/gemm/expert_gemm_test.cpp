@@ -3,7 +3,7 @@
 // expert; counts that reach every token-tile width, 1 to 16, in both launches), outputs
 // poisoned. MXFP4 experts run on the tensor cores on sm_90 (fp4_expert_mma.cu) and on the
 // CUDA-core kernel other GPUs run; both are checked. Bound as for the single linear: 1e-5
-// relative (1e-4 at prefill sizes, see below); rows the offsets give to no expert stay
+// relative (3e-4 at prefill sizes, see below); rows the offsets give to no expert stay
 // untouched.
 #include <gtest/gtest.h>
 
@@ -24,7 +24,9 @@ namespace dsv4::cuda {
 namespace {
 
 constexpr double kBound = 1e-5;
-constexpr double kPrefillBound = 1e-4;
+// The FP8 tensor cores keep about 13-14 bits when adding products of different magnitude
+// inside an MMA chain (128 inputs here, as DeepSeek's own FP8 GEMMs promote): about 2^-13.
+constexpr double kPrefillBound = 3e-4;
 
 struct ExpertRun {
   float scale_factor = 1.0f;  // FP4: not 1 gives float (not ue8m0) scales

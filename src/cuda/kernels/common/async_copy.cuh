@@ -98,6 +98,19 @@ __device__ __forceinline__ void named_barrier_sync(int id, int threads) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
+// Barrier kId over `threads` threads that also returns whether `value` holds in all of them.
+template <int kId>
+__device__ __forceinline__ bool named_barrier_and(int threads, bool value) {
+  uint32_t all;
+  asm volatile(
+      "{\n.reg .pred in, out;\nsetp.ne.u32 in, %1, 0;\n"
+      "bar.red.and.pred out, %2, %3, in;\nselp.u32 %0, 1, 0, out;\n}\n"
+      : "=r"(all)
+      : "r"(uint32_t(value)), "n"(kId), "r"(threads)
+      : "memory");
+  return all != 0;
+}
+
 #endif  // __CUDA_ARCH__ >= 900
 
 }  // namespace dsv4::cuda

@@ -1,20 +1,23 @@
 // Routed MXFP4 experts at prefill sizes on sm_90 FP8 warpgroup MMAs (fp4_expert_mma.h).
 //
-// Structure: a CTA of two warpgroups takes one expert and 128 of its weight rows (64 per
-// warpgroup) and walks all of the expert's tokens in tiles of 128 (the wgmma N). The inputs go
-// through a ring of stages of 128 inputs each (one activation scale block): the tile's e4m3
-// token codes in the 128-byte-swizzled K-major layout wgmma reads, the rows' FP4 codes and
-// weight scales, and the tokens' activation scales, filled with cp.async by all threads. The
-// weights' A fragments are built in registers (fp4_wgmma_fragments.cuh).
-//
-// Two main loops, chosen per CTA from its rows' weight scales:
+// A CTA takes one expert and 128 of its weight rows and walks all of the expert's tokens in
+// tiles of 128 (the wgmma N), 128 inputs (one activation scale block) per stage. Warp-
+// specialised, four warpgroups:
+//   - two producer warpgroups (one thread per weight row each) take alternate stages: copy a
+//     stage's token codes (in the 128-byte-swizzled K-major layout wgmma reads), FP4 codes,
+//     weight and activation scales into a slot of the load ring with cp.async, and kLag of
+//     their stages later convert its FP4 codes into an e4m3 A tile (fp4_e4m3_conversion.cuh)
+//     of the A ring, then signal `converted`;
+//   - two consumer warpgroups (64 rows each) run the MMAs with both operands in shared memory,
+//     promote the results, and free the load slot and the A tile.
+// Two encodings, chosen per CTA from its rows' weight scales:
 //   - scale-folded (the usual case): each 32-input block's scale exponent, relative to its
 //     row's largest, is folded into the e4m3 codes, so four chained k32 MMAs cover a stage and
-//     their sum is promoted once with the activation scale; the row's largest scale multiplies
-//     the result at the end. The MMAs of stage i run while the fragments of stage i + 1 are
-//     built. Needs every block exponent within 11 of its row's largest and power-of-two scales.
-//   - exact per block (any other rows): unscaled codes, one k32 MMA per block into a fresh
-//     accumulator, promoted with its weight scale times the activation scale.
+//     their sum is promoted once with the activation scales; the row's largest scale multiplies
+//     the result at the end. Needs every block exponent within 11 of its row's largest and
+//     power-of-two scales.
+//   - exact (any other rows): unscaled codes, one k32 MMA per block into a fresh accumulator,
+//     promoted with its weight scale times the activation scales.
 // Both follow the official numerics up to the order of fp32 additions and the FP8 tensor
 // cores' accumulation inside an MMA chain.
 #include <algorithm>
@@ -24,120 +27,102 @@
 #include "cuda/kernels/common/async_copy.cuh"
 #include "cuda/kernels/common/numerics.cuh"
 #include "cuda/kernels/common/wgmma.cuh"
+#include "cuda/kernels/gemm/fp4_e4m3_conversion.cuh"
 #include "cuda/kernels/gemm/fp4_expert_mma.h"
-#include "cuda/kernels/gemm/fp4_wgmma_fragments.cuh"
 #include "cuda/runtime/check.h"
 
 namespace dsv4::cuda::gemm_detail {
 namespace {
 
-constexpr int kThreads = 256;  // two warpgroups
-constexpr int kRows = 128;     // weight rows per CTA, 64 per warpgroup
-constexpr int kTokens = 128;   // tokens per tile: the wgmma N
+constexpr int kConsumerThreads = 256;  // two warpgroups, 64 rows each
+constexpr int kProducerThreads = 128;  // per producer warpgroup: one thread per weight row
+constexpr int kProducers = 2;          // producer warpgroups, taking alternate stages
+constexpr int kThreads = kConsumerThreads + kProducers * kProducerThreads;
+constexpr int kConsumerRegisters = 168, kProducerRegisters = 88;
+constexpr int kRows = 128;    // weight rows per CTA
+constexpr int kTokens = 128;  // tokens per tile: the wgmma N
 constexpr int kStepInputs = 128;
-constexpr int kStages = 6;
+constexpr int kLoadSlots = 6;  // ring of copied stages
+constexpr int kATiles = 3;     // ring of converted A tiles
+// A producer converts a stage kLag of its own stages after copying it (2 · kLag stages in
+// all, fewer than kLoadSlots: a slot it waits for is one whose conversion came earlier).
+constexpr int kLag = 2;
+static_assert(kProducers * kLag < kLoadSlots);
 
-// One stage: token codes first (1024-byte aligned for the swizzle), then the weight codes
-// (weight_chunk), the weight scales (float or ue8m0), the activation scales.
+// A load slot: the token codes (1024-byte aligned for the swizzle), the FP4 codes (64 bytes
+// a row, 16-byte chunks XOR-swizzled), the weight scales (float or ue8m0), the activation
+// scales (token_scale_slot). An A tile: 128 rows of 128 e4m3 codes, 128-byte swizzle.
 constexpr int kCodesOffset = 0;
 constexpr int kWeightsOffset = kCodesOffset + kTokens * kStepInputs;
 constexpr int kWeightScalesOffset = kWeightsOffset + kRows * kStepInputs / 2;
 constexpr int kTokenScalesOffset = kWeightScalesOffset + kRows * 16;
 constexpr int kTokenScaleStride = 36;  // floats from one lane's run of scales to the next
-constexpr int kStageBytes = (kTokenScalesOffset + 16 * kTokenScaleStride + 1023) / 1024 * 1024;
-constexpr int kSharedBytes = kStages * kStageBytes + 1024;
+constexpr int kLoadSlotBytes = (kTokenScalesOffset + 16 * kTokenScaleStride + 1023) / 1024 * 1024;
+constexpr int kATileBytes = kRows * kStepInputs;
+constexpr int kATilesOffset = kLoadSlots * kLoadSlotBytes;
+// After the rings: the barriers, then each row's final scale.
+constexpr int kBarriersOffset = kATilesOffset + kATiles * kATileBytes;
+constexpr int kBarriers = kATiles + kLoadSlots + kATiles;
+constexpr int kRowScalesOffset = kBarriersOffset + kBarriers * 8;
+constexpr int kFoldedOffset = kRowScalesOffset + kRows * 4;
+constexpr int kSharedBytes = kFoldedOffset + 16 + 1024;
 
-// Largest spread of block exponents within a row that the scale-folded loop takes: s ≥ −5,
-// where every e2m1 value times 2^s is an e4m3 normal (fp4_wgmma_fragments.cuh).
+// Largest spread of block exponents within a row that the scale-folded encoding takes: s ≥ −5,
+// where every e2m1 value times 2^s is an e4m3 normal (fp4_e4m3_conversion.cuh).
 constexpr uint32_t kMaxFoldedSpread = 11;
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
-// The unscaled codes are value · 2^-6; the exact loop multiplies its sums back.
+// The unscaled codes are value · 2^-6; the exact promotion multiplies its sums back.
 constexpr float kE2m1AsE4m3Unfold = 64.0f;
 
-// Token t's activation scale sits where lane q = (t / 2) % 4 finds its 32 scales (tokens
-// 8c + 2q, 8c + 2q + 1 for c < 16) as 128 contiguous bytes; the four lanes' runs start 144
-// bytes apart, on different banks.
+// Byte offset of row r's 16-byte chunk c among a stage's FP4 codes: the XOR spreads the eight
+// rows a quarter-warp reads at once over the banks.
+__device__ __forceinline__ int weight_chunk(int row, int chunk) {
+  return row * 64 + 16 * (chunk ^ ((row >> 1) & 3));
+}
+
+// Token t's activation scale sits where consumer lane q = (t / 2) % 4 finds its 32 scales
+// (tokens 8c + 2q, 8c + 2q + 1 for c < 16) as 128 contiguous bytes; the four lanes' runs start
+// 144 bytes apart, on different banks.
 __device__ __forceinline__ int token_scale_slot(int t) {
   return kTokenScaleStride * ((t >> 1) & 3) + 2 * (t >> 3) + (t & 1);
 }
 
-// The copies of the stage ring for one token tile: this thread's first sources (advanced by a
-// stage's inputs each step; its other chunks are a fixed number of rows further) and its
-// destinations within a stage, worked out once.
-template <bool kFloatScales>
-struct StageCopier {
-  static constexpr int kScaleStep = kFloatScales ? 16 : 4;    // scale bytes per row and stage
-  static constexpr int kCodeChunks = kTokens * 8 / kThreads;  // rows 32 apart
-  static constexpr int kWeightChunks = kRows * 4 / kThreads;  // rows 64 apart
+// Where the items of a sequence sit in a ring of kSize slots, followed without divisions: the
+// slot, and the pass (item / kSize) whose parity its barriers' phases take.
+template <int kSize>
+struct RingCursor {
+  int slot = 0;
+  uint32_t pass = 0;
+  __device__ explicit RingCursor(int item) { advance(item); }
+  __device__ void advance(int by) {
+    for (slot += by; slot >= kSize; slot -= kSize) ++pass;
+  }
+  // Waits until the consumers have freed the slot from its previous pass (none on the first).
+  __device__ void wait_free(uint64_t* barriers) const {
+    if (pass > 0) mbarrier_wait(&barriers[slot], (pass - 1) & 1u);
+  }
+};
 
+struct Ring {
   uint8_t* smem;
-  int steps, code_rows, weight_rows;  // how many of this thread's token / weight rows exist
-  const uint8_t* code_src;
-  const uint8_t* weight_src;
-  const uint8_t* scale_src;
-  const float* token_scale_src;
-  int64_t code_chunk_stride, weight_chunk_stride;
-  uint32_t code_dst, weight_dst, scale_dst, token_scale_dst;
-  bool scale_valid, token_scale_valid;
+  uint64_t* converted;  // [kATiles], kProducerThreads arrivals: the A tile is ready
+  uint64_t* load_free;  // [kLoadSlots], 8 arrivals (consumer warps): the slot may be refilled
+  uint64_t* a_free;     // [kATiles], 8 arrivals: the A tile may be rewritten
+  float* row_scales;    // [kRows]: what each row's sums are multiplied by at the end
+  int* folded;          // whether the A tiles carry the block scales (scale-folded encoding)
+  __device__ uint8_t* load_slot(int slot) const { return smem + slot * kLoadSlotBytes; }
+  __device__ uint8_t* a_tile(int slot) const { return smem + kATilesOffset + slot * kATileBytes; }
+};
 
-  __device__ StageCopier(const StreamParams& p, uint8_t* smem_, const uint8_t* w,
-                         const uint8_t* scales, int64_t row0, int64_t first_token, int here,
-                         int tid)
-      : smem(smem_), steps(int(p.cols / kStepInputs)) {
-    const int t = tid >> 3, c = tid & 7;
-    code_rows = here > t ? (here - t + 31) / 32 : 0;
-    code_src = static_cast<const uint8_t*>(p.x) + (first_token + t) * p.x_row_stride + 16 * c;
-    code_chunk_stride = 32 * p.x_row_stride;
-    code_dst = kCodesOffset + t * kStepInputs + 16 * (c ^ (t & 7));  // + 32 rows: + 4096
-    const int r = tid >> 2, rc = tid & 3;
-    const int64_t rows_left = p.rows - row0 - r;
-    weight_rows = rows_left > 0 ? int(min((rows_left + 63) / 64, int64_t(kWeightChunks))) : 0;
-    weight_src = w + (row0 + r) * p.w_row_bytes + 16 * rc;
-    weight_chunk_stride = 64 * p.w_row_bytes;
-    weight_dst = kWeightsOffset + weight_chunk(r, rc);  // + 64 rows: + 4096
-    scale_valid = tid < kRows;
-    scale_src = scales + min(row0 + tid, p.rows - 1) * p.w_scale_cols * (kFloatScales ? 4 : 1);
-    scale_dst = kWeightScalesOffset + tid * kScaleStep;
-    token_scale_valid = tid < here;
-    token_scale_src = p.x_scales + (first_token + min(tid, here - 1)) * (p.cols / kStepInputs);
-    token_scale_dst = kTokenScalesOffset + 4 * token_scale_slot(tid);
-  }
-
-  __device__ const uint8_t* stage(int step) const { return smem + (step % kStages) * kStageBytes; }
-
-  // Starts the copies of stage `step` (nothing past the last) and commits them as one group,
-  // so that every thread's group count stays uniform. Token and weight rows past the end keep
-  // whatever the stage held: their MMA rows and columns are never stored.
-  __device__ void issue(int step) const {
-    if (step < steps) {
-      const uint32_t base = shared_address(smem + (step % kStages) * kStageBytes);
-#pragma unroll
-      for (int i = 0; i < kCodeChunks; ++i) {
-        if (i < code_rows) {
-          cp_async_16(base + code_dst + i * 32 * kStepInputs,
-                      code_src + i * code_chunk_stride + step * kStepInputs);
-        }
-      }
-#pragma unroll
-      for (int i = 0; i < kWeightChunks; ++i) {
-        if (i < weight_rows) {
-          cp_async_16(base + weight_dst + i * 64 * (kStepInputs / 2),
-                      weight_src + i * weight_chunk_stride + step * (kStepInputs / 2));
-        }
-      }
-      if (scale_valid) {
-        if constexpr (kFloatScales) {
-          cp_async_16(base + scale_dst, scale_src + step * kScaleStep);
-        } else {
-          cp_async_4(base + scale_dst, scale_src + step * kScaleStep);
-        }
-      }
-      if (token_scale_valid) cp_async_4(base + token_scale_dst, token_scale_src + step);
-    }
-    cp_async_commit();
-  }
+// The work: `tiles` token tiles of `steps` stages each, flattened into items.
+struct Work {
+  const StreamParams& p;
+  const uint8_t* w;       // the expert's FP4 codes
+  const uint8_t* scales;  // the expert's weight scales
+  int64_t row0, first_token, count;
+  int steps;
 };
 
 // Row r's four weight scale exponent codes of a stage, byte j = block j (a float scale 2^e
@@ -162,9 +147,183 @@ __device__ __forceinline__ float weight_scale(const uint8_t* stage, int row, int
   }
 }
 
+// A row's largest scale exponent code (over all its inputs) and whether the scale-folded
+// encoding can take the row.
+template <bool kFloatScales>
+__device__ uint32_t scan_row_scales(const uint8_t* row_scales, int64_t blocks, bool& foldable) {
+  uint32_t high = 0, low = 0xffffffffu;
+  bool powers_of_two = true;
+  if constexpr (kFloatScales) {
+    const auto* bits = reinterpret_cast<const uint32_t*>(row_scales);
+    for (int64_t i = 0; i < blocks; ++i) {
+      const uint32_t b = __ldg(bits + i), code = b >> 23;
+      powers_of_two &= b == 0x00400000u || ((b & 0x807fffffu) == 0u && code != 0u);
+      high = max(high, code);
+      low = min(low, code);
+    }
+  } else {
+    const auto* words = reinterpret_cast<const uint32_t*>(row_scales);
+    uint32_t high4 = 0u, low4 = 0xffffffffu;
+    for (int64_t i = 0; i < blocks / 4; ++i) {
+      const uint32_t codes = __ldg(words + i);
+      high4 = __vmaxu4(high4, codes);
+      low4 = __vminu4(low4, codes);
+    }
+    high = max(max(high4 & 0xffu, (high4 >> 8) & 0xffu), max((high4 >> 16) & 0xffu, high4 >> 24));
+    low = min(min(low4 & 0xffu, (low4 >> 8) & 0xffu), min((low4 >> 16) & 0xffu, low4 >> 24));
+  }
+  // The sums are scaled by 2^(high − 127 − 6) at the end: a normal float.
+  foldable = powers_of_two && high - low <= kMaxFoldedSpread && high >= 7u && high <= 254u;
+  return high;
+}
+
+// Producer thread `row`'s copies into a load slot: its sources for the current token tile
+// (advanced by a stage's inputs per step) and destinations, worked out once per tile. Token and
+// weight rows past the end keep whatever the slot held: their MMA rows and columns are never
+// stored.
+template <bool kFloatScales>
+struct TileCopies {
+  static constexpr int kCodeChunks = kTokens * 8 / kProducerThreads;  // token rows 16 apart
+  static constexpr int kWeightChunks = kRows * 4 / kProducerThreads;  // weight rows 32 apart
+  static constexpr int kScaleStep = kFloatScales ? 16 : 4;            // scale bytes per stage
+
+  const uint8_t* code_src;
+  const uint8_t* weight_src;
+  const uint8_t* scale_src;
+  const float* token_scale_src;
+  int64_t code_stride, weight_stride;  // 16 token rows, 32 weight rows
+  uint32_t code_dst, weight_dst, scale_dst, token_scale_dst;
+  int code_chunks, weight_chunks;  // how many of this thread's chunks exist
+  bool token_scale_valid;
+
+  __device__ TileCopies(const Work& k, int64_t tile, int row) {
+    const int64_t first = k.first_token + tile * kTokens;
+    const int here = int(min(k.count - tile * kTokens, int64_t(kTokens)));
+    const int t = row >> 3, c = row & 7;
+    code_chunks = here > t ? (here - t + 15) / 16 : 0;
+    code_src = static_cast<const uint8_t*>(k.p.x) + (first + t) * k.p.x_row_stride + 16 * c;
+    code_stride = 16 * k.p.x_row_stride;
+    code_dst = kCodesOffset + t * kStepInputs + 16 * (c ^ (t & 7));  // + 16 rows: + 2048
+    const int r = row >> 2, rc = row & 3;
+    const int64_t rows_left = k.p.rows - k.row0 - r;
+    weight_chunks = rows_left > 0 ? int(min((rows_left + 31) / 32, int64_t(kWeightChunks))) : 0;
+    weight_src = k.w + (k.row0 + r) * k.p.w_row_bytes + 16 * rc;
+    weight_stride = 32 * k.p.w_row_bytes;
+    weight_dst = kWeightsOffset + weight_chunk(r, rc);  // + 32 rows: + 2048
+    scale_src = k.scales + min(k.row0 + row, k.p.rows - 1) * k.p.w_scale_cols * (kScaleStep / 4);
+    scale_dst = kWeightScalesOffset + row * kScaleStep;
+    token_scale_valid = row < here;
+    token_scale_src = k.p.x_scales + (first + min(row, here - 1)) * (k.p.cols / kStepInputs);
+    token_scale_dst = kTokenScalesOffset + 4 * token_scale_slot(row);
+  }
+
+  __device__ void issue(uint8_t* slot, int step) const {
+    const uint32_t base = shared_address(slot);
+#pragma unroll
+    for (int i = 0; i < kCodeChunks; ++i) {
+      if (i < code_chunks) {
+        cp_async_16(base + code_dst + i * 16 * kStepInputs,
+                    code_src + i * code_stride + step * kStepInputs);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kWeightChunks; ++i) {
+      if (i < weight_chunks) {
+        cp_async_16(base + weight_dst + i * 2048,
+                    weight_src + i * weight_stride + step * (kStepInputs / 2));
+      }
+    }
+    if constexpr (kFloatScales) {
+      cp_async_16(base + scale_dst, scale_src + step * kScaleStep);
+    } else {
+      cp_async_4(base + scale_dst, scale_src + step * kScaleStep);
+    }
+    if (token_scale_valid) cp_async_4(base + token_scale_dst, token_scale_src + step);
+  }
+};
+
+// Producer thread `row`: its row of an A tile (128 e4m3 codes, 128-byte swizzle) from the FP4
+// codes and scales in a load slot.
+template <bool kFloatScales>
+__device__ void convert_row(const uint8_t* slot, uint8_t* a_tile, int row, bool folded,
+                            uint32_t high) {
+  const uint32_t codes = scale_codes<kFloatScales>(slot, row);
+  const FoldedRowTables fold(high);
+  uint8_t* a_row = a_tile + row * kStepInputs;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const uint2 table = folded ? fold(codes, j) : make_uint2(kUnscaledLow, kUnscaledHigh);
+    const uint4 fp4 = *reinterpret_cast<const uint4*>(slot + kWeightsOffset + weight_chunk(row, j));
+    const uint2 k0 = e2m1x8_to_e4m3(fp4.x, table), k1 = e2m1x8_to_e4m3(fp4.y, table);
+    const uint2 k2 = e2m1x8_to_e4m3(fp4.z, table), k3 = e2m1x8_to_e4m3(fp4.w, table);
+    *reinterpret_cast<uint4*>(a_row + 16 * ((2 * j) ^ (row & 7))) =
+        make_uint4(k0.x, k0.y, k1.x, k1.y);
+    *reinterpret_cast<uint4*>(a_row + 16 * ((2 * j + 1) ^ (row & 7))) =
+        make_uint4(k2.x, k2.y, k3.x, k3.y);
+  }
+}
+
+// Producer warpgroup `producer` takes the items producer, producer + kProducers, ...: copies
+// each, and kLag of its items later converts it once every thread's copies have landed.
+template <bool kFloatScales>
+__device__ void produce(const Work& k, const Ring& ring, int64_t items, int producer, int row) {
+  const int64_t own = (items - producer + kProducers - 1) / kProducers;
+  RingCursor<kLoadSlots> load(producer), convert_load(producer);
+  RingCursor<kATiles> convert_a(producer);
+  int64_t tile = 0;  // of the next item to copy
+  int step = producer;
+  for (; step >= k.steps; step -= k.steps) ++tile;
+  TileCopies<kFloatScales> copies(k, tile, row);
+  // Copies of own item n, n < own (an empty commit group past the end, so that the group
+  // count stays uniform).
+  const auto issue = [&](int64_t n) {
+    if (n < own) {
+      load.wait_free(ring.load_free);
+      copies.issue(ring.load_slot(load.slot), step);
+      load.advance(kProducers);
+      const int64_t old_tile = tile;
+      for (step += kProducers; step >= k.steps; step -= k.steps) ++tile;
+      if (tile != old_tile && n + 1 < own) copies = TileCopies<kFloatScales>(k, tile, row);
+    }
+    cp_async_commit();
+  };
+  // The first copies go out before the scan of the rows' scales, whose loads then overlap them.
+  for (int64_t n = 0; n < kLag; ++n) issue(n);
+  bool foldable = true;
+  const uint32_t high = scan_row_scales<kFloatScales>(
+      k.scales + min(k.row0 + row, k.p.rows - 1) * k.p.w_scale_cols * (kFloatScales ? 4 : 1),
+      k.p.w_scale_cols, foldable);
+  // Both producer warpgroups reach the same answer; the first tells the consumers (before its
+  // first `converted`, which they wait for).
+  const bool folded = producer == 0 ? named_barrier_and<1>(kProducerThreads, foldable)
+                                    : named_barrier_and<2>(kProducerThreads, foldable);
+  if (producer == 0) {
+    ring.row_scales[row] = folded ? __uint_as_float((high - 6u) << 23) : 1.0f;
+    if (row == 0) *ring.folded = folded ? 1 : 0;
+  }
+  for (int64_t n = kLag; n < own + kLag; ++n) {
+    // Convert own item n − kLag first: the conversion must not wait behind a slot that only
+    // frees up once the consumers are past the stage this conversion is for.
+    cp_async_wait<kLag - 1>();  // this thread's copies of it have landed
+    fence_proxy_async_shared();
+    if (producer == 0) {  // everyone's (barrier ids are immediates)
+      named_barrier_sync(1, kProducerThreads);
+    } else {
+      named_barrier_sync(2, kProducerThreads);
+    }
+    convert_a.wait_free(ring.a_free);
+    convert_row<kFloatScales>(ring.load_slot(convert_load.slot), ring.a_tile(convert_a.slot), row,
+                              folded, high);
+    fence_proxy_async_shared();  // the A tile is visible to wgmma
+    mbarrier_arrive(&ring.converted[convert_a.slot]);
+    convert_load.advance(kProducers);
+    convert_a.advance(kProducers);
+    issue(n);
+  }
+}
+
 // acc[4c + e] += d[4c + e] · s_x(token 8c + 2q + (e & 1)) · (e < 2 ? scale_a : scale_b), with
-// the stage's activation scales s_x (all of them powers of two, so the product of the scales
-// is exact and the result is the reference's partial · s_w · s_x, up to the order of additions).
+// the stage's activation scales s_x (powers of two, so the product of the scales is exact).
 __device__ __forceinline__ void promote(const uint8_t* stage, int q, const float (&d)[64],
                                         float scale_a, float scale_b, float (&acc)[64]) {
   const auto* scales =
@@ -182,146 +341,76 @@ __device__ __forceinline__ void promote(const uint8_t* stage, int q, const float
   }
 }
 
-// A row's largest scale exponent code and whether the scale-folded loop can take the row.
-// The four lanes of a quad share their rows and split the scan.
 template <bool kFloatScales>
-__device__ uint32_t scan_row_scales(const uint8_t* row_scales, int64_t blocks, int q,
-                                    bool& foldable) {
-  uint32_t high = 0, low = 0xffffffffu;
-  bool powers_of_two = true;
-  if constexpr (kFloatScales) {
-    const auto* bits = reinterpret_cast<const uint32_t*>(row_scales);
-    for (int64_t i = q; i < blocks; i += 4) {
-      const uint32_t b = __ldg(bits + i), code = b >> 23;
-      powers_of_two &= b == 0x00400000u || ((b & 0x807fffffu) == 0u && code != 0u);
-      high = max(high, code);
-      low = min(low, code);
-    }
-  } else {
-    const auto* words = reinterpret_cast<const uint32_t*>(row_scales);
-    uint32_t high4 = 0u, low4 = 0xffffffffu;
-    for (int64_t i = q; i < blocks / 4; i += 4) {
-      const uint32_t codes = __ldg(words + i);
-      high4 = __vmaxu4(high4, codes);
-      low4 = __vminu4(low4, codes);
-    }
-    high = max(max(high4 & 0xffu, (high4 >> 8) & 0xffu), max((high4 >> 16) & 0xffu, high4 >> 24));
-    low = min(min(low4 & 0xffu, (low4 >> 8) & 0xffu), min((low4 >> 16) & 0xffu, low4 >> 24));
-  }
+__device__ void consume(const Work& k, const Ring& ring, int64_t items, int tid) {
+  const int warpgroup = tid >> 7, lane = tid & 31, q = lane & 3;
+  const int row_a = 64 * warpgroup + 16 * ((tid >> 5) & 3) + lane / 4, row_b = row_a + 8;
+  const uint64_t a_descriptor =
+      smem_descriptor(ring.smem + kATilesOffset + warpgroup * 64 * kStepInputs, 16, 1024);
+  const uint64_t b_descriptor = smem_descriptor(ring.smem + kCodesOffset, 16, 1024);
+  float acc[64], d[64];
 #pragma unroll
-  for (int offset = 1; offset < 4; offset <<= 1) {
-    high = max(high, __shfl_xor_sync(0xffffffffu, high, offset));
-    low = min(low, __shfl_xor_sync(0xffffffffu, low, offset));
-    powers_of_two = __shfl_xor_sync(0xffffffffu, int(powers_of_two), offset) && powers_of_two;
-  }
-  // The result is scaled by 2^(high − 127 − 6) at the end: a normal float.
-  foldable = powers_of_two && high - low <= kMaxFoldedSpread && high >= 7u && high <= 254u;
-  return high;
-}
-
-// Scale-folded main loop over one token tile: per stage four chained k32 MMAs on codes that
-// carry the block scales relative to the row's largest (high_a / high_b), promoted with the
-// activation scales; the next stage's fragments are built while the MMAs run.
-template <bool kFloatScales>
-__device__ void folded_tile(const StageCopier<kFloatScales>& copier, int q, int row_a, int row_b,
-                            uint32_t high_a, uint32_t high_b, float (&acc)[64]) {
-  const uint64_t codes_descriptor = smem_descriptor(copier.smem + kCodesOffset, 16, 1024);
-  const FoldedRowTables fold_a(high_a), fold_b(high_b);
-  const auto build = [&](int step, uint32_t(&a)[16]) {
-    const uint8_t* stage = copier.stage(step);
-    const uint32_t codes_a = scale_codes<kFloatScales>(stage, row_a);
-    const uint32_t codes_b = scale_codes<kFloatScales>(stage, row_b);
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const uint2 table_a = fold_a(codes_a, j), table_b = fold_b(codes_b, j);
-      const uint32_t nib_a = lane_nibbles(
-          *reinterpret_cast<const uint4*>(stage + kWeightsOffset + weight_chunk(row_a, j)), q);
-      const uint32_t nib_b = lane_nibbles(
-          *reinterpret_cast<const uint4*>(stage + kWeightsOffset + weight_chunk(row_b, j)), q);
-      a[4 * j + 0] = e2m1x4_to_e4m3(nib_a, table_a);
-      a[4 * j + 1] = e2m1x4_to_e4m3(nib_b, table_b);
-      a[4 * j + 2] = e2m1x4_to_e4m3(nib_a >> 16, table_a);
-      a[4 * j + 3] = e2m1x4_to_e4m3(nib_b >> 16, table_b);
-    }
-  };
-  float d[64];
-  // One stage: MMAs on `a`, the next stage's copies and fragments into `a_next`, promotion.
-  const auto run_stage = [&](int step, const uint32_t(&a)[16], uint32_t(&a_next)[16]) {
-    const int slot = step % kStages;
-    wgmma_fence();
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      // Descriptors advance in 16-byte units of their start address: 32 bytes per block.
-      const uint32_t a_block[4] = {a[4 * j], a[4 * j + 1], a[4 * j + 2], a[4 * j + 3]};
-      wgmma_m64n128k32_e4m3_rs(
-          d, a_block, codes_descriptor + uint64_t((slot * kStageBytes + 32 * j) >> 4), j > 0);
-    }
-    wgmma_commit();
-    // Stage step + 1 has landed (for every thread); the slot refilled next held step − 1,
-    // which every thread has finished with.
-    cp_async_wait<kStages - 3>();
-    fence_proxy_async_shared();
-    __syncthreads();
-    copier.issue(step + kStages - 1);
-    if (step + 1 < copier.steps) build(step + 1, a_next);
-    wgmma_wait<0>();
-    wgmma_fence_operands(d);
-    promote(copier.stage(step), q, d, 1.0f, 1.0f, acc);  // the row scales come at the end
-  };
-
-  uint32_t a0[16], a1[16];
-#pragma unroll
-  for (int i = 0; i < 64; ++i) d[i] = 0.0f;
-#pragma unroll
-  for (int i = 0; i < kStages - 1; ++i) copier.issue(i);
-  cp_async_wait<kStages - 2>();
-  fence_proxy_async_shared();
-  __syncthreads();
-  build(0, a0);
-  for (int step = 0; step < copier.steps; step += 2) {
-    run_stage(step, a0, a1);
-    if (step + 1 < copier.steps) run_stage(step + 1, a1, a0);
-  }
-  const float scale_a = __uint_as_float((high_a - 6u) << 23);
-  const float scale_b = __uint_as_float((high_b - 6u) << 23);
-#pragma unroll
-  for (int i = 0; i < 64; ++i) acc[i] *= (i & 2) ? scale_b : scale_a;
-}
-
-// Exact main loop over one token tile: one k32 MMA per weight scale block on unscaled codes,
-// each promoted with its block's weight scale and the stage's activation scales.
-template <bool kFloatScales>
-__device__ void exact_tile(const StageCopier<kFloatScales>& copier, int q, int row_a, int row_b,
-                           float (&acc)[64]) {
-  const uint64_t codes_descriptor = smem_descriptor(copier.smem + kCodesOffset, 16, 1024);
-  float d[64];
-#pragma unroll
-  for (int i = 0; i < 64; ++i) d[i] = 0.0f;
-#pragma unroll
-  for (int i = 0; i < kStages - 1; ++i) copier.issue(i);
-  for (int step = 0; step < copier.steps; ++step) {
-    cp_async_wait<kStages - 2>();
-    fence_proxy_async_shared();  // this thread's copies are visible to wgmma
-    __syncthreads();             // everyone's; the slot issued next is no longer read
-    copier.issue(step + kStages - 1);
-    const int slot = step % kStages;
-    const uint8_t* stage = copier.stage(step);
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const uint32_t nib_a = lane_nibbles(
-          *reinterpret_cast<const uint4*>(stage + kWeightsOffset + weight_chunk(row_a, j)), q);
-      const uint32_t nib_b = lane_nibbles(
-          *reinterpret_cast<const uint4*>(stage + kWeightsOffset + weight_chunk(row_b, j)), q);
-      const uint32_t a[4] = {e2m1x4_to_e4m3(nib_a), e2m1x4_to_e4m3(nib_b),
-                             e2m1x4_to_e4m3(nib_a >> 16), e2m1x4_to_e4m3(nib_b >> 16)};
+  for (int i = 0; i < 64; ++i) acc[i] = d[i] = 0.0f;
+  int64_t tile = 0;
+  int step = 0;
+  bool folded = false;
+  RingCursor<kLoadSlots> load(0);
+  RingCursor<kATiles> a(0);
+  for (int64_t item = 0; item < items; ++item) {
+    const uint8_t* slot = ring.load_slot(load.slot);
+    mbarrier_wait(&ring.converted[a.slot], a.pass & 1u);
+    if (item == 0) folded = *ring.folded != 0;  // set before the first `converted`
+    // Descriptors advance in 16-byte units of their start address: 32 bytes per block.
+    const uint64_t a_offset = uint64_t(a.slot * kATileBytes) >> 4;
+    const uint64_t b_offset = uint64_t(load.slot * kLoadSlotBytes) >> 4;
+    if (folded) {
       wgmma_fence();
-      wgmma_m64n128k32_e4m3_rs(
-          d, a, codes_descriptor + uint64_t((slot * kStageBytes + 32 * j) >> 4), false);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        wgmma_m64n128k32_e4m3_ss(d, a_descriptor + a_offset + 2 * j,
+                                 b_descriptor + b_offset + 2 * j, j > 0);
+      }
       wgmma_commit();
       wgmma_wait<0>();
       wgmma_fence_operands(d);
-      promote(stage, q, d, weight_scale<kFloatScales>(stage, row_a, j) * kE2m1AsE4m3Unfold,
-              weight_scale<kFloatScales>(stage, row_b, j) * kE2m1AsE4m3Unfold, acc);
+      promote(slot, q, d, 1.0f, 1.0f, acc);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        wgmma_fence();
+        wgmma_m64n128k32_e4m3_ss(d, a_descriptor + a_offset + 2 * j,
+                                 b_descriptor + b_offset + 2 * j, false);
+        wgmma_commit();
+        wgmma_wait<0>();
+        wgmma_fence_operands(d);
+        promote(slot, q, d, weight_scale<kFloatScales>(slot, row_a, j) * kE2m1AsE4m3Unfold,
+                weight_scale<kFloatScales>(slot, row_b, j) * kE2m1AsE4m3Unfold, acc);
+      }
+    }
+    __syncwarp();
+    if (lane == 0) {
+      mbarrier_arrive(&ring.load_free[load.slot]);
+      mbarrier_arrive(&ring.a_free[a.slot]);
+    }
+    load.advance(1);
+    a.advance(1);
+
+    if (++step == k.steps) {  // the tile's last stage: store, start over
+      const int here = int(min(k.count - tile * kTokens, int64_t(kTokens)));
+      const float scale_a = ring.row_scales[row_a], scale_b = ring.row_scales[row_b];
+#pragma unroll
+      for (int i = 0; i < 64; ++i) {
+        const int64_t row = k.row0 + ((i & 2) ? row_b : row_a);
+        const int token = 8 * (i >> 2) + 2 * q + (i & 1);
+        const float v = acc[i] * ((i & 2) ? scale_b : scale_a);
+        acc[i] = 0.0f;
+        if (row >= k.p.rows || token >= here) continue;
+        const int64_t at = (k.first_token + tile * kTokens + token) * k.p.rows + row;
+        if (k.p.y_f32) k.p.y_f32[at] = v;
+        if (k.p.y_bf16) k.p.y_bf16[at] = float_to_bf16_bits(v);
+      }
+      step = 0;
+      ++tile;
     }
   }
 }
@@ -335,47 +424,40 @@ __global__ void __launch_bounds__(kThreads, 1)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   extern __shared__ uint8_t smem_unaligned[];
   uint8_t* smem = smem_unaligned + ((1024u - (shared_address(smem_unaligned) & 1023u)) & 1023u);
-  const int tid = int(threadIdx.x), q = tid & 3;
+  const int tid = int(threadIdx.x);
   const int64_t e = blockIdx.y, row0 = int64_t(blockIdx.x) * kRows;
   const int64_t first_token = p.expert_offsets[e];
   const int64_t count = p.expert_offsets[e + 1] - first_token;
   if (count == 0) return;  // the whole CTA
   const auto* scales = static_cast<const uint8_t*>(p.w_scales) + e * p.expert_scale_bytes;
-  const uint8_t* w = p.w + e * p.expert_w_bytes;
+  const Work work{p,     p.w + e * p.expert_w_bytes, scales, row0, first_token,
+                  count, int(p.cols / kStepInputs)};
+  auto* barriers = reinterpret_cast<uint64_t*>(smem + kBarriersOffset);
+  const Ring ring{smem,
+                  barriers,
+                  barriers + kATiles,
+                  barriers + kATiles + kLoadSlots,
+                  reinterpret_cast<float*>(smem + kRowScalesOffset),
+                  reinterpret_cast<int*>(smem + kFoldedOffset)};
+  const int64_t items = (count + kTokens - 1) / kTokens * work.steps;
 
-  // This thread's A rows (within the CTA's 128) and accumulator columns.
-  const int row_a = 64 * (tid >> 7) + 16 * ((tid >> 5) & 3) + (tid & 31) / 4, row_b = row_a + 8;
-  const int64_t scale_row_bytes = p.w_scale_cols * (kFloatScales ? 4 : 1);
-  bool foldable_a = false, foldable_b = false;
-  const uint32_t high_a = scan_row_scales<kFloatScales>(
-      scales + min(row0 + row_a, p.rows - 1) * scale_row_bytes, p.w_scale_cols, q, foldable_a);
-  const uint32_t high_b = scan_row_scales<kFloatScales>(
-      scales + min(row0 + row_b, p.rows - 1) * scale_row_bytes, p.w_scale_cols, q, foldable_b);
-  const bool folded = __syncthreads_and(foldable_a && foldable_b) != 0;
-
-  for (int64_t tok0 = 0; tok0 < count; tok0 += kTokens) {
-    const int here = int(min(count - tok0, int64_t(kTokens)));
-    const StageCopier<kFloatScales> copier(p, smem, w, scales, row0, first_token + tok0, here, tid);
-    float acc[64];
-#pragma unroll
-    for (int i = 0; i < 64; ++i) acc[i] = 0.0f;
-    if (folded) {
-      folded_tile(copier, q, row_a, row_b, high_a, high_b, acc);
-    } else {
-      exact_tile(copier, q, row_a, row_b, acc);
+  const bool producer = tid >= kConsumerThreads;
+  if (tid == 0) {
+    for (int s = 0; s < kATiles; ++s) {
+      mbarrier_init(&ring.converted[s], kProducerThreads);
+      mbarrier_init(&ring.a_free[s], kConsumerThreads / 32);
     }
-    cp_async_wait<0>();
-    __syncthreads();  // the ring is refilled by the next tile
-
-#pragma unroll
-    for (int i = 0; i < 64; ++i) {
-      const int64_t row = row0 + ((i & 2) ? row_b : row_a);
-      const int token = 8 * (i >> 2) + 2 * q + (i & 1);
-      if (row >= p.rows || token >= here) continue;
-      const int64_t at = (first_token + tok0 + token) * p.rows + row;
-      if (p.y_f32) p.y_f32[at] = acc[i];
-      if (p.y_bf16) p.y_bf16[at] = float_to_bf16_bits(acc[i]);
-    }
+    for (int s = 0; s < kLoadSlots; ++s) mbarrier_init(&ring.load_free[s], kConsumerThreads / 32);
+    fence_barrier_init();
+  }
+  __syncthreads();
+  if (producer) {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegisters));
+    produce<kFloatScales>(work, ring, items, (tid - kConsumerThreads) / kProducerThreads,
+                          (tid - kConsumerThreads) % kProducerThreads);
+  } else {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegisters));
+    consume<kFloatScales>(work, ring, items, tid);
   }
 #else
   (void)p;
