@@ -1,5 +1,5 @@
 // Helpers of the GPU-vs-CPU tests: fresh random inputs, bf16 packing, poisoned device
-// buffers and error statistics printed into the test log.
+// buffers, relative errors and error statistics printed into the test log.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -18,6 +18,25 @@
 #include "cuda/runtime/device_buffer.h"
 
 namespace dsv4::cuda::test {
+
+// ‖got − want‖ / ‖want‖ over all elements, in double.
+inline double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
+  double diff = 0.0, norm = 0.0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double d = double(got[i]) - double(want[i]);
+    diff += d * d;
+    norm += double(want[i]) * double(want[i]);
+  }
+  return std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30);
+}
+
+// A device buffer filled with 0xff bytes (NaN as bf16 and fp32, -1 as int32).
+template <typename T>
+DeviceBuffer<T> poisoned(size_t count) {
+  DeviceBuffer<T> buffer(count);
+  if (count > 0) DSV4_CUDA_CHECK(cudaMemset(buffer.data(), 0xff, count * sizeof(T)));
+  return buffer;
+}
 
 // A new seed each run, printed so that a failure can be replayed.
 inline uint64_t fresh_seed(const char* what) {

@@ -15,6 +15,7 @@
 #include "cuda/kernels/attention/kv_views.h"
 #include "cuda/runtime/check.h"
 #include "cuda/runtime/device_buffer.h"
+#include "kernel_test_util.h"
 
 namespace dsv4::cuda::test {
 
@@ -43,26 +44,8 @@ inline std::vector<uint16_t> to_bf16_bits(const std::vector<float>& v) {
   return bits;
 }
 
-inline double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
-  double diff = 0.0, norm = 0.0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    const double d = double(got[i]) - double(want[i]);
-    diff += d * d;
-    norm += double(want[i]) * double(want[i]);
-  }
-  return std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30);
-}
-
 inline bool all_finite(const std::vector<float>& v) {
   return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
-}
-
-// A device buffer filled with 0xff bytes (NaN as bf16 and fp32, -1 as int32).
-template <typename T>
-DeviceBuffer<T> poisoned(size_t count) {
-  DeviceBuffer<T> buffer(count);
-  if (count > 0) DSV4_CUDA_CHECK(cudaMemset(buffer.data(), 0xff, count * sizeof(T)));
-  return buffer;
 }
 
 // One chunk of consecutive positions of the sequence in `slot`.

@@ -1,6 +1,6 @@
 // Shared pieces of the gemm domain's GPU tests: random weights in every checkpoint format
 // (built by quantizing random floats with the src/core quantizers), device round trips with
-// poisoned outputs, and the relative error ‖gpu − cpu‖ / ‖cpu‖.
+// poisoned outputs (kernel_test_util.h has poisoned() and relative_error()).
 #pragma once
 
 #include <algorithm>
@@ -14,6 +14,7 @@
 #include "core/quantize.h"
 #include "cuda/runtime/check.h"
 #include "cuda/runtime/device_buffer.h"
+#include "kernel_test_util.h"
 #include "model/weights.h"
 
 namespace dsv4::cuda::test {
@@ -119,24 +120,6 @@ inline LinearWeight nvfp4_weight(std::mt19937_64& rng, int64_t rows, int64_t col
   for (float& s : w.scales) s = e4m3_to_float(uint8_t(e4m3(rng)));
   w.global_scale = std::uniform_real_distribution<float>(0.01f, 1.0f)(rng);
   return w;
-}
-
-inline double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
-  double diff = 0.0, norm = 0.0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    const double d = double(got[i]) - double(want[i]);
-    diff += d * d;
-    norm += double(want[i]) * double(want[i]);
-  }
-  return std::sqrt(diff) / std::sqrt(norm);
-}
-
-// A device buffer filled with 0xff bytes: NaN for float and bf16.
-template <typename T>
-DeviceBuffer<T> poisoned(size_t count) {
-  DeviceBuffer<T> buffer(count);
-  DSV4_CUDA_CHECK(cudaMemset(buffer.data(), 0xff, count * sizeof(T)));
-  return buffer;
 }
 
 inline bool same_bits(float a, float b) {
