@@ -38,7 +38,6 @@ constexpr int kConsumerThreads = 256;  // two warpgroups, 64 rows each
 constexpr int kProducerThreads = 128;  // per producer warpgroup: one thread per weight row
 constexpr int kProducers = 2;          // producer warpgroups, taking alternate stages
 constexpr int kThreads = kConsumerThreads + kProducers * kProducerThreads;
-constexpr int kConsumerRegisters = 168, kProducerRegisters = 88;
 constexpr int kRows = 128;    // weight rows per CTA
 constexpr int kTokens = 128;  // tokens per tile: the wgmma N
 constexpr int kStepInputs = 128;
@@ -67,11 +66,13 @@ constexpr int kRowScalesOffset = kBarriersOffset + kBarriers * 8;
 constexpr int kFoldedOffset = kRowScalesOffset + kRows * 4;
 constexpr int kSharedBytes = kFoldedOffset + 16 + 1024;
 
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+
+constexpr int kConsumerRegisters = 168, kProducerRegisters = 88;  // setmaxnreg, per role
+
 // Largest spread of block exponents within a row that the scale-folded encoding takes: s ≥ −5,
 // where every e2m1 value times 2^s is an e4m3 normal (fp4_e4m3_conversion.cuh).
 constexpr uint32_t kMaxFoldedSpread = 11;
-
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
 // The unscaled codes are value · 2^-6; the exact promotion multiplies its sums back.
 constexpr float kE2m1AsE4m3Unfold = 64.0f;
