@@ -35,18 +35,17 @@ GenerationStats GenerationSession::generate(const std::vector<int32_t>& prompt, 
   GenerationStats stats;
   const std::vector<int32_t> fresh(prompt.begin() + std::ptrdiff_t(fed_.size()), prompt.end());
   stats.prompt_tokens = int64_t(fresh.size());
+  if (max_tokens <= 0) return stats;
   const auto prefill_start = std::chrono::steady_clock::now();
-  std::vector<float> logits = model_.feed(fresh);
+  int32_t next = model_.feed_and_sample(fresh, sampler, sampling_vocab_);
   stats.prefill_seconds = seconds_since(prefill_start);
   fed_.insert(fed_.end(), fresh.begin(), fresh.end());
 
-  const auto vocab = size_t(model_.config().vocab_size);
-  while (stats.generated < max_tokens) {
+  while (true) {
     if (stop && stop->load()) {
       stats.interrupted = true;
       break;
     }
-    const int32_t next = sampler.sample(std::span(logits).last(vocab).first(sampling_vocab_));
     ++stats.generated;
     on_token(next);
     if (std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end() ||
@@ -54,10 +53,11 @@ GenerationStats GenerationSession::generate(const std::vector<int32_t>& prompt, 
       break;
     }
     const auto step_start = std::chrono::steady_clock::now();
-    logits = model_.feed(std::span(&next, 1));
+    const int32_t fed = next;
+    next = model_.feed_and_sample(std::span(&fed, 1), sampler, sampling_vocab_);
     stats.decode_seconds += seconds_since(step_start);
     ++stats.decode_steps;
-    fed_.push_back(next);
+    fed_.push_back(fed);
   }
   return stats;
 }

@@ -17,7 +17,7 @@ struct GenerationStats {
   int64_t prompt_tokens = 0;  // tokens actually prefilled (after prefix reuse)
   int64_t generated = 0;
   double prefill_seconds = 0.0;
-  double decode_seconds = 0.0;  // one-token forward passes only
+  double decode_seconds = 0.0;  // one-token forward passes (and their sampling) only
   int64_t decode_steps = 0;
   bool interrupted = false;
 };

@@ -6,12 +6,22 @@
 #include "cpu/model.h"
 
 #ifdef DSV4_HAVE_CUDA
+#include "cuda/kernels/sampling/sampling.h"
 #include "cuda/model/cuda_model.h"
 #include "cuda/model/device_weights.h"
+#include "cuda/runtime/check.h"
 #include "cuda/runtime/device.h"
 #endif
 
 namespace dsv4::cli {
+
+int32_t SequenceRunner::feed_and_sample(std::span<const int32_t> ids, Sampler& sampler,
+                                        size_t sampling_vocab) {
+  const std::vector<float> logits = feed(ids);
+  const auto vocab = size_t(config().vocab_size);
+  return sampler.sample(std::span(logits).last(vocab).first(sampling_vocab));
+}
+
 namespace {
 
 class CpuRunner final : public SequenceRunner {
@@ -61,9 +71,51 @@ class CudaRunner final : public SequenceRunner {
     return logits;
   }
 
+  // The steps without copying logits back; the token sampler runs on the last row on the GPU
+  // (the CPU sampler's choice for the same draw) and only the id comes back.
+  int32_t feed_and_sample(std::span<const int32_t> ids, Sampler& sampler,
+                          size_t sampling_vocab) override {
+    if (ids.empty()) fail("feed_and_sample: no ids to feed");
+    if (slot_ < 0) slot_ = model_.admit();
+    int32_t last_step_tokens = 0;
+    for (size_t begin = 0; begin < ids.size(); begin += size_t(kCudaStepTokens)) {
+      const auto part = ids.subspan(begin, std::min(ids.size() - begin, size_t(kCudaStepTokens)));
+      const cuda::CudaModel::Chunk chunk{slot_, part};
+      last_step_tokens = model_.step(std::span(&chunk, 1));
+    }
+    if (!token_sampler_ || token_sampler_->vocab() != int64_t(sampling_vocab)) {
+      token_sampler_ = std::make_unique<cuda::TokenSampler>(1, int64_t(sampling_vocab));
+    }
+    const cudaStream_t stream = model_.stream();
+    const float* row = model_.logits() + int64_t(last_step_tokens - 1) * config().vocab_size;
+    const SamplingParams& params = sampler.params();
+    if (params.temperature == 0.0f) {
+      token_sampler_->argmax(row, 1, choice_.data(), stream);
+    } else {
+      const double uniform = sampler.next_uniform();
+      DSV4_CUDA_CHECK(cudaMemcpyAsync(temperature_.data(), &params.temperature, sizeof(float),
+                                      cudaMemcpyHostToDevice, stream));
+      DSV4_CUDA_CHECK(cudaMemcpyAsync(top_p_.data(), &params.top_p, sizeof(float),
+                                      cudaMemcpyHostToDevice, stream));
+      DSV4_CUDA_CHECK(cudaMemcpyAsync(uniform_.data(), &uniform, sizeof(double),
+                                      cudaMemcpyHostToDevice, stream));
+      token_sampler_->sample(row, 1, temperature_.data(), top_p_.data(), uniform_.data(),
+                             choice_.data(), stream);
+    }
+    int32_t id = 0;
+    DSV4_CUDA_CHECK(
+        cudaMemcpyAsync(&id, choice_.data(), sizeof(int32_t), cudaMemcpyDeviceToHost, stream));
+    DSV4_CUDA_CHECK(cudaStreamSynchronize(stream));
+    return id;
+  }
+
  private:
   cuda::CudaModel model_;
   int32_t slot_ = -1;
+  std::unique_ptr<cuda::TokenSampler> token_sampler_;  // sized for the sampling vocabulary
+  cuda::DeviceBuffer<float> temperature_{1}, top_p_{1};
+  cuda::DeviceBuffer<double> uniform_{1};
+  cuda::DeviceBuffer<int32_t> choice_{1};
 };
 #endif
 

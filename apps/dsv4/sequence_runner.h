@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/sampler.h"
 #include "model/config.h"
 #include "model/model_source.h"
 
@@ -23,6 +24,11 @@ class SequenceRunner {
   // Appends `ids` as one prefill chunk (one decode step for a single id); returns the logits
   // after each, fp32 [ids.size(), vocab].
   virtual std::vector<float> feed(std::span<const int32_t> ids) = 0;
+  // Appends `ids` as feed() does and returns the token `sampler` picks from the logits after the
+  // last of them, among the ids below `sampling_vocab`. Here: feed() and the host sampler; the
+  // CUDA runner samples on the GPU and copies back only the id.
+  virtual int32_t feed_and_sample(std::span<const int32_t> ids, Sampler& sampler,
+                                  size_t sampling_vocab);
 };
 
 // `backend`: "cpu" or "cuda" (a one-line error where this build or machine cannot run it).

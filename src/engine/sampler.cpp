@@ -39,15 +39,19 @@ int32_t Sampler::sample(std::span<const float> logits) {
   while (keep < order.size() && mass < double(params_.top_p) * total) {
     mass += probs[size_t(order[keep++])];
   }
-  // 53 random bits -> a uniform double in [0, 1): independent of the standard library's
-  // distribution implementations, so a seed gives the same tokens everywhere.
-  const double u = double(generator_() >> 11) * 0x1p-53 * mass;
+  const double u = next_uniform() * mass;
   double cumulative = 0.0;
   for (size_t i = 0; i < keep; ++i) {
     cumulative += probs[size_t(order[i])];
     if (u < cumulative) return order[i];
   }
   return order[keep - 1];
+}
+
+// 53 random bits -> a uniform double in [0, 1): independent of the standard library's
+// distribution implementations, so a seed gives the same tokens everywhere.
+double Sampler::next_uniform() {
+  return double(generator_() >> 11) * 0x1p-53;
 }
 
 }  // namespace dsv4

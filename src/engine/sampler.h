@@ -18,6 +18,11 @@ class Sampler {
  public:
   explicit Sampler(const SamplingParams& params);
   int32_t sample(std::span<const float> logits);
+  // The next uniform draw in [0, 1) (53 random bits), as sample() takes one for each token it
+  // samples at a temperature above 0: for a sampler elsewhere (the GPU's) that picks the same
+  // token given the same draw.
+  double next_uniform();
+  const SamplingParams& params() const { return params_; }
 
  private:
   SamplingParams params_;
