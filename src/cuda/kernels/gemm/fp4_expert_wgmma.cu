@@ -117,7 +117,8 @@ struct Ring {
   __device__ uint8_t* a_tile(int slot) const { return smem + kATilesOffset + slot * kATileBytes; }
 };
 
-// The work: `tiles` token tiles of `steps` stages each, flattened into items.
+// The CTA's work: `count` tokens of one expert from `first_token`, in tiles of kTokens, each
+// tile `steps` stages of kStepInputs inputs; the producers and consumers walk them as items.
 struct Work {
   const StreamParams& p;
   const uint8_t* w;       // the expert's FP4 codes
