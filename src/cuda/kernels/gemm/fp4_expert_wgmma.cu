@@ -164,12 +164,24 @@ __device__ uint32_t scan_row_scales(const uint8_t* row_scales, int64_t blocks, b
       low = min(low, code);
     }
   } else {
-    const auto* words = reinterpret_cast<const uint32_t*>(row_scales);
     uint32_t high4 = 0u, low4 = 0xffffffffu;
-    for (int64_t i = 0; i < blocks / 4; ++i) {
-      const uint32_t codes = __ldg(words + i);
+    const auto fold = [&](uint32_t codes) {
       high4 = __vmaxu4(high4, codes);
       low4 = __vminu4(low4, codes);
+    };
+    if (blocks % 16 == 0 && reinterpret_cast<uintptr_t>(row_scales) % 16 == 0) {
+      // 16 bytes a load, eight loads in flight: the scan's latency is one or two trips to
+      // memory rather than one per word.
+      const auto* chunks = reinterpret_cast<const uint4*>(row_scales);
+#pragma unroll 8
+      for (int64_t i = 0; i < blocks / 16; ++i) {
+        const uint4 codes = __ldg(chunks + i);
+        fold(codes.x), fold(codes.y), fold(codes.z), fold(codes.w);
+      }
+    } else {
+      const auto* words = reinterpret_cast<const uint32_t*>(row_scales);
+#pragma unroll 8
+      for (int64_t i = 0; i < blocks / 4; ++i) fold(__ldg(words + i));
     }
     high = max(max(high4 & 0xffu, (high4 >> 8) & 0xffu), max((high4 >> 16) & 0xffu, high4 >> 24));
     low = min(min(low4 & 0xffu, (low4 >> 8) & 0xffu), min((low4 >> 16) & 0xffu, low4 >> 24));
@@ -180,23 +192,24 @@ __device__ uint32_t scan_row_scales(const uint8_t* row_scales, int64_t blocks, b
 }
 
 // Producer thread `row`'s copies into a load slot: its sources for the current token tile
-// (advanced by a stage's inputs per step) and destinations, worked out once per tile. Token and
-// weight rows past the end keep whatever the slot held: their MMA rows and columns are never
-// stored.
+// (advanced by a stage's inputs per step) and destinations, worked out once per tile. A thread
+// copies the FP4 codes and scales of its own weight row, which it converts, so that the
+// conversion waits for its own copies only. Token and weight rows past the end keep whatever
+// the slot held: their MMA rows and columns are never stored.
 template <bool kFloatScales>
 struct TileCopies {
   static constexpr int kCodeChunks = kTokens * 8 / kProducerThreads;  // token rows 16 apart
-  static constexpr int kWeightChunks = kRows * 4 / kProducerThreads;  // weight rows 32 apart
   static constexpr int kScaleStep = kFloatScales ? 16 : 4;            // scale bytes per stage
 
   const uint8_t* code_src;
   const uint8_t* weight_src;
   const uint8_t* scale_src;
   const float* token_scale_src;
-  int64_t code_stride, weight_stride;  // 16 token rows, 32 weight rows
-  uint32_t code_dst, weight_dst, scale_dst, token_scale_dst;
-  int code_chunks, weight_chunks;  // how many of this thread's chunks exist
-  bool token_scale_valid;
+  int64_t code_stride;  // 16 token rows
+  uint32_t code_dst, scale_dst, token_scale_dst;
+  int code_chunks;  // how many of this thread's token chunks exist
+  bool weight_row_valid, token_scale_valid;
+  int row;
 
   __device__ TileCopies(const Work& k, int64_t tile, int row) {
     const int64_t first = k.first_token + tile * kTokens;
@@ -206,12 +219,9 @@ struct TileCopies {
     code_src = static_cast<const uint8_t*>(k.p.x) + (first + t) * k.p.x_row_stride + 16 * c;
     code_stride = 16 * k.p.x_row_stride;
     code_dst = kCodesOffset + t * kStepInputs + 16 * (c ^ (t & 7));  // + 16 rows: + 2048
-    const int r = row >> 2, rc = row & 3;
-    const int64_t rows_left = k.p.rows - k.row0 - r;
-    weight_chunks = rows_left > 0 ? int(min((rows_left + 31) / 32, int64_t(kWeightChunks))) : 0;
-    weight_src = k.w + (k.row0 + r) * k.p.w_row_bytes + 16 * rc;
-    weight_stride = 32 * k.p.w_row_bytes;
-    weight_dst = kWeightsOffset + weight_chunk(r, rc);  // + 32 rows: + 2048
+    weight_row_valid = k.row0 + row < k.p.rows;
+    weight_src = k.w + (k.row0 + row) * k.p.w_row_bytes;
+    this->row = row;
     scale_src = k.scales + min(k.row0 + row, k.p.rows - 1) * k.p.w_scale_cols * (kScaleStep / 4);
     scale_dst = kWeightScalesOffset + row * kScaleStep;
     token_scale_valid = row < here;
@@ -228,11 +238,11 @@ struct TileCopies {
                     code_src + i * code_stride + step * kStepInputs);
       }
     }
+    if (weight_row_valid) {
 #pragma unroll
-    for (int i = 0; i < kWeightChunks; ++i) {
-      if (i < weight_chunks) {
-        cp_async_16(base + weight_dst + i * 2048,
-                    weight_src + i * weight_stride + step * (kStepInputs / 2));
+      for (int c = 0; c < 4; ++c) {
+        cp_async_16(base + kWeightsOffset + weight_chunk(row, c),
+                    weight_src + step * (kStepInputs / 2) + 16 * c);
       }
     }
     if constexpr (kFloatScales) {
@@ -306,17 +316,13 @@ __device__ void produce(const Work& k, const Ring& ring, int64_t items, int prod
   for (int64_t n = kLag; n < own + kLag; ++n) {
     // Convert own item n − kLag first: the conversion must not wait behind a slot that only
     // frees up once the consumers are past the stage this conversion is for.
-    cp_async_wait<kLag - 1>();  // this thread's copies of it have landed
-    fence_proxy_async_shared();
-    if (producer == 0) {  // everyone's (barrier ids are immediates)
-      named_barrier_sync(1, kProducerThreads);
-    } else {
-      named_barrier_sync(2, kProducerThreads);
-    }
+    cp_async_wait<kLag - 1>();  // this thread's copies of it (its row's codes) have landed
     convert_a.wait_free(ring.a_free);
     convert_row<kFloatScales>(ring.load_slot(convert_load.slot), ring.a_tile(convert_a.slot), row,
                               folded, high);
-    fence_proxy_async_shared();  // the A tile is visible to wgmma
+    // The A tile row and this thread's copied token codes are visible to wgmma; the consumers
+    // read them once every producer thread has arrived.
+    fence_proxy_async_shared();
     mbarrier_arrive(&ring.converted[convert_a.slot]);
     convert_load.advance(kProducers);
     convert_a.advance(kProducers);
