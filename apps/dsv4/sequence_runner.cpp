@@ -93,10 +93,15 @@ class CudaRunner final : public SequenceRunner {
       token_sampler_->argmax(row, 1, choice_.data(), stream);
     } else {
       const double uniform = sampler.next_uniform();
-      DSV4_CUDA_CHECK(cudaMemcpyAsync(temperature_.data(), &params.temperature, sizeof(float),
-                                      cudaMemcpyHostToDevice, stream));
-      DSV4_CUDA_CHECK(cudaMemcpyAsync(top_p_.data(), &params.top_p, sizeof(float),
-                                      cudaMemcpyHostToDevice, stream));
+      if (params.temperature != device_temperature_ || params.top_p != device_top_p_) {
+        // Once per sampler setting, not per token.
+        DSV4_CUDA_CHECK(cudaMemcpyAsync(temperature_.data(), &params.temperature, sizeof(float),
+                                        cudaMemcpyHostToDevice, stream));
+        DSV4_CUDA_CHECK(cudaMemcpyAsync(top_p_.data(), &params.top_p, sizeof(float),
+                                        cudaMemcpyHostToDevice, stream));
+        device_temperature_ = params.temperature;
+        device_top_p_ = params.top_p;
+      }
       DSV4_CUDA_CHECK(cudaMemcpyAsync(uniform_.data(), &uniform, sizeof(double),
                                       cudaMemcpyHostToDevice, stream));
       token_sampler_->sample(row, 1, temperature_.data(), top_p_.data(), uniform_.data(),
@@ -114,6 +119,7 @@ class CudaRunner final : public SequenceRunner {
   int32_t slot_ = -1;
   std::unique_ptr<cuda::TokenSampler> token_sampler_;  // sized for the sampling vocabulary
   cuda::DeviceBuffer<float> temperature_{1}, top_p_{1};
+  float device_temperature_ = -1.0f, device_top_p_ = -1.0f;  // what the buffers hold (-1: none)
   cuda::DeviceBuffer<double> uniform_{1};
   cuda::DeviceBuffer<int32_t> choice_{1};
 };
