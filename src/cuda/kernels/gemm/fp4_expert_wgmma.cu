@@ -276,7 +276,7 @@ __device__ void convert_row(const uint8_t* slot, uint8_t* a_tile, int row, bool 
 }
 
 // Producer warpgroup `producer` takes the items producer, producer + kProducers, ...: copies
-// each, and kLag of its items later converts it once every thread's copies have landed.
+// each, and kLag of its items later converts it once this thread's copies have landed.
 template <bool kFloatScales>
 __device__ void produce(const Work& k, const Ring& ring, int64_t items, int producer, int row) {
   const int64_t own = (items - producer + kProducers - 1) / kProducers;
