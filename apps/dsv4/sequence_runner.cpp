@@ -56,18 +56,15 @@ class CudaRunner final : public SequenceRunner {
     slot_ = -1;
   }
   std::vector<float> feed(std::span<const int32_t> ids) override {
-    if (slot_ < 0) slot_ = model_.admit();
     std::vector<float> logits;
-    for (size_t begin = 0; begin < ids.size(); begin += size_t(kCudaStepTokens)) {
-      const auto part = ids.subspan(begin, std::min(ids.size() - begin, size_t(kCudaStepTokens)));
-      const cuda::CudaModel::Chunk chunk{slot_, part};
+    for_each_step(ids, [&](const cuda::CudaModel::Chunk& chunk) {
       std::vector<float> step = model_.forward(std::span(&chunk, 1));
       if (logits.empty()) {
         logits = std::move(step);
       } else {
         logits.insert(logits.end(), step.begin(), step.end());
       }
-    }
+    });
     return logits;
   }
 
@@ -76,13 +73,10 @@ class CudaRunner final : public SequenceRunner {
   int32_t feed_and_sample(std::span<const int32_t> ids, Sampler& sampler,
                           size_t sampling_vocab) override {
     if (ids.empty()) fail("feed_and_sample: no ids to feed");
-    if (slot_ < 0) slot_ = model_.admit();
     int32_t last_step_tokens = 0;
-    for (size_t begin = 0; begin < ids.size(); begin += size_t(kCudaStepTokens)) {
-      const auto part = ids.subspan(begin, std::min(ids.size() - begin, size_t(kCudaStepTokens)));
-      const cuda::CudaModel::Chunk chunk{slot_, part};
+    for_each_step(ids, [&](const cuda::CudaModel::Chunk& chunk) {
       last_step_tokens = model_.step(std::span(&chunk, 1));
-    }
+    });
     if (!token_sampler_ || token_sampler_->vocab() != int64_t(sampling_vocab)) {
       token_sampler_ = std::make_unique<cuda::TokenSampler>(1, int64_t(sampling_vocab));
     }
@@ -115,6 +109,16 @@ class CudaRunner final : public SequenceRunner {
   }
 
  private:
+  // Runs `step` on `ids` in chunks of at most kCudaStepTokens, in the sequence's slot.
+  template <class Step>
+  void for_each_step(std::span<const int32_t> ids, Step&& step) {
+    if (slot_ < 0) slot_ = model_.admit();
+    for (size_t begin = 0; begin < ids.size(); begin += size_t(kCudaStepTokens)) {
+      const auto part = ids.subspan(begin, std::min(ids.size() - begin, size_t(kCudaStepTokens)));
+      step(cuda::CudaModel::Chunk{slot_, part});
+    }
+  }
+
   cuda::CudaModel model_;
   int32_t slot_ = -1;
   std::unique_ptr<cuda::TokenSampler> token_sampler_;  // sized for the sampling vocabulary
