@@ -53,7 +53,8 @@ void CudaModel::State::lin(const uint16_t* x, int64_t m, const DeviceLinear& wei
                            float* f32) {
   if (block_scaled(weight.format)) {
     quantize_activations_fp8(x, m, weight.cols, fp8_codes.data(), fp8_scales.data(), stream);
-    scaled_gemm(fp8_codes.data(), fp8_scales.data(), m, weight.view(), {f32, bf16}, stream);
+    scaled_gemm(fp8_codes.data(), fp8_scales.data(), m, weight.view(), {f32, bf16}, stream,
+                {split_sums.data(), int64_t(split_sums.size())});
   } else {
     bf16_to_f32(x, m * weight.cols, x_wide.data(), stream);
     plain_gemm(x_wide.data(), m, weight.view(), {f32, bf16}, stream);
@@ -182,6 +183,7 @@ CudaModel::CudaModel(const ModelConfig& config, DeviceWeights weights,
   s.fp8_codes = DeviceBuffer<uint8_t>(size_t(rows * max_cols));
   s.fp8_scales = DeviceBuffer<float>(size_t(rows * ceil_div(max_cols, 128)));
   s.x_wide = DeviceBuffer<float>(size_t(T * max_cols));
+  s.split_sums = DeviceBuffer<float>(size_t(scaled_gemm_split_floats()));
   s.logits = DeviceBuffer<float>(size_t(T * c.vocab_size));
 }
 

@@ -1,15 +1,19 @@
 // The CUDA linear layers against cpu::linear / cpu::grouped_linear (official numerics) on
 // fresh random weights and inputs, outputs poisoned before each run. Bound: 1e-5 relative on
-// the fp32 result (same math, only the order of the fp32 additions differs); the bf16 output
-// must be exactly the bf16 rounding of the fp32 output.
+// the fp32 result (same math, only the order of the fp32 additions differs), 5e-4 where FP8
+// weights run on the FP8 tensor cores (their accumulation inside a 128-input block is not exact
+// fp32, as in DeepSeek's reference GEMM); the bf16 output must be exactly the bf16 rounding of
+// the fp32 output.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "cpu/linear.h"
+#include "cuda/kernels/gemm/fp8_linear_wgmma.h"
 #include "cuda/kernels/gemm/fp8_quantize.h"
 #include "cuda/kernels/gemm/linear.h"
 #include "cuda/kernels/gemm/plain_gemm.h"
@@ -24,9 +28,17 @@ using test::fresh_seed;
 using test::relative_error;
 
 constexpr double kBound = 1e-5;
-const int64_t kTokens[] = {1, 3, 16, 67};
+// The FP8 MMA chain keeps about 14 bits when adding products of different magnitude (as in
+// DeepSeek's reference GEMM on Hopper): 2.6-2.9e-4 measured on these shapes.
+constexpr double kTensorCoreBound = 5e-4;
+const std::vector<int64_t> kTokens = {1, 3, 16, 67};
+// Around the FP8 tensor-core kernel's 128-token tiles, from its smallest token count.
+const std::vector<int64_t> kTensorCoreTokens = {gemm_detail::kFp8LinearWgmmaMinTokens, 64, 128, 129,
+                                                300};
 
-enum class Path { kDispatch, kScaled, kPlain };
+// kScaled: the CUDA-core block-scaled GEMM; kTensorCores / kTensorCoresUnsplit: the FP8
+// tensor-core kernel with / without scratch to split the inputs over.
+enum class Path { kDispatch, kScaled, kTensorCores, kTensorCoresUnsplit, kPlain };
 
 struct Result {
   std::vector<float> f32;
@@ -45,13 +57,20 @@ Result run_gpu(const std::vector<float>& x, int64_t m, const LinearWeight& w, Pa
   auto codes = test::poisoned<uint8_t>(size_t(m * k));
   auto scales = test::poisoned<float>(size_t(m * k / 128 + 1));
   const LinearOutput out{y.data(), yb.data()};
+  DeviceBuffer<float> split_sums(size_t(std::max<int64_t>(1, scaled_gemm_split_floats())));
   if (groups > 0) {
     grouped_gemm(dx.data(), m, groups, dw.view(), out, nullptr);
   } else if (path == Path::kDispatch) {
     linear(dx.data(), m, dw.view(), {codes.data(), scales.data()}, out, nullptr);
   } else if (path == Path::kScaled) {
     quantize_activations_fp8(dx.data(), m, w.cols, codes.data(), scales.data(), nullptr);
-    scaled_gemm(codes.data(), scales.data(), m, dw.view(), out, nullptr);
+    scaled_gemm(codes.data(), scales.data(), m, dw.view(), out, nullptr, {}, false);
+  } else if (path == Path::kTensorCores || path == Path::kTensorCoresUnsplit) {
+    quantize_activations_fp8(dx.data(), m, w.cols, codes.data(), scales.data(), nullptr);
+    const SplitSums split = path == Path::kTensorCores
+                                ? SplitSums{split_sums.data(), scaled_gemm_split_floats()}
+                                : SplitSums{};
+    scaled_gemm(codes.data(), scales.data(), m, dw.view(), out, nullptr, split);
   } else {
     plain_gemm(dx.data(), m, dw.view(), out, nullptr);
   }
@@ -60,10 +79,11 @@ Result run_gpu(const std::vector<float>& x, int64_t m, const LinearWeight& w, Pa
   return {y.download(), yb.download()};
 }
 
-void expect_close(const Result& got, const std::vector<float>& want, const std::string& what) {
+void expect_close(const Result& got, const std::vector<float>& want, const std::string& what,
+                  double bound = kBound) {
   const double err = relative_error(got.f32, want);
   std::printf("  %-44s rel err %.3g\n", what.c_str(), err);
-  EXPECT_LT(err, kBound) << what;
+  EXPECT_LT(err, bound) << what;
   size_t mismatched = 0;
   for (size_t i = 0; i < got.f32.size(); ++i)
     mismatched += got.bf16[i] != float_to_bf16(got.f32[i]);
@@ -77,13 +97,19 @@ std::string name(const LinearWeight& w, int64_t m) {
 
 // Every token count against cpu::linear.
 void check_linear(std::mt19937_64& rng, const LinearWeight& w, Path path,
-                  Numerics numerics = Numerics::kOfficial) {
-  for (const int64_t m : kTokens) {
+                  Numerics numerics = Numerics::kOfficial,
+                  const std::vector<int64_t>& tokens = kTokens, double bound = kBound) {
+  for (const int64_t m : tokens) {
     const std::vector<float> x = test::random_floats(rng, size_t(m * w.cols));
     std::vector<float> want(size_t(m * w.rows));
     cpu::linear(x.data(), m, w, numerics, want.data());
-    expect_close(run_gpu(x, m, w, path), want, name(w, m));
+    expect_close(run_gpu(x, m, w, path), want, name(w, m), bound);
   }
+}
+
+// The FP8 tensor-core kernel at its token counts, where the device has it.
+void check_tensor_cores(std::mt19937_64& rng, const LinearWeight& w, Path path) {
+  check_linear(rng, w, path, Numerics::kOfficial, kTensorCoreTokens, kTensorCoreBound);
 }
 
 TEST(Fp8Gemm, MatchesCpuLinear) {
@@ -98,6 +124,22 @@ TEST(Fp8Gemm, MatchesCpuLinear) {
   check_linear(rng, test::fp8_weight(rng, 200, 256, 1.3f), Path::kScaled);  // non-pow2 scales
 }
 
+// Tiles of 128 weight rows and 128 tokens, a partial last one of each, inputs split over
+// the SMs (or not, without scratch): Flash wq_a (32 stages, 8 row blocks: split 16 ways),
+// wq_b-like (32 row blocks), a narrow weight of three stages, non-power-of-two scales.
+TEST(Fp8GemmOnTensorCores, MatchesCpuLinear) {
+  DSV4_REQUIRE_GPU();
+  if (!gemm_detail::fp8_linear_wgmma_available()) GTEST_SKIP() << "no sm_90 FP8 linear kernel";
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  check_tensor_cores(rng, test::fp8_weight(rng, 1024, 4096), Path::kTensorCores);
+  check_tensor_cores(rng, test::fp8_weight(rng, 1024, 4096), Path::kTensorCoresUnsplit);
+  check_tensor_cores(rng, test::fp8_weight(rng, 4096, 1024), Path::kTensorCores);
+  check_tensor_cores(rng, test::fp8_weight(rng, 200, 384), Path::kTensorCores);
+  check_tensor_cores(rng, test::fp8_weight(rng, 200, 256, 1.3f), Path::kTensorCores);
+}
+
 TEST(Fp4Gemm, MatchesCpuLinear) {
   DSV4_REQUIRE_GPU();
   const uint64_t seed = fresh_seed();
@@ -108,6 +150,28 @@ TEST(Fp4Gemm, MatchesCpuLinear) {
   check_linear(rng, test::fp4_weight(rng, 4096, 2048), Path::kScaled);  // Flash expert w2
   check_linear(rng, test::fp4_weight(rng, 203, 256), Path::kScaled);
   check_linear(rng, test::fp4_weight(rng, 200, 256, 1.3f), Path::kScaled);  // f32 scales
+}
+
+// A token's output has the same bits alone (the inputs split over the SMs, or added in the
+// same split order by one CTA without scratch) as among 300 tokens (three token tiles).
+TEST(Fp8GemmOnTensorCores, TokenOutputsDoNotDependOnTheBatch) {
+  DSV4_REQUIRE_GPU();
+  if (!gemm_detail::fp8_linear_wgmma_available()) GTEST_SKIP() << "no sm_90 FP8 linear kernel";
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  const LinearWeight w = test::fp8_weight(rng, 1024, 4096);
+  const int64_t m = 300;
+  const std::vector<float> x = test::random_floats(rng, size_t(m * w.cols));
+  const Result batch = run_gpu(x, m, w, Path::kTensorCores);
+  for (const int64_t t : {int64_t(0), int64_t(137), m - 1}) {
+    const std::vector<float> one(x.begin() + t * w.cols, x.begin() + (t + 1) * w.cols);
+    for (const Path path : {Path::kTensorCores, Path::kTensorCoresUnsplit}) {
+      const Result alone = run_gpu(one, 1, w, path);
+      EXPECT_EQ(std::memcmp(alone.f32.data(), batch.f32.data() + t * w.rows, w.rows * 4), 0)
+          << "token " << t << (path == Path::kTensorCores ? ", split" : ", not split");
+    }
+  }
 }
 
 TEST(NvFp4Gemm, MatchesCpuLinear) {
@@ -147,7 +211,9 @@ TEST(Linear, DispatchesEveryFormatLikeCpuLinear) {
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(seed);
   std::mt19937_64 rng(seed);
-  check_linear(rng, test::fp8_weight(rng, 384, 512), Path::kDispatch);
+  // FP8 meets the tensor cores from kFp8LinearWgmmaMinTokens tokens on sm_90.
+  check_linear(rng, test::fp8_weight(rng, 384, 512), Path::kDispatch, Numerics::kOfficial, kTokens,
+               kTensorCoreBound);
   check_linear(rng, test::fp4_weight(rng, 384, 512), Path::kDispatch);
   check_linear(rng, test::nvfp4_weight(rng, 384, 512), Path::kDispatch);
   check_linear(rng, test::plain_weight(rng, 384, 512, WeightFormat::kBF16), Path::kDispatch);

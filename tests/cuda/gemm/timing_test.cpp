@@ -1,6 +1,7 @@
 // Decode-size timing printout (no assertions): m = 1 on a 4096x4096 FP8 and a 2048x4096 FP4
 // weight, CUDA events, median of 20 launches, the weight copies rotated over > 2x the L2 so
-// every launch streams from HBM. GB/s counts weight codes + scales.
+// every launch streams from HBM. GB/s counts weight codes + scales. "gemm" is scaled_gemm()
+// with split scratch (as the model runs it), "linear()" the dispatcher, which has none.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -39,9 +40,11 @@ void time_weight(const LinearWeight& host, const char* label) {
     if (quantized)
       quantize_activations_fp8(x.data(), m, host.cols, codes.data(), scales.data(), nullptr);
     DSV4_CUDA_CHECK(cudaDeviceSynchronize());
+    DeviceBuffer<float> split_sums(size_t(std::max<int64_t>(1, scaled_gemm_split_floats())));
+    const SplitSums split{split_sums.data(), scaled_gemm_split_floats()};
     const float gemm = median_ms(copies, [&](int i, cudaStream_t s) {
       if (quantized) {
-        scaled_gemm(codes.data(), scales.data(), m, rot.views[size_t(i)], out, s);
+        scaled_gemm(codes.data(), scales.data(), m, rot.views[size_t(i)], out, s, split);
       } else {
         plain_gemm(x.data(), m, rot.views[size_t(i)], out, s);
       }

@@ -29,18 +29,17 @@
 #include "cuda/kernels/common/wgmma.cuh"
 #include "cuda/kernels/gemm/fp4_e4m3_conversion.cuh"
 #include "cuda/kernels/gemm/fp4_expert_mma.h"
+#include "cuda/kernels/gemm/wgmma_gemm_stage.cuh"
 #include "cuda/runtime/check.h"
 
 namespace dsv4::cuda::gemm_detail {
 namespace {
 
-constexpr int kConsumerThreads = 256;  // two warpgroups, 64 rows each
+using namespace wgmma_gemm;
+
 constexpr int kProducerThreads = 128;  // per producer warpgroup: one thread per weight row
 constexpr int kProducers = 2;          // producer warpgroups, taking alternate stages
 constexpr int kThreads = kConsumerThreads + kProducers * kProducerThreads;
-constexpr int kRows = 128;    // weight rows per CTA
-constexpr int kTokens = 128;  // tokens per tile: the wgmma N
-constexpr int kStepInputs = 128;
 constexpr int kLoadSlots = 6;  // ring of copied stages
 constexpr int kATiles = 3;     // ring of converted A tiles
 // A producer converts a stage kLag of its own stages after copying it (2 · kLag stages in
@@ -55,8 +54,7 @@ constexpr int kCodesOffset = 0;
 constexpr int kWeightsOffset = kCodesOffset + kTokens * kStepInputs;
 constexpr int kWeightScalesOffset = kWeightsOffset + kRows * kStepInputs / 2;
 constexpr int kTokenScalesOffset = kWeightScalesOffset + kRows * 16;
-constexpr int kTokenScaleStride = 36;  // floats from one lane's run of scales to the next
-constexpr int kLoadSlotBytes = (kTokenScalesOffset + 16 * kTokenScaleStride + 1023) / 1024 * 1024;
+constexpr int kLoadSlotBytes = (kTokenScalesOffset + kTokenScaleBytes + 1023) / 1024 * 1024;
 constexpr int kATileBytes = kRows * kStepInputs;
 constexpr int kATilesOffset = kLoadSlots * kLoadSlotBytes;
 // After the rings: the barriers, then each row's final scale.
@@ -82,29 +80,6 @@ constexpr float kE2m1AsE4m3Unfold = 64.0f;
 __device__ __forceinline__ int weight_chunk(int row, int chunk) {
   return row * 64 + 16 * (chunk ^ ((row >> 1) & 3));
 }
-
-// Token t's activation scale sits where consumer lane q = (t / 2) % 4 finds its 32 scales
-// (tokens 8c + 2q, 8c + 2q + 1 for c < 16) as 128 contiguous bytes; the four lanes' runs start
-// 144 bytes apart, on different banks.
-__device__ __forceinline__ int token_scale_slot(int t) {
-  return kTokenScaleStride * ((t >> 1) & 3) + 2 * (t >> 3) + (t & 1);
-}
-
-// Where the items of a sequence sit in a ring of kSize slots, followed without divisions: the
-// slot, and the pass (item / kSize) whose parity its barriers' phases take.
-template <int kSize>
-struct RingCursor {
-  int slot = 0;
-  uint32_t pass = 0;
-  __device__ explicit RingCursor(int item) { advance(item); }
-  __device__ void advance(int by) {
-    for (slot += by; slot >= kSize; slot -= kSize) ++pass;
-  }
-  // Waits until the consumers have freed the slot from its previous pass (none on the first).
-  __device__ void wait_free(uint64_t* barriers) const {
-    if (pass > 0) mbarrier_wait(&barriers[slot], (pass - 1) & 1u);
-  }
-};
 
 struct Ring {
   uint8_t* smem;
@@ -218,7 +193,7 @@ struct TileCopies {
     code_chunks = here > t ? (here - t + 15) / 16 : 0;
     code_src = static_cast<const uint8_t*>(k.p.x) + (first + t) * k.p.x_row_stride + 16 * c;
     code_stride = 16 * k.p.x_row_stride;
-    code_dst = kCodesOffset + t * kStepInputs + 16 * (c ^ (t & 7));  // + 16 rows: + 2048
+    code_dst = kCodesOffset + token_code_offset(t, c);  // + 16 rows: + 2048
     weight_row_valid = k.row0 + row < k.p.rows;
     weight_src = k.w + (k.row0 + row) * k.p.w_row_bytes;
     this->row = row;
@@ -330,25 +305,6 @@ __device__ void produce(const Work& k, const Ring& ring, int64_t items, int prod
   }
 }
 
-// acc[4c + e] += d[4c + e] · s_x(token 8c + 2q + (e & 1)) · (e < 2 ? scale_a : scale_b), with
-// the stage's activation scales s_x (powers of two, so the product of the scales is exact).
-__device__ __forceinline__ void promote(const uint8_t* stage, int q, const float (&d)[64],
-                                        float scale_a, float scale_b, float (&acc)[64]) {
-  const auto* scales =
-      reinterpret_cast<const float4*>(stage + kTokenScalesOffset) + kTokenScaleStride / 4 * q;
-#pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    const float4 s = scales[i];  // tokens of columns 2i (x, y) and 2i + 1 (z, w)
-    const float token[4] = {s.x, s.y, s.z, s.w};
-#pragma unroll
-    for (int e = 0; e < 8; ++e) {
-      const float row_scale = (e & 2) ? scale_b : scale_a;
-      acc[8 * i + e] =
-          fmaf(d[8 * i + e], token[2 * (e >> 2) + (e & 1)] * row_scale, acc[8 * i + e]);
-    }
-  }
-}
-
 template <bool kFloatScales>
 __device__ void consume(const Work& k, const Ring& ring, int64_t items, int tid) {
   const int warpgroup = tid >> 7, lane = tid & 31, q = lane & 3;
@@ -381,7 +337,7 @@ __device__ void consume(const Work& k, const Ring& ring, int64_t items, int tid)
       wgmma_commit();
       wgmma_wait<0>();
       wgmma_fence_operands(d);
-      promote(slot, q, d, 1.0f, 1.0f, acc);
+      promote(slot + kTokenScalesOffset, q, d, 1.0f, 1.0f, acc);
     } else {
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
@@ -391,7 +347,8 @@ __device__ void consume(const Work& k, const Ring& ring, int64_t items, int tid)
         wgmma_commit();
         wgmma_wait<0>();
         wgmma_fence_operands(d);
-        promote(slot, q, d, weight_scale<kFloatScales>(slot, row_a, j) * kE2m1AsE4m3Unfold,
+        promote(slot + kTokenScalesOffset, q, d,
+                weight_scale<kFloatScales>(slot, row_a, j) * kE2m1AsE4m3Unfold,
                 weight_scale<kFloatScales>(slot, row_b, j) * kE2m1AsE4m3Unfold, acc);
       }
     }

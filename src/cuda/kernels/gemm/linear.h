@@ -108,6 +108,13 @@ struct LinearOutput {
   uint16_t* bf16 = nullptr;  // the same values rounded to bf16 (round to nearest even)
 };
 
+// Device scratch where a block-scaled GEMM may keep the partial sums of a split over its
+// inputs (fp32, `floats` of them); none: no split.
+struct SplitSums {
+  float* data = nullptr;
+  int64_t floats = 0;
+};
+
 // Device scratch for the FP8-quantized activations of an FP8/FP4 linear.
 struct Fp8ActivationBuffer {
   uint8_t* codes = nullptr;  // [m, cols] e4m3

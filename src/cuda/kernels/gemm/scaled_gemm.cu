@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "cuda/kernels/gemm/fp4_expert_mma.h"
+#include "cuda/kernels/gemm/fp8_linear_wgmma.h"
 #include "cuda/kernels/gemm/weight_stream.cuh"
 
 namespace dsv4::cuda {
@@ -9,7 +10,8 @@ namespace dsv4::cuda {
 using namespace gemm_detail;
 
 void scaled_gemm(const uint8_t* x_codes, const float* x_scales, int64_t m,
-                 const DeviceLinearView& w, LinearOutput y, cudaStream_t stream) {
+                 const DeviceLinearView& w, LinearOutput y, cudaStream_t stream, SplitSums split,
+                 bool tensor_cores) {
   if (!block_scaled(w.format)) {
     fail("scaled_gemm: the weight is {}, not FP8, FP4 or NVFP4", weight_format_name(w.format));
   }
@@ -21,13 +23,20 @@ void scaled_gemm(const uint8_t* x_codes, const float* x_scales, int64_t m,
   p.x_row_stride = w.cols;
   p.rows_per_group = w.rows;
   if (m == 0 || w.rows == 0) return;
-  if (w.format == WeightFormat::kFp8) {
+  if (w.format == WeightFormat::kFp8 && tensor_cores && m >= kFp8LinearWgmmaMinTokens &&
+      w.scale_storage == ScaleStorage::kF32 && fp8_linear_wgmma_available()) {
+    launch_fp8_linear_wgmma(p, split, stream);
+  } else if (w.format == WeightFormat::kFp8) {
     launch_tuned<Fp8Weight, Fp8Activations>(p, stream);
   } else if (w.format == WeightFormat::kFp4) {
     launch_tuned<Fp4Weight, Fp8Activations>(p, stream);
   } else {
     launch_tuned<NvFp4Weight, Fp8Activations>(p, stream);
   }
+}
+
+int64_t scaled_gemm_split_floats() {
+  return fp8_linear_wgmma_available() ? fp8_linear_split_floats() : 0;
 }
 
 void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int32_t* offsets,
