@@ -61,7 +61,7 @@ struct CudaModel::State {
   // GEMM inputs: FP8 codes and scales for FP8/FP4 weights, fp32 widenings for plain ones.
   DeviceBuffer<uint8_t> fp8_codes;
   DeviceBuffer<float> fp8_scales, x_wide;
-  DeviceBuffer<float> split_sums;  // partial sums of FP8 linears split over their inputs
+  DeviceBuffer<float> split_sums;  // partial sums of linears split over their inputs
   DeviceBuffer<float> logits;
   int32_t last_tokens = 0;
 

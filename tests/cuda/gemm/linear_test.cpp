@@ -12,10 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "core/formats.h"
 #include "cpu/linear.h"
-#include "cuda/kernels/gemm/fp8_linear_wgmma.h"
 #include "cuda/kernels/gemm/fp8_quantize.h"
 #include "cuda/kernels/gemm/linear.h"
+#include "cuda/kernels/gemm/linear_wgmma.h"
 #include "cuda/kernels/gemm/plain_gemm.h"
 #include "cuda/kernels/gemm/scaled_gemm.h"
 #include "gemm/gemm_test_util.h"
@@ -32,12 +33,12 @@ constexpr double kBound = 1e-5;
 // DeepSeek's reference GEMM on Hopper): 2.6-2.9e-4 measured on these shapes.
 constexpr double kTensorCoreBound = 5e-4;
 const std::vector<int64_t> kTokens = {1, 3, 16, 67};
-// Around the FP8 tensor-core kernel's 128-token tiles, from its smallest token count.
-const std::vector<int64_t> kTensorCoreTokens = {gemm_detail::kFp8LinearWgmmaMinTokens, 64, 128, 129,
-                                                300};
+// Around the tensor-core kernels' token tiles: 16 tokens up to 16, 128 from 17.
+const std::vector<int64_t> kTensorCoreTokens = {1, 16, 17, 128, 129, 300};
 
 // kScaled: the CUDA-core block-scaled GEMM; kTensorCores / kTensorCoresUnsplit: the FP8
-// tensor-core kernel with / without scratch to split the inputs over.
+// tensor-core kernel (scaled_gemm) or, for bf16 weights, bf16_gemm on x rounded to bf16, with
+// / without scratch to split the inputs over.
 enum class Path { kDispatch, kScaled, kTensorCores, kTensorCoresUnsplit, kPlain };
 
 struct Result {
@@ -58,7 +59,7 @@ Result run_gpu(const std::vector<float>& x, int64_t m, const LinearWeight& w, Pa
   auto scales = test::poisoned<float>(size_t(m * k / 128 + 1));
   const LinearOutput out{y.data(), yb.data()};
   DeviceBuffer<float> split_sums(size_t(std::max<int64_t>(1, scaled_gemm_split_floats())));
-  if (groups > 0) {
+  if (groups > 0 && path == Path::kPlain) {
     grouped_gemm(dx.data(), m, groups, dw.view(), out, nullptr);
   } else if (path == Path::kDispatch) {
     linear(dx.data(), m, dw.view(), {codes.data(), scales.data()}, out, nullptr);
@@ -66,11 +67,19 @@ Result run_gpu(const std::vector<float>& x, int64_t m, const LinearWeight& w, Pa
     quantize_activations_fp8(dx.data(), m, w.cols, codes.data(), scales.data(), nullptr);
     scaled_gemm(codes.data(), scales.data(), m, dw.view(), out, nullptr, {}, false);
   } else if (path == Path::kTensorCores || path == Path::kTensorCoresUnsplit) {
-    quantize_activations_fp8(dx.data(), m, w.cols, codes.data(), scales.data(), nullptr);
     const SplitSums split = path == Path::kTensorCores
                                 ? SplitSums{split_sums.data(), scaled_gemm_split_floats()}
                                 : SplitSums{};
-    scaled_gemm(codes.data(), scales.data(), m, dw.view(), out, nullptr, split);
+    if (w.format == WeightFormat::kBF16) {
+      std::vector<uint16_t> bits(x.size());
+      for (size_t i = 0; i < x.size(); ++i) bits[i] = float_to_bf16(x[i]);
+      const DeviceBuffer<uint16_t> xb(bits);
+      bf16_gemm(xb.data(), m, std::max<int64_t>(groups, 1), dw.view(), out, nullptr, split);
+      DSV4_CUDA_CHECK(cudaDeviceSynchronize());
+    } else {
+      quantize_activations_fp8(dx.data(), m, w.cols, codes.data(), scales.data(), nullptr);
+      scaled_gemm(codes.data(), scales.data(), m, dw.view(), out, nullptr, split);
+    }
   } else {
     plain_gemm(dx.data(), m, dw.view(), out, nullptr);
   }
@@ -129,7 +138,7 @@ TEST(Fp8Gemm, MatchesCpuLinear) {
 // wq_b-like (32 row blocks), a narrow weight of three stages, non-power-of-two scales.
 TEST(Fp8GemmOnTensorCores, MatchesCpuLinear) {
   DSV4_REQUIRE_GPU();
-  if (!gemm_detail::fp8_linear_wgmma_available()) GTEST_SKIP() << "no sm_90 FP8 linear kernel";
+  if (!gemm_detail::linear_wgmma_available()) GTEST_SKIP() << "no sm_90 linear kernel";
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(seed);
   std::mt19937_64 rng(seed);
@@ -152,15 +161,10 @@ TEST(Fp4Gemm, MatchesCpuLinear) {
   check_linear(rng, test::fp4_weight(rng, 200, 256, 1.3f), Path::kScaled);  // f32 scales
 }
 
-// A token's output has the same bits alone (the inputs split over the SMs, or added in the
-// same split order by one CTA without scratch) as among 300 tokens (three token tiles).
-TEST(Fp8GemmOnTensorCores, TokenOutputsDoNotDependOnTheBatch) {
-  DSV4_REQUIRE_GPU();
-  if (!gemm_detail::fp8_linear_wgmma_available()) GTEST_SKIP() << "no sm_90 FP8 linear kernel";
-  const uint64_t seed = fresh_seed();
-  SCOPED_TRACE(seed);
-  std::mt19937_64 rng(seed);
-  const LinearWeight w = test::fp8_weight(rng, 1024, 4096);
+// A token's output has the same bits alone (a 16-token tile; the inputs split over the SMs,
+// or added in the same split order by one CTA without scratch) as among 300 tokens (three
+// 128-token tiles).
+void expect_batch_invariance(std::mt19937_64& rng, const LinearWeight& w) {
   const int64_t m = 300;
   const std::vector<float> x = test::random_floats(rng, size_t(m * w.cols));
   const Result batch = run_gpu(x, m, w, Path::kTensorCores);
@@ -169,9 +173,69 @@ TEST(Fp8GemmOnTensorCores, TokenOutputsDoNotDependOnTheBatch) {
     for (const Path path : {Path::kTensorCores, Path::kTensorCoresUnsplit}) {
       const Result alone = run_gpu(one, 1, w, path);
       EXPECT_EQ(std::memcmp(alone.f32.data(), batch.f32.data() + t * w.rows, w.rows * 4), 0)
-          << "token " << t << (path == Path::kTensorCores ? ", split" : ", not split");
+          << weight_format_name(w.format) << " token " << t
+          << (path == Path::kTensorCores ? ", split" : ", not split");
     }
   }
+}
+
+TEST(Fp8GemmOnTensorCores, TokenOutputsDoNotDependOnTheBatch) {
+  DSV4_REQUIRE_GPU();
+  if (!gemm_detail::linear_wgmma_available()) GTEST_SKIP() << "no sm_90 linear kernel";
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  expect_batch_invariance(rng, test::fp8_weight(rng, 1024, 4096));
+}
+
+// bf16 weights and activations on the bf16 tensor cores: exact products, fp32 accumulation,
+// so the CUDA-core bound holds. An LM-head-like and a compressor-like shape, a partial row
+// block, 64 rows (as the indexer's weights_proj), with and without splits.
+TEST(Bf16GemmOnTensorCores, MatchesCpuLinear) {
+  DSV4_REQUIRE_GPU();
+  if (!gemm_detail::linear_wgmma_available()) GTEST_SKIP() << "no sm_90 linear kernel";
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  for (const auto& [rows, cols] : {std::pair{1024, 4096}, {4096, 1024}, {200, 384}, {64, 4096}}) {
+    const LinearWeight w = test::plain_weight(rng, rows, cols, WeightFormat::kBF16);
+    for (const Path path : {Path::kTensorCores, Path::kTensorCoresUnsplit}) {
+      for (const int64_t m : kTensorCoreTokens) {
+        std::vector<float> x = test::random_floats(rng, size_t(m * w.cols));
+        for (float& v : x) v = round_bf16(v);
+        std::vector<float> want(size_t(m * w.rows));
+        cpu::linear(x.data(), m, w, Numerics::kOfficial, want.data());
+        expect_close(run_gpu(x, m, w, path), want, name(w, m));
+      }
+    }
+  }
+}
+
+// Four input groups of 128 rows each, as wo_a's groups.
+TEST(Bf16GemmOnTensorCores, GroupedMatchesCpuGroupedLinear) {
+  DSV4_REQUIRE_GPU();
+  if (!gemm_detail::linear_wgmma_available()) GTEST_SKIP() << "no sm_90 linear kernel";
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  const int64_t groups = 4;
+  const LinearWeight w = test::plain_weight(rng, 512, 256, WeightFormat::kBF16);
+  for (const int64_t m : kTensorCoreTokens) {
+    std::vector<float> x = test::random_floats(rng, size_t(m * groups * w.cols));
+    for (float& v : x) v = round_bf16(v);
+    std::vector<float> want(size_t(m * w.rows));
+    cpu::grouped_linear(x.data(), m, groups, w, want.data());
+    expect_close(run_gpu(x, m, w, Path::kTensorCores, groups), want, "grouped " + name(w, m));
+  }
+}
+
+TEST(Bf16GemmOnTensorCores, TokenOutputsDoNotDependOnTheBatch) {
+  DSV4_REQUIRE_GPU();
+  if (!gemm_detail::linear_wgmma_available()) GTEST_SKIP() << "no sm_90 linear kernel";
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  expect_batch_invariance(rng, test::plain_weight(rng, 1024, 4096, WeightFormat::kBF16));
 }
 
 TEST(NvFp4Gemm, MatchesCpuLinear) {
@@ -211,7 +275,7 @@ TEST(Linear, DispatchesEveryFormatLikeCpuLinear) {
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(seed);
   std::mt19937_64 rng(seed);
-  // FP8 meets the tensor cores from kFp8LinearWgmmaMinTokens tokens on sm_90.
+  // FP8 weights meet the FP8 tensor cores at every token count on sm_90.
   check_linear(rng, test::fp8_weight(rng, 384, 512), Path::kDispatch, Numerics::kOfficial, kTokens,
                kTensorCoreBound);
   check_linear(rng, test::fp4_weight(rng, 384, 512), Path::kDispatch);

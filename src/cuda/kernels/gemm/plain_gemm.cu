@@ -1,6 +1,7 @@
 #include "cuda/kernels/gemm/plain_gemm.h"
 
 #include "core/error.h"
+#include "cuda/kernels/gemm/linear_wgmma.h"
 #include "cuda/kernels/gemm/weight_stream.cuh"
 
 namespace dsv4::cuda {
@@ -59,6 +60,27 @@ void plain_gemm(const float* x, int64_t m, const DeviceLinearView& w, LinearOutp
 void grouped_gemm(const float* x, int64_t m, int64_t groups, const DeviceLinearView& w,
                   LinearOutput y, cudaStream_t stream) {
   run(x, m, groups, w, y, stream, "grouped_gemm");
+}
+
+bool bf16_gemm_available(const DeviceLinearView& w, int64_t groups) {
+  return w.format == WeightFormat::kBF16 && w.cols % 128 == 0 && groups >= 1 &&
+         w.rows % groups == 0 && (groups == 1 || (w.rows / groups) % 128 == 0) &&
+         linear_wgmma_available();
+}
+
+void bf16_gemm(const uint16_t* x, int64_t m, int64_t groups, const DeviceLinearView& w,
+               LinearOutput y, cudaStream_t stream, SplitSums split) {
+  if (!bf16_gemm_available(w, groups)) {
+    fail("bf16_gemm: a {}x{} {} weight in {} groups has no tensor-core kernel here", w.rows, w.cols,
+         weight_format_name(w.format), groups);
+  }
+  check_aligned(x, "bf16_gemm");
+  StreamParams p = stream_params(w, y, m);
+  p.x = x;
+  p.x_row_stride = groups * w.cols;
+  p.rows_per_group = w.rows / groups;
+  if (m == 0 || w.rows == 0) return;
+  launch_linear_wgmma(p, w.format, split, stream);
 }
 
 }  // namespace dsv4::cuda

@@ -17,6 +17,16 @@ namespace dsv4::cuda {
 void plain_gemm(const float* x, int64_t m, const DeviceLinearView& w, LinearOutput y,
                 cudaStream_t stream);
 
+// y = x · Wᵀ for a bf16 weight and bf16 activations (x: [m, groups·w.cols] bf16), grouped as
+// grouped_gemm when groups > 1, on the sm_90 bf16 tensor cores (linear_wgmma.h: exact products,
+// fp32 accumulation; the inputs split over `split` where the tiles alone leave SMs idle):
+// cpu::linear / cpu::grouped_linear up to the order of fp32 additions, with the same bits for a
+// token whatever the batch. Only where bf16_gemm_available(w, groups); elsewhere callers widen
+// x to fp32 and run plain_gemm / grouped_gemm.
+bool bf16_gemm_available(const DeviceLinearView& w, int64_t groups);
+void bf16_gemm(const uint16_t* x, int64_t m, int64_t groups, const DeviceLinearView& w,
+               LinearOutput y, cudaStream_t stream, SplitSums split = {});
+
 // cpu::grouped_linear: input group g (columns [g·w.cols, (g+1)·w.cols) of x) meets weight rows
 // [g·rows/groups, (g+1)·rows/groups). x: [m, groups·w.cols]; y: [m, w.rows].
 void grouped_gemm(const float* x, int64_t m, int64_t groups, const DeviceLinearView& w,

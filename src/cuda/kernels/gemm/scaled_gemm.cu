@@ -2,7 +2,7 @@
 
 #include "core/error.h"
 #include "cuda/kernels/gemm/fp4_expert_mma.h"
-#include "cuda/kernels/gemm/fp8_linear_wgmma.h"
+#include "cuda/kernels/gemm/linear_wgmma.h"
 #include "cuda/kernels/gemm/weight_stream.cuh"
 
 namespace dsv4::cuda {
@@ -23,9 +23,9 @@ void scaled_gemm(const uint8_t* x_codes, const float* x_scales, int64_t m,
   p.x_row_stride = w.cols;
   p.rows_per_group = w.rows;
   if (m == 0 || w.rows == 0) return;
-  if (w.format == WeightFormat::kFp8 && tensor_cores && m >= kFp8LinearWgmmaMinTokens &&
-      w.scale_storage == ScaleStorage::kF32 && fp8_linear_wgmma_available()) {
-    launch_fp8_linear_wgmma(p, split, stream);
+  if (w.format == WeightFormat::kFp8 && tensor_cores && w.scale_storage == ScaleStorage::kF32 &&
+      linear_wgmma_available()) {
+    launch_linear_wgmma(p, w.format, split, stream);
   } else if (w.format == WeightFormat::kFp8) {
     launch_tuned<Fp8Weight, Fp8Activations>(p, stream);
   } else if (w.format == WeightFormat::kFp4) {
@@ -36,7 +36,7 @@ void scaled_gemm(const uint8_t* x_codes, const float* x_scales, int64_t m,
 }
 
 int64_t scaled_gemm_split_floats() {
-  return fp8_linear_wgmma_available() ? fp8_linear_split_floats() : 0;
+  return linear_wgmma_available() ? linear_wgmma_split_floats() : 0;
 }
 
 void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int32_t* offsets,

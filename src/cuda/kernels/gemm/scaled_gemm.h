@@ -14,8 +14,8 @@
 namespace dsv4::cuda {
 
 // x_codes: [m, w.cols] e4m3 and x_scales: [m, w.cols/128] from quantize_activations_fp8;
-// w.format is kFp8 or kFp4, w.cols a multiple of 128. On sm_90, FP8 weights meet 8 or more
-// tokens on the FP8 tensor cores (fp8_linear_wgmma.h: their accumulation inside a 128-input
+// w.format is kFp8 or kFp4, w.cols a multiple of 128. On sm_90, FP8 weights run on the FP8
+// tensor cores at every token count (linear_wgmma.h: their accumulation inside a 128-input
 // block, as DeepSeek's reference GEMM), which split the inputs over `split` where the tiles
 // alone leave SMs idle; `tensor_cores = false` forces the CUDA-core kernel (tests compare).
 void scaled_gemm(const uint8_t* x_codes, const float* x_scales, int64_t m,

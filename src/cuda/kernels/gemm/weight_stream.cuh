@@ -15,9 +15,9 @@
 // scale then multiplies the sum, as in cpu::linear.
 //
 // For m > 4 this is FMA-bound (m FMAs per weight element). MXFP4 routed experts on sm_90 run
-// on tensor cores instead (fp4_expert_mma.h), and so do dense FP8 linears
-// (fp8_linear_wgmma.h); this kernel serves the other formats, the bf16 / f32 linears, NVFP4
-// experts and GPUs without sm_90 code.
+// on tensor cores instead (fp4_expert_mma.h), and so do dense FP8 and bf16 linears
+// (linear_wgmma.h); this kernel serves the other formats, f32 weights, NVFP4 experts and GPUs
+// without sm_90 code.
 #pragma once
 
 #include <cuda_runtime.h>

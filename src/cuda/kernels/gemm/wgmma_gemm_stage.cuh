@@ -1,4 +1,4 @@
-// What the sm_90 FP8 warpgroup-MMA GEMMs (fp4_expert_wgmma.cu, fp8_linear_wgmma.cu) share
+// What the sm_90 warpgroup-MMA GEMMs (fp4_expert_wgmma.cu, linear_wgmma.cu) share
 // (internal to the gemm domain): their shape (128 weight rows a CTA as the MMA's M, two
 // consumer warpgroups of 64; 128 tokens as its N; 128 inputs, one activation scale block, a
 // stage), the ring cursor their producers and consumers follow, where a stage keeps its
@@ -51,12 +51,14 @@ struct RingCursor {
 
 // acc[4c + e] += d[4c + e] · s_x(token 8c + 2q + (e & 1)) · (e < 2 ? scale_a : scale_b), with
 // the stage's activation scales s_x (token_scales: the stage's kTokenScaleBytes; powers of
-// two, so the product of the scales is exact).
-__device__ __forceinline__ void promote(const uint8_t* token_scales, int q, const float (&d)[64],
-                                        float scale_a, float scale_b, float (&acc)[64]) {
+// two, so the product of the scales is exact), for an MMA of kN tokens.
+template <int kN = kTokens>
+__device__ __forceinline__ void promote(const uint8_t* token_scales, int q,
+                                        const float (&d)[kN / 2], float scale_a, float scale_b,
+                                        float (&acc)[kN / 2]) {
   const auto* scales = reinterpret_cast<const float4*>(token_scales) + kTokenScaleStride / 4 * q;
 #pragma unroll
-  for (int i = 0; i < 8; ++i) {
+  for (int i = 0; i < kN / 16; ++i) {
     const float4 s = scales[i];  // tokens of columns 2i (x, y) and 2i + 1 (z, w)
     const float token[4] = {s.x, s.y, s.z, s.w};
 #pragma unroll

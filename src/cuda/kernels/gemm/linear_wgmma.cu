@@ -1,0 +1,407 @@
+// Dense linears on sm_90 warpgroup MMAs (linear_wgmma.h): FP8 weights (e4m3, 128x128 block
+// scales) with FP8 activations, and bf16 weights with bf16 activations.
+//
+// A CTA takes 128 weight rows (the MMA's M, 64 per consumer warpgroup), a tile of kN tokens
+// (the MMA's N: 16 up to 16 tokens, else 128) and a range of the inputs, 128 bytes of every row
+// a stage (128 FP8 inputs, one scale block; 64 bf16 inputs). One producer warpgroup copies each
+// stage's weight rows, token rows and scales into a ring slot with cp.async (both operands
+// K-major, 128-byte swizzle) and, kLag stages later, once its copies have landed, marks the
+// slot full; the two consumer warpgroups chain four MMAs over the stage. FP8 sums are promoted
+// with s_x · s_w into fp32 per stage, as DeepSeek's reference GEMM does per 128 inputs (the
+// FP8 tensor cores' accumulation inside the chain is theirs, not exact fp32); bf16 products
+// are exact and accumulate in the MMAs in fp32.
+//
+// Few CTAs (decode-size m, narrow weights) split the inputs: each split writes its partial
+// sums, and sum_splits_kernel adds them in split order. How a weight's inputs are split
+// depends on its shape only (input_splits), a CTA that is not split adds the same partial sums
+// in the same order, and an output column of an MMA does not depend on the others, so a
+// token's output has the same bits whatever the batch (decode steps reproduce a prefill).
+#include "cuda/kernels/gemm/linear_wgmma.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
+#include "core/error.h"
+#include "cuda/kernels/common/async_copy.cuh"
+#include "cuda/kernels/common/numerics.cuh"
+#include "cuda/kernels/common/wgmma.cuh"
+#include "cuda/kernels/gemm/weight_stream_formats.cuh"
+#include "cuda/kernels/gemm/wgmma_gemm_stage.cuh"
+#include "cuda/runtime/check.h"
+#include "cuda/runtime/device.h"
+
+namespace dsv4::cuda::gemm_detail {
+namespace {
+
+using namespace wgmma_gemm;
+
+constexpr int kProducerThreads = 128;
+constexpr int kThreads = kConsumerThreads + kProducerThreads;
+constexpr int kStageBytes = 128;      // of every weight and token row
+constexpr int kLag = 3;               // stages a producer thread has in flight before one is full
+constexpr int kMinStepsPerSplit = 2;  // a split of fewer stages costs more than it overlaps
+constexpr int kFewTokens = 16;        // the narrow token tile
+
+// FP8 e4m3 operands with block scales, or bf16 operands.
+struct Fp8Operands {
+  static constexpr bool kScaled = true;
+  static constexpr int kElementBytes = 1;
+};
+struct Bf16Operands {
+  static constexpr bool kScaled = false;
+  static constexpr int kElementBytes = 2;
+};
+
+// The shared memory of a kN-token tile: kSlots ring slots of token rows, weight rows (both
+// [rows][128 bytes], 128-byte swizzle), the tokens' activation scales (token_scale_slot) and
+// the stage's weight scale; then the full / empty barriers. The narrow tile fits two CTAs an SM.
+template <int kN>
+struct Layout {
+  static constexpr int kSlots = kN == kFewTokens ? 5 : 6;
+  static constexpr int kCodesOffset = 0;
+  static constexpr int kWeightsOffset = kCodesOffset + kN * kStageBytes;
+  static constexpr int kTokenScalesOffset = kWeightsOffset + kRows * kStageBytes;
+  static constexpr int kWeightScaleOffset = kTokenScalesOffset + kTokenScaleBytes;
+  static constexpr int kSlotBytes = (kWeightScaleOffset + 16 + 1023) / 1024 * 1024;
+  static constexpr int kBarriersOffset = kSlots * kSlotBytes;
+  static constexpr int kSharedBytes = kBarriersOffset + 2 * kSlots * 8 + 1024;
+  static constexpr int kCtasPerSm = kN == kFewTokens ? 2 : 1;
+  static_assert(kLag < kSlots);
+  static_assert(kSharedBytes * kCtasPerSm <= 227 * 1024, "shared memory");
+};
+
+// The CTA's work: weight rows [row0, row0 + 128), tokens [token0, token0 + here), stages
+// [step0, step0 + steps), written to y (a launch without splits) or to split `split`'s partial
+// sums.
+struct Work {
+  const StreamParams& p;
+  int64_t row0, token0;
+  int here;
+  int step0, steps;
+  int split, splits;
+  float* split_sums;  // [splits][m][rows]
+  int input_splits;   // the weight's splits (all of them in this CTA when splits == 1)
+};
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+
+// Stage where split s of `input_splits` over `steps` stages starts.
+__device__ __forceinline__ int split_start(int steps, int input_splits, int s) {
+  return int(int64_t(steps) * s / input_splits);
+}
+
+// Producer thread t copies 16-byte chunk t % 8 of weight rows and token rows t / 8 + 16·j
+// (a warp instruction covers four whole 128-byte rows), its token's activation scale (t <
+// here) and, thread 0, the stage's weight scale. Rows past the end keep whatever the slot
+// held: their MMA rows and columns are never stored.
+template <class Operands, int kN>
+struct StageCopies {
+  using L = Layout<kN>;
+  const uint8_t* weight_src;
+  const uint8_t* code_src;
+  const float* token_scale_src;
+  const float* weight_scale_src;
+  int64_t weight_stride, token_stride;  // bytes between consecutive weight rows, token rows
+  int weight_rows, token_rows;          // how many of this thread's rows exist
+  int first, chunk, t, here;
+
+  __device__ StageCopies(const Work& k, int t) : t(t), here(k.here) {
+    const StreamParams& p = k.p;
+    first = t >> 3;
+    chunk = t & 7;
+    weight_stride = p.w_row_bytes;
+    token_stride = p.x_row_stride * Operands::kElementBytes;
+    const int64_t weight_here = min(int64_t(kRows), p.rows - k.row0);
+    weight_rows = weight_here > first ? int((weight_here - first + 15) / 16) : 0;
+    token_rows = k.here > first ? min(kN / 16, (k.here - first + 15) / 16) : 0;
+    const int64_t byte0 = int64_t(k.step0) * kStageBytes + 16 * chunk;
+    // Every row of the CTA is in one input group (the host checks).
+    const int64_t group_byte0 = (k.row0 / p.rows_per_group) * p.cols * Operands::kElementBytes;
+    weight_src = p.w + (k.row0 + first) * weight_stride + byte0;
+    code_src =
+        static_cast<const uint8_t*>(p.x) + (k.token0 + first) * token_stride + group_byte0 + byte0;
+    if constexpr (Operands::kScaled) {
+      const int64_t scale_cols = p.cols / 128;
+      token_scale_src = p.x_scales + (k.token0 + min(t, k.here - 1)) * scale_cols + k.step0;
+      weight_scale_src =
+          static_cast<const float*>(p.w_scales) + (k.row0 / kRows) * p.w_scale_cols + k.step0;
+    }
+  }
+
+  __device__ void issue(uint8_t* slot, int step) const {
+    const uint32_t base = shared_address(slot);
+    const int64_t at = int64_t(step) * kStageBytes;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int row = first + 16 * j;
+      if (j < weight_rows) {
+        cp_async_16(base + L::kWeightsOffset + token_code_offset(row, chunk),
+                    weight_src + 16 * j * weight_stride + at);
+      }
+      if (j < token_rows) {
+        cp_async_16(base + L::kCodesOffset + token_code_offset(row, chunk),
+                    code_src + 16 * j * token_stride + at);
+      }
+    }
+    if constexpr (Operands::kScaled) {
+      if (t < here && t < kN) {
+        cp_async_4(base + L::kTokenScalesOffset + 4 * token_scale_slot(t), token_scale_src + step);
+      }
+      if (t == 0) cp_async_4(base + L::kWeightScaleOffset, weight_scale_src + step);
+    }
+  }
+};
+
+template <class Operands, int kN>
+__device__ void produce(const Work& k, uint8_t* smem, uint64_t* full, uint64_t* empty, int t) {
+  using L = Layout<kN>;
+  const StageCopies<Operands, kN> copies(k, t);
+  RingCursor<L::kSlots> fill(0), ready(0);
+  for (int n = 0; n < k.steps + kLag; ++n) {
+    if (n < k.steps) {
+      fill.wait_free(empty);
+      copies.issue(smem + fill.slot * L::kSlotBytes, n);
+      fill.advance(1);
+    }
+    cp_async_commit();  // empty past the end, so that the group count stays uniform
+    if (n >= kLag) {
+      cp_async_wait<kLag>();  // this thread's copies of stage n − kLag have landed
+      fence_proxy_async_shared();
+      mbarrier_arrive(&full[ready.slot]);
+      ready.advance(1);
+    }
+  }
+}
+
+// d (+)= the four MMAs of a stage (32 bytes of K each: descriptors advance by 2).
+template <class Operands, int kN>
+__device__ __forceinline__ void stage_mmas(float (&d)[kN / 2], uint64_t a, uint64_t b,
+                                           bool accumulate) {
+  wgmma_fence();
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const bool keep = accumulate || j > 0;
+    if constexpr (Operands::kScaled && kN == kFewTokens) {
+      wgmma_m64n16k32_e4m3_ss(d, a + 2 * j, b + 2 * j, keep);
+    } else if constexpr (Operands::kScaled) {
+      wgmma_m64n128k32_e4m3_ss(d, a + 2 * j, b + 2 * j, keep);
+    } else if constexpr (kN == kFewTokens) {
+      wgmma_m64n16k16_bf16_ss(d, a + 2 * j, b + 2 * j, keep);
+    } else {
+      wgmma_m64n128k16_bf16_ss(d, a + 2 * j, b + 2 * j, keep);
+    }
+  }
+  wgmma_commit();
+  wgmma_wait<0>();
+  wgmma_fence_operands(d);
+}
+
+template <class Operands, int kN>
+__device__ void consume(const Work& k, uint8_t* smem, uint64_t* full, uint64_t* empty, int tid) {
+  using L = Layout<kN>;
+  constexpr int kValues = kN / 2;  // accumulator values a thread holds
+  const int warpgroup = tid >> 7, lane = tid & 31, q = lane & 3;
+  const int row_a = 64 * warpgroup + 16 * ((tid >> 5) & 3) + lane / 4, row_b = row_a + 8;
+  const uint64_t a_descriptor =
+      smem_descriptor(smem + L::kWeightsOffset + warpgroup * 64 * kStageBytes, 16, 1024);
+  const uint64_t b_descriptor = smem_descriptor(smem + L::kCodesOffset, 16, 1024);
+  // acc: this split's sums; total: the splits' sums added in split order (a CTA that is not
+  // split adds them itself; a split's CTA has one, its own).
+  float acc[kValues], d[kValues], total[kValues];
+#pragma unroll
+  for (int i = 0; i < kValues; ++i) acc[i] = d[i] = total[i] = 0.0f;
+  int next_bound = k.splits == 1 ? split_start(k.steps, k.input_splits, 1) : k.steps;
+  int split = 1;
+  bool fresh = true;  // bf16: the next stage starts a split's sums
+  RingCursor<L::kSlots> stage(0);
+  for (int n = 0; n < k.steps; ++n) {
+    const uint8_t* slot = smem + stage.slot * L::kSlotBytes;
+    mbarrier_wait(&full[stage.slot], stage.pass & 1u);
+    const uint64_t offset = uint64_t(stage.slot * L::kSlotBytes) >> 4;
+    if constexpr (Operands::kScaled) {
+      stage_mmas<Operands, kN>(d, a_descriptor + offset, b_descriptor + offset, false);
+      const float weight_scale = *reinterpret_cast<const float*>(slot + L::kWeightScaleOffset);
+      promote<kN>(slot + L::kTokenScalesOffset, q, d, weight_scale, weight_scale, acc);
+    } else {
+      stage_mmas<Operands, kN>(acc, a_descriptor + offset, b_descriptor + offset, !fresh);
+      fresh = false;
+    }
+    __syncwarp();
+    if (lane == 0) mbarrier_arrive(&empty[stage.slot]);
+    stage.advance(1);
+    if (n + 1 == next_bound) {
+#pragma unroll
+      for (int i = 0; i < kValues; ++i) {
+        total[i] += acc[i];
+        acc[i] = 0.0f;
+      }
+      fresh = true;
+      next_bound = split_start(k.steps, k.input_splits, ++split);
+    }
+  }
+  // total[i]: row (i & 2 ? row_b : row_a), token 8·(i / 4) + 2q + (i & 1).
+  const int64_t rows = k.p.rows;
+#pragma unroll
+  for (int i = 0; i < kValues; ++i) {
+    const int64_t row = k.row0 + ((i & 2) ? row_b : row_a);
+    const int token = 8 * (i >> 2) + 2 * q + (i & 1);
+    if (row >= rows || token >= k.here) continue;
+    const int64_t at = (k.token0 + token) * rows + row;
+    if (k.splits > 1) {
+      k.split_sums[int64_t(k.split) * k.p.m * rows + at] = total[i];
+    } else {
+      if (k.p.y_f32) k.p.y_f32[at] = total[i];
+      if (k.p.y_bf16) k.p.y_bf16[at] = float_to_bf16_bits(total[i]);
+    }
+  }
+}
+
+#endif  // __CUDA_ARCH__ >= 900
+
+// CTA (x, y, z): weight rows [128x, 128x + 128), tokens [kN·y, kN·y + kN), split z of the
+// inputs' stages (gridDim.z splits: 1 or input_splits).
+template <class Operands, int kN>
+__global__ void __launch_bounds__(kThreads, Layout<kN>::kCtasPerSm)
+    linear_wgmma_kernel(const __grid_constant__ StreamParams p, float* split_sums,
+                        int input_splits) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  using L = Layout<kN>;
+  extern __shared__ uint8_t smem_unaligned[];
+  uint8_t* smem = smem_unaligned + ((1024u - (shared_address(smem_unaligned) & 1023u)) & 1023u);
+  const int tid = int(threadIdx.x);
+  const int steps = int(p.w_row_bytes / kStageBytes), splits = int(gridDim.z);
+  const int split = int(blockIdx.z);
+  const int step0 = split_start(steps, splits, split);
+  const int step1 = split_start(steps, splits, split + 1);
+  const int64_t token0 = int64_t(blockIdx.y) * kN;
+  const Work work{p,          int64_t(blockIdx.x) * kRows,
+                  token0,     int(min(p.m - token0, int64_t(kN))),
+                  step0,      step1 - step0,
+                  split,      splits,
+                  split_sums, input_splits};
+  auto* full = reinterpret_cast<uint64_t*>(smem + L::kBarriersOffset);
+  uint64_t* empty = full + L::kSlots;
+  if (tid == 0) {
+    for (int s = 0; s < L::kSlots; ++s) {
+      mbarrier_init(&full[s], kProducerThreads);
+      mbarrier_init(&empty[s], kConsumerThreads / 32);
+    }
+    fence_barrier_init();
+  }
+  __syncthreads();
+  // The wide tile's consumers take registers from the producers (setmaxnreg, per role).
+  constexpr bool kMoveRegisters = kN != kFewTokens;
+  if (tid >= kConsumerThreads) {
+    if constexpr (kMoveRegisters) asm volatile("setmaxnreg.dec.sync.aligned.u32 72;\n");
+    produce<Operands, kN>(work, smem, full, empty, tid - kConsumerThreads);
+  } else {
+    if constexpr (kMoveRegisters) asm volatile("setmaxnreg.inc.sync.aligned.u32 216;\n");
+    consume<Operands, kN>(work, smem, full, empty, tid);
+  }
+#else
+  (void)p;
+  (void)split_sums;
+  (void)input_splits;
+  __trap();  // launched only where linear_wgmma_available()
+#endif
+}
+
+// y = Σ_s split_sums[s] in split order, one output a thread. The loads of eight splits go out
+// before their adds: the sums are short, so their latency is the cost.
+__global__ void sum_splits_kernel(const float* __restrict__ split_sums, int splits, int64_t count,
+                                  float* y_f32, uint16_t* y_bf16) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= count) return;
+  float sum = 0.0f;
+  int s = 0;
+  for (; s + 8 <= splits; s += 8) {
+    float part[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) part[j] = split_sums[int64_t(s + j) * count + i];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) sum += part[j];
+  }
+  for (; s < splits; ++s) sum += split_sums[int64_t(s) * count + i];
+  if (y_f32) y_f32[i] = sum;
+  if (y_bf16) y_bf16[i] = float_to_bf16_bits(sum);
+}
+
+template <class Operands, int kN>
+void launch_tile(const StreamParams& p, dim3 grid, float* split_sums, int input_splits,
+                 cudaStream_t stream) {
+  constexpr int kShared = Layout<kN>::kSharedBytes;
+  const auto kernel = linear_wgmma_kernel<Operands, kN>;
+  static const bool configured = [&] {
+    DSV4_CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kShared));
+    return true;
+  }();
+  (void)configured;
+  kernel<<<grid, kThreads, kShared, stream>>>(p, split_sums, input_splits);
+  DSV4_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace
+
+bool linear_wgmma_available() {
+#if defined(DSV4_SM90_KERNELS)
+  return current_device_traits().major == 9;
+#else
+  return false;
+#endif
+}
+
+int64_t linear_wgmma_split_floats() {
+  return int64_t(2) * current_device_traits().sm_count * kRows * 128;
+}
+
+void launch_linear_wgmma(const StreamParams& p, WeightFormat format, SplitSums split_sums,
+                         cudaStream_t stream) {
+  const bool fp8 = format == WeightFormat::kFp8;
+  static_assert(Fp8Operands::kScaled && !Bf16Operands::kScaled);
+  const int element_bytes = fp8 ? Fp8Operands::kElementBytes : Bf16Operands::kElementBytes;
+  if ((format != WeightFormat::kFp8 && format != WeightFormat::kBF16) ||
+      (fp8 && p.w_scale_storage != ScaleStorage::kF32) || p.cols % 128 != 0 ||
+      p.w_row_bytes != p.cols * element_bytes ||
+      (p.rows_per_group % kRows != 0 && p.rows_per_group != p.rows) ||
+      (p.x_row_stride * element_bytes) % 16 != 0) {
+    fail(
+        "linear on warpgroup MMAs: a {}x{} {} weight in groups of {} rows ({} inputs a token) "
+        "is not supported",
+        p.rows, p.cols, weight_format_name(format), p.rows_per_group, p.x_row_stride);
+  }
+  if (p.m <= 0 || p.rows <= 0) return;
+  const bool few = p.m <= kFewTokens;
+  const int64_t tokens_per_tile = few ? kFewTokens : 128;
+  const int64_t row_blocks = (p.rows + kRows - 1) / kRows;
+  const int64_t token_tiles = (p.m + tokens_per_tile - 1) / tokens_per_tile;
+  const int64_t steps = p.w_row_bytes / kStageBytes;
+  // The weight's splits fill one wave of wide CTAs (one an SM) for one token tile. A launch
+  // splits when its tiles alone leave SMs idle and the scratch holds the partial sums;
+  // otherwise each CTA adds the same splits' sums itself.
+  const int sms = current_device_traits().sm_count;
+  const int64_t input_splits =
+      std::clamp<int64_t>(sms / row_blocks, 1, std::max<int64_t>(1, steps / kMinStepsPerSplit));
+  const bool split = input_splits > 1 && row_blocks * token_tiles < sms && split_sums.data &&
+                     split_sums.floats / (p.m * p.rows) >= input_splits;
+  const dim3 grid{unsigned(row_blocks), unsigned(token_tiles), unsigned(split ? input_splits : 1)};
+  if (fp8 && few) {
+    launch_tile<Fp8Operands, kFewTokens>(p, grid, split_sums.data, int(input_splits), stream);
+  } else if (fp8) {
+    launch_tile<Fp8Operands, 128>(p, grid, split_sums.data, int(input_splits), stream);
+  } else if (few) {
+    launch_tile<Bf16Operands, kFewTokens>(p, grid, split_sums.data, int(input_splits), stream);
+  } else {
+    launch_tile<Bf16Operands, 128>(p, grid, split_sums.data, int(input_splits), stream);
+  }
+  if (split) {
+    const int64_t count = p.m * p.rows, threads = 128;
+    const int64_t blocks = (count + threads - 1) / threads;
+    sum_splits_kernel<<<unsigned(blocks), unsigned(threads), 0, stream>>>(
+        split_sums.data, int(input_splits), count, p.y_f32, p.y_bf16);
+    DSV4_CUDA_CHECK(cudaGetLastError());
+  }
+}
+
+}  // namespace dsv4::cuda::gemm_detail
