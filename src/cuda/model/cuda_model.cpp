@@ -187,6 +187,9 @@ CudaModel::CudaModel(const ModelConfig& config, DeviceWeights weights,
   s.fp8_scales = DeviceBuffer<float>(size_t(rows * ceil_div(max_cols, 128)));
   s.x_wide = DeviceBuffer<float>(size_t(T * max_cols));
   s.split_sums = DeviceBuffer<float>(size_t(scaled_gemm_split_floats()));
+  if (s.split_sums.size()) {
+    DSV4_CUDA_CHECK(cudaMemset(s.split_sums.data(), 0, s.split_sums.size() * sizeof(float)));
+  }
   s.logits = DeviceBuffer<float>(size_t(T * c.vocab_size));
 }
 

@@ -108,8 +108,9 @@ struct LinearOutput {
   uint16_t* bf16 = nullptr;  // the same values rounded to bf16 (round to nearest even)
 };
 
-// Device scratch where a block-scaled GEMM may keep the partial sums of a split over its
-// inputs (fp32, `floats` of them); none: no split.
+// Device scratch where a GEMM may keep the partial sums of a split over its inputs (fp32,
+// `floats` of them, zero-filled once when allocated: the GEMMs keep their tile counters at the
+// front and leave them at zero); none: no split.
 struct SplitSums {
   float* data = nullptr;
   int64_t floats = 0;

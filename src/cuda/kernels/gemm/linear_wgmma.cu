@@ -12,9 +12,11 @@
 // are exact and accumulate in the MMAs in fp32.
 //
 // Few CTAs (decode-size m, narrow weights) split the inputs: each split writes its partial
-// sums, and sum_splits_kernel adds them in split order. How a weight's inputs are split
-// depends on its shape only (input_splits), a CTA that is not split adds the same partial sums
-// in the same order, and an output column of an MMA does not depend on the others, so a
+// sums, which are added in split order by the tile's last split to finish (16-token tiles:
+// little to add, one launch fewer) or by sum_splits_kernel (128-token tiles, whose sums one
+// CTA would add too slowly). How a weight's inputs are
+// split depends on its shape only (input_splits), a CTA that is not split adds the same partial
+// sums in the same order, and an output column of an MMA does not depend on the others, so a
 // token's output has the same bits whatever the batch (decode steps reproduce a prefill).
 #include "cuda/kernels/gemm/linear_wgmma.h"
 
@@ -65,7 +67,8 @@ struct Layout {
   static constexpr int kWeightScaleOffset = kTokenScalesOffset + kTokenScaleBytes;
   static constexpr int kSlotBytes = (kWeightScaleOffset + 16 + 1023) / 1024 * 1024;
   static constexpr int kBarriersOffset = kSlots * kSlotBytes;
-  static constexpr int kSharedBytes = kBarriersOffset + 2 * kSlots * 8 + 1024;
+  static constexpr int kLastSplitOffset = kBarriersOffset + 2 * kSlots * 8;  // a flag
+  static constexpr int kSharedBytes = kLastSplitOffset + 16 + 1024;
   static constexpr int kCtasPerSm = kN == kFewTokens ? 2 : 1;
   static_assert(kLag < kSlots);
   static_assert(kSharedBytes * kCtasPerSm <= 227 * 1024, "shared memory");
@@ -80,9 +83,14 @@ struct Work {
   int here;
   int step0, steps;
   int split, splits;
-  float* split_sums;  // [splits][m][rows]
-  int input_splits;   // the weight's splits (all of them in this CTA when splits == 1)
+  float* split_sums;        // [splits][m][rows]
+  uint32_t* tile_arrivals;  // per tile: how many of its splits have written their sums
+  int input_splits;         // the weight's splits (all of them in this CTA when splits == 1)
 };
+
+// The split scratch: arrival counters for every tile of a split launch (fewer tiles than SMs),
+// then the partial sums.
+constexpr int kArrivalCounters = 1024;
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
@@ -197,6 +205,64 @@ __device__ __forceinline__ void stage_mmas(float (&d)[kN / 2], uint64_t a, uint6
   wgmma_fence_operands(d);
 }
 
+// After a split's consumers stored its sums (16-token tiles): the tile's last split to arrive
+// adds every split's sums in split order (as a CTA that is not split does) into y and resets
+// the tile's counter for the next launch.
+template <int kN>
+__device__ void add_splits(const Work& k, uint8_t* smem, int tid) {
+  auto* last = reinterpret_cast<volatile int*>(smem + Layout<kN>::kLastSplitOffset);
+  const int tile = int(blockIdx.x + gridDim.x * blockIdx.y);
+  __threadfence();
+  named_barrier_sync(1, kConsumerThreads);
+  if (tid == 0) *last = atomicAdd(&k.tile_arrivals[tile], 1u) == uint32_t(k.splits - 1);
+  named_barrier_sync(1, kConsumerThreads);
+  if (!*last) return;
+  __threadfence();
+  const int64_t rows = k.p.rows, count = k.p.m * rows;
+  const int rows_here = int(min(int64_t(kRows), rows - k.row0)), outputs = k.here * kRows;
+  // Four outputs a thread at a time and eight splits of each: 32 loads in flight.
+  for (int base = 0; base < outputs; base += 4 * kConsumerThreads) {
+    float sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    int64_t at[4];
+    bool valid[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int i = base + j * kConsumerThreads + tid, r = i % kRows;
+      valid[j] = i < outputs && r < rows_here;
+      at[j] = valid[j] ? (k.token0 + i / kRows) * rows + k.row0 + r : 0;
+    }
+    int s = 0;
+    for (; s + 8 <= k.splits; s += 8) {
+      float part[8][4];
+#pragma unroll
+      for (int u = 0; u < 8; ++u) {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          part[u][j] = valid[j] ? __ldcg(k.split_sums + int64_t(s + u) * count + at[j]) : 0.0f;
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < 8; ++u) {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) sum[j] += part[u][j];
+      }
+    }
+    for (; s < k.splits; ++s) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        if (valid[j]) sum[j] += __ldcg(k.split_sums + int64_t(s) * count + at[j]);
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      if (!valid[j]) continue;
+      if (k.p.y_f32) k.p.y_f32[at[j]] = sum[j];
+      if (k.p.y_bf16) k.p.y_bf16[at[j]] = float_to_bf16_bits(sum[j]);
+    }
+  }
+  if (tid == 0) k.tile_arrivals[tile] = 0u;
+}
+
 template <class Operands, int kN>
 __device__ void consume(const Work& k, uint8_t* smem, uint64_t* full, uint64_t* empty, int tid) {
   using L = Layout<kN>;
@@ -242,18 +308,22 @@ __device__ void consume(const Work& k, uint8_t* smem, uint64_t* full, uint64_t* 
   }
   // total[i]: row (i & 2 ? row_b : row_a), token 8·(i / 4) + 2q + (i & 1).
   const int64_t rows = k.p.rows;
+  float* out = k.splits > 1 ? k.split_sums + int64_t(k.split) * k.p.m * rows : nullptr;
 #pragma unroll
   for (int i = 0; i < kValues; ++i) {
     const int64_t row = k.row0 + ((i & 2) ? row_b : row_a);
     const int token = 8 * (i >> 2) + 2 * q + (i & 1);
     if (row >= rows || token >= k.here) continue;
     const int64_t at = (k.token0 + token) * rows + row;
-    if (k.splits > 1) {
-      k.split_sums[int64_t(k.split) * k.p.m * rows + at] = total[i];
+    if (out) {
+      out[at] = total[i];
     } else {
       if (k.p.y_f32) k.p.y_f32[at] = total[i];
       if (k.p.y_bf16) k.p.y_bf16[at] = float_to_bf16_bits(total[i]);
     }
+  }
+  if constexpr (kN == kFewTokens) {
+    if (out) add_splits<kN>(k, smem, tid);
   }
 }
 
@@ -264,7 +334,7 @@ __device__ void consume(const Work& k, uint8_t* smem, uint64_t* full, uint64_t* 
 template <class Operands, int kN>
 __global__ void __launch_bounds__(kThreads, Layout<kN>::kCtasPerSm)
     linear_wgmma_kernel(const __grid_constant__ StreamParams p, float* split_sums,
-                        int input_splits) {
+                        uint32_t* tile_arrivals, int input_splits) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   using L = Layout<kN>;
   extern __shared__ uint8_t smem_unaligned[];
@@ -275,11 +345,12 @@ __global__ void __launch_bounds__(kThreads, Layout<kN>::kCtasPerSm)
   const int step0 = split_start(steps, splits, split);
   const int step1 = split_start(steps, splits, split + 1);
   const int64_t token0 = int64_t(blockIdx.y) * kN;
-  const Work work{p,          int64_t(blockIdx.x) * kRows,
-                  token0,     int(min(p.m - token0, int64_t(kN))),
-                  step0,      step1 - step0,
-                  split,      splits,
-                  split_sums, input_splits};
+  const Work work{p,           int64_t(blockIdx.x) * kRows,
+                  token0,      int(min(p.m - token0, int64_t(kN))),
+                  step0,       step1 - step0,
+                  split,       splits,
+                  split_sums,  tile_arrivals,
+                  input_splits};
   auto* full = reinterpret_cast<uint64_t*>(smem + L::kBarriersOffset);
   uint64_t* empty = full + L::kSlots;
   if (tid == 0) {
@@ -302,13 +373,14 @@ __global__ void __launch_bounds__(kThreads, Layout<kN>::kCtasPerSm)
 #else
   (void)p;
   (void)split_sums;
+  (void)tile_arrivals;
   (void)input_splits;
   __trap();  // launched only where linear_wgmma_available()
 #endif
 }
 
-// y = Σ_s split_sums[s] in split order, one output a thread. The loads of eight splits go out
-// before their adds: the sums are short, so their latency is the cost.
+// y = Σ_s split_sums[s] in split order (as add_splits), one output a thread, the loads of
+// eight splits in flight before their adds.
 __global__ void sum_splits_kernel(const float* __restrict__ split_sums, int splits, int64_t count,
                                   float* y_f32, uint16_t* y_bf16) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -318,9 +390,9 @@ __global__ void sum_splits_kernel(const float* __restrict__ split_sums, int spli
   for (; s + 8 <= splits; s += 8) {
     float part[8];
 #pragma unroll
-    for (int j = 0; j < 8; ++j) part[j] = split_sums[int64_t(s + j) * count + i];
+    for (int u = 0; u < 8; ++u) part[u] = split_sums[int64_t(s + u) * count + i];
 #pragma unroll
-    for (int j = 0; j < 8; ++j) sum += part[j];
+    for (int u = 0; u < 8; ++u) sum += part[u];
   }
   for (; s < splits; ++s) sum += split_sums[int64_t(s) * count + i];
   if (y_f32) y_f32[i] = sum;
@@ -328,8 +400,8 @@ __global__ void sum_splits_kernel(const float* __restrict__ split_sums, int spli
 }
 
 template <class Operands, int kN>
-void launch_tile(const StreamParams& p, dim3 grid, float* split_sums, int input_splits,
-                 cudaStream_t stream) {
+void launch_tile(const StreamParams& p, dim3 grid, float* split_sums, uint32_t* tile_arrivals,
+                 int input_splits, cudaStream_t stream) {
   constexpr int kShared = Layout<kN>::kSharedBytes;
   const auto kernel = linear_wgmma_kernel<Operands, kN>;
   static const bool configured = [&] {
@@ -338,7 +410,7 @@ void launch_tile(const StreamParams& p, dim3 grid, float* split_sums, int input_
     return true;
   }();
   (void)configured;
-  kernel<<<grid, kThreads, kShared, stream>>>(p, split_sums, input_splits);
+  kernel<<<grid, kThreads, kShared, stream>>>(p, split_sums, tile_arrivals, input_splits);
   DSV4_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -353,7 +425,7 @@ bool linear_wgmma_available() {
 }
 
 int64_t linear_wgmma_split_floats() {
-  return int64_t(2) * current_device_traits().sm_count * kRows * 128;
+  return kArrivalCounters + int64_t(2) * current_device_traits().sm_count * kRows * 128;
 }
 
 void launch_linear_wgmma(const StreamParams& p, WeightFormat format, SplitSums split_sums,
@@ -383,23 +455,27 @@ void launch_linear_wgmma(const StreamParams& p, WeightFormat format, SplitSums s
   const int sms = current_device_traits().sm_count;
   const int64_t input_splits =
       std::clamp<int64_t>(sms / row_blocks, 1, std::max<int64_t>(1, steps / kMinStepsPerSplit));
-  const bool split = input_splits > 1 && row_blocks * token_tiles < sms && split_sums.data &&
-                     split_sums.floats / (p.m * p.rows) >= input_splits;
+  const bool split = input_splits > 1 && row_blocks * token_tiles < sms &&
+                     row_blocks * token_tiles <= kArrivalCounters && split_sums.data &&
+                     (split_sums.floats - kArrivalCounters) / (p.m * p.rows) >= input_splits;
+  auto* tile_arrivals = reinterpret_cast<uint32_t*>(split_sums.data);
+  float* partial_sums = split_sums.data ? split_sums.data + kArrivalCounters : nullptr;
   const dim3 grid{unsigned(row_blocks), unsigned(token_tiles), unsigned(split ? input_splits : 1)};
   if (fp8 && few) {
-    launch_tile<Fp8Operands, kFewTokens>(p, grid, split_sums.data, int(input_splits), stream);
+    launch_tile<Fp8Operands, kFewTokens>(p, grid, partial_sums, tile_arrivals, int(input_splits),
+                                         stream);
   } else if (fp8) {
-    launch_tile<Fp8Operands, 128>(p, grid, split_sums.data, int(input_splits), stream);
+    launch_tile<Fp8Operands, 128>(p, grid, partial_sums, tile_arrivals, int(input_splits), stream);
   } else if (few) {
-    launch_tile<Bf16Operands, kFewTokens>(p, grid, split_sums.data, int(input_splits), stream);
+    launch_tile<Bf16Operands, kFewTokens>(p, grid, partial_sums, tile_arrivals, int(input_splits),
+                                          stream);
   } else {
-    launch_tile<Bf16Operands, 128>(p, grid, split_sums.data, int(input_splits), stream);
+    launch_tile<Bf16Operands, 128>(p, grid, partial_sums, tile_arrivals, int(input_splits), stream);
   }
-  if (split) {
+  if (split && !few) {
     const int64_t count = p.m * p.rows, threads = 128;
-    const int64_t blocks = (count + threads - 1) / threads;
-    sum_splits_kernel<<<unsigned(blocks), unsigned(threads), 0, stream>>>(
-        split_sums.data, int(input_splits), count, p.y_f32, p.y_bf16);
+    sum_splits_kernel<<<unsigned((count + threads - 1) / threads), unsigned(threads), 0, stream>>>(
+        partial_sums, int(input_splits), count, p.y_f32, p.y_bf16);
     DSV4_CUDA_CHECK(cudaGetLastError());
   }
 }
