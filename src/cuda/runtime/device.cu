@@ -26,6 +26,14 @@ std::string device_description(int index) {
                      double(prop.totalGlobalMem) / double(1ull << 30));
 }
 
+bool sm90_kernels_available() {
+#if defined(DSV4_SM90_KERNELS)
+  return current_device_traits().major == 9;
+#else
+  return false;
+#endif
+}
+
 const DeviceTraits& current_device_traits() {
   static std::mutex mutex;
   static std::array<DeviceTraits, 64> traits{};

@@ -18,4 +18,8 @@ struct DeviceTraits {
 };
 const DeviceTraits& current_device_traits();
 
+// Whether this build carries the sm_90a kernels (DSV4_SM90_KERNELS) and the current device, a
+// 9.x GPU, runs them.
+bool sm90_kernels_available();
+
 }  // namespace dsv4::cuda

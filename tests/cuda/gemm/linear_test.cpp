@@ -19,6 +19,7 @@
 #include "cuda/kernels/gemm/linear_wgmma.h"
 #include "cuda/kernels/gemm/plain_gemm.h"
 #include "cuda/kernels/gemm/scaled_gemm.h"
+#include "cuda/runtime/device.h"
 #include "gemm/gemm_test_util.h"
 #include "gpu_test_support.h"
 
@@ -139,7 +140,7 @@ TEST(Fp8Gemm, MatchesCpuLinear) {
 // wq_b-like (32 row blocks), a narrow weight of three stages, non-power-of-two scales.
 TEST(Fp8GemmOnTensorCores, MatchesCpuLinear) {
   DSV4_REQUIRE_GPU();
-  if (!gemm_detail::linear_wgmma_available()) GTEST_SKIP() << "no sm_90 linear kernel";
+  if (!sm90_kernels_available()) GTEST_SKIP() << "no sm_90 linear kernel";
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(seed);
   std::mt19937_64 rng(seed);
@@ -182,7 +183,7 @@ void expect_batch_invariance(std::mt19937_64& rng, const LinearWeight& w) {
 
 TEST(Fp8GemmOnTensorCores, TokenOutputsDoNotDependOnTheBatch) {
   DSV4_REQUIRE_GPU();
-  if (!gemm_detail::linear_wgmma_available()) GTEST_SKIP() << "no sm_90 linear kernel";
+  if (!sm90_kernels_available()) GTEST_SKIP() << "no sm_90 linear kernel";
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(seed);
   std::mt19937_64 rng(seed);
@@ -194,7 +195,7 @@ TEST(Fp8GemmOnTensorCores, TokenOutputsDoNotDependOnTheBatch) {
 // block, 64 rows (as the indexer's weights_proj), with and without splits.
 TEST(Bf16GemmOnTensorCores, MatchesCpuLinear) {
   DSV4_REQUIRE_GPU();
-  if (!gemm_detail::linear_wgmma_available()) GTEST_SKIP() << "no sm_90 linear kernel";
+  if (!sm90_kernels_available()) GTEST_SKIP() << "no sm_90 linear kernel";
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(seed);
   std::mt19937_64 rng(seed);
@@ -215,7 +216,7 @@ TEST(Bf16GemmOnTensorCores, MatchesCpuLinear) {
 // Four input groups of 128 rows each, as wo_a's groups.
 TEST(Bf16GemmOnTensorCores, GroupedMatchesCpuGroupedLinear) {
   DSV4_REQUIRE_GPU();
-  if (!gemm_detail::linear_wgmma_available()) GTEST_SKIP() << "no sm_90 linear kernel";
+  if (!sm90_kernels_available()) GTEST_SKIP() << "no sm_90 linear kernel";
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(seed);
   std::mt19937_64 rng(seed);
@@ -232,7 +233,7 @@ TEST(Bf16GemmOnTensorCores, GroupedMatchesCpuGroupedLinear) {
 
 TEST(Bf16GemmOnTensorCores, TokenOutputsDoNotDependOnTheBatch) {
   DSV4_REQUIRE_GPU();
-  if (!gemm_detail::linear_wgmma_available()) GTEST_SKIP() << "no sm_90 linear kernel";
+  if (!sm90_kernels_available()) GTEST_SKIP() << "no sm_90 linear kernel";
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(seed);
   std::mt19937_64 rng(seed);

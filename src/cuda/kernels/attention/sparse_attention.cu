@@ -59,14 +59,8 @@ AttentionPlan plan_attention(int32_t tokens, int32_t heads, int32_t max_rows, in
 }  // namespace
 
 bool sparse_attention_uses_sm90(const SparseAttentionArgs& a) {
-#if defined(DSV4_SM90_KERNELS)
-  const DeviceTraits& device = current_device_traits();
-  return !a.portable && device.major == 9 && a.head_dim == 512 && a.rope_dim == 64 &&
+  return !a.portable && sm90_kernels_available() && a.head_dim == 512 && a.rope_dim == 64 &&
          a.heads % kHeadsPerCta == 0;
-#else
-  (void)a;
-  return false;
-#endif
 }
 
 size_t sparse_attention_workspace_bytes(int32_t max_tokens, int32_t heads, int32_t max_rows,

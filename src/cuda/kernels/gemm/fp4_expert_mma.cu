@@ -26,7 +26,6 @@
 #include "cuda/kernels/common/mma_sm80.cuh"
 #include "cuda/kernels/common/numerics.cuh"
 #include "cuda/runtime/check.h"
-#include "cuda/runtime/device.h"
 
 namespace dsv4::cuda::gemm_detail {
 namespace {
@@ -374,19 +373,11 @@ __global__ void __launch_bounds__(kWarps * 32, kWide ? kMinBlocksWide : kMinBloc
   }
 #else
   (void)p, (void)tiles, (void)count;
-  __trap();  // launched only where fp4_expert_mma_available()
+  __trap();  // launched only where sm90_kernels_available()
 #endif
 }
 
 }  // namespace
-
-bool fp4_expert_mma_available() {
-#if defined(DSV4_SM90_KERNELS)
-  return current_device_traits().major == 9;
-#else
-  return false;
-#endif
-}
 
 void launch_fp4_expert_mma(const StreamParams& p, const ExpertTiles& tiles, cudaStream_t stream) {
   if (p.w_scale_storage != ScaleStorage::kUe8m0 && p.w_scale_storage != ScaleStorage::kF32) {

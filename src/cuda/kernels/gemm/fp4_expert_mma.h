@@ -13,10 +13,6 @@
 
 namespace dsv4::cuda::gemm_detail {
 
-// Whether this build and the current device run the tensor-core kernel (sm_90a code present
-// and a compute capability 9.x device).
-bool fp4_expert_mma_available();
-
 // p as for expert_stream_kernel (FP4 weights with ue8m0 or float scales, FP8 activations).
 void launch_fp4_expert_mma(const StreamParams& p, const ExpertTiles& tiles, cudaStream_t stream);
 

@@ -426,7 +426,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
 #else
   (void)p;
-  __trap();  // launched only where fp4_expert_mma_available()
+  __trap();  // launched only where sm90_kernels_available()
 #endif
 }
 

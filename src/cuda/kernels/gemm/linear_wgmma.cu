@@ -375,7 +375,7 @@ __global__ void __launch_bounds__(kThreads, Layout<kN>::kCtasPerSm)
   (void)split_sums;
   (void)tile_arrivals;
   (void)input_splits;
-  __trap();  // launched only where linear_wgmma_available()
+  __trap();  // launched only where sm90_kernels_available()
 #endif
 }
 
@@ -415,14 +415,6 @@ void launch_tile(const StreamParams& p, dim3 grid, float* split_sums, uint32_t* 
 }
 
 }  // namespace
-
-bool linear_wgmma_available() {
-#if defined(DSV4_SM90_KERNELS)
-  return current_device_traits().major == 9;
-#else
-  return false;
-#endif
-}
 
 int64_t linear_wgmma_split_floats() {
   return kArrivalCounters + int64_t(2) * current_device_traits().sm_count * kRows * 128;

@@ -3,7 +3,7 @@
 // scaled_gemm.h, with the FP8 tensor cores' accumulation inside each 128-input block, promoted
 // to fp32 per block as DeepSeek's reference GEMM does) and bf16 weights with bf16 activations
 // (exact products, fp32 accumulation). Every token count runs here, so that a token's output
-// does not depend on the batch it is in.
+// does not depend on the batch it is in. Only where sm90_kernels_available() (device.h).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -15,9 +15,6 @@
 namespace dsv4::cuda::gemm_detail {
 
 struct StreamParams;  // weight_stream_formats.cuh
-
-// Whether this build and the current device run the kernels (sm_90a code, a 9.x device).
-bool linear_wgmma_available();
 
 // The most partial sums a launch splits into on this device: scratch of this many floats lets
 // every shape split as far as it wants.

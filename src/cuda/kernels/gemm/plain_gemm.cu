@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "cuda/kernels/gemm/linear_wgmma.h"
 #include "cuda/kernels/gemm/weight_stream.cuh"
+#include "cuda/runtime/device.h"
 
 namespace dsv4::cuda {
 namespace {
@@ -65,7 +66,7 @@ void grouped_gemm(const float* x, int64_t m, int64_t groups, const DeviceLinearV
 bool bf16_gemm_available(const DeviceLinearView& w, int64_t groups) {
   return w.format == WeightFormat::kBF16 && w.cols % 128 == 0 && groups >= 1 &&
          w.rows % groups == 0 && (groups == 1 || (w.rows / groups) % 128 == 0) &&
-         linear_wgmma_available();
+         sm90_kernels_available();
 }
 
 void bf16_gemm(const uint16_t* x, int64_t m, int64_t groups, const DeviceLinearView& w,

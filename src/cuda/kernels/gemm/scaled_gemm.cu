@@ -4,6 +4,7 @@
 #include "cuda/kernels/gemm/fp4_expert_mma.h"
 #include "cuda/kernels/gemm/linear_wgmma.h"
 #include "cuda/kernels/gemm/weight_stream.cuh"
+#include "cuda/runtime/device.h"
 
 namespace dsv4::cuda {
 
@@ -24,7 +25,7 @@ void scaled_gemm(const uint8_t* x_codes, const float* x_scales, int64_t m,
   p.rows_per_group = w.rows;
   if (m == 0 || w.rows == 0) return;
   if (w.format == WeightFormat::kFp8 && tensor_cores && w.scale_storage == ScaleStorage::kF32 &&
-      linear_wgmma_available()) {
+      sm90_kernels_available()) {
     launch_linear_wgmma(p, w.format, split, stream);
   } else if (w.format == WeightFormat::kFp8) {
     launch_tuned<Fp8Weight, Fp8Activations>(p, stream);
@@ -36,7 +37,7 @@ void scaled_gemm(const uint8_t* x_codes, const float* x_scales, int64_t m,
 }
 
 int64_t scaled_gemm_split_floats() {
-  return linear_wgmma_available() ? linear_wgmma_split_floats() : 0;
+  return sm90_kernels_available() ? linear_wgmma_split_floats() : 0;
 }
 
 void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int32_t* offsets,
@@ -67,7 +68,7 @@ void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int
   if (max_rows == 0 || w.rows == 0) return;
   if (w.format == WeightFormat::kFp8) {
     launch_tuned_experts<Fp8Weight, Fp8Activations>(p, tiles, stream);
-  } else if (w.format == WeightFormat::kFp4 && tensor_cores && fp4_expert_mma_available()) {
+  } else if (w.format == WeightFormat::kFp4 && tensor_cores && sm90_kernels_available()) {
     if (max_rows >= kExpertWgmmaMinTokens) {
       launch_fp4_expert_wgmma(p, experts.count, stream);
     } else {
