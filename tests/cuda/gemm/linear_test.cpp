@@ -149,6 +149,9 @@ TEST(Fp8GemmOnTensorCores, MatchesCpuLinear) {
   check_tensor_cores(rng, test::fp8_weight(rng, 4096, 1024), Path::kTensorCores);
   check_tensor_cores(rng, test::fp8_weight(rng, 200, 384), Path::kTensorCores);
   check_tensor_cores(rng, test::fp8_weight(rng, 200, 256, 1.3f), Path::kTensorCores);
+  // A prefill chunk: eight token tiles, no split.
+  check_linear(rng, test::fp8_weight(rng, 384, 1024), Path::kTensorCores, Numerics::kOfficial,
+               {1000}, kTensorCoreBound);
 }
 
 TEST(Fp4Gemm, MatchesCpuLinear) {
@@ -202,7 +205,9 @@ TEST(Bf16GemmOnTensorCores, MatchesCpuLinear) {
   for (const auto& [rows, cols] : {std::pair{1024, 4096}, {4096, 1024}, {200, 384}, {64, 4096}}) {
     const LinearWeight w = test::plain_weight(rng, rows, cols, WeightFormat::kBF16);
     for (const Path path : {Path::kTensorCores, Path::kTensorCoresUnsplit}) {
-      for (const int64_t m : kTensorCoreTokens) {
+      std::vector<int64_t> tokens = kTensorCoreTokens;
+      if (rows == 200) tokens.push_back(1000);  // a prefill chunk: eight token tiles
+      for (const int64_t m : tokens) {
         std::vector<float> x = test::random_floats(rng, size_t(m * w.cols));
         for (float& v : x) v = round_bf16(v);
         std::vector<float> want(size_t(m * w.rows));

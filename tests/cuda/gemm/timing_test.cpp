@@ -79,5 +79,37 @@ TEST(GemmTiming, DecodeSizes) {
   time_weight(test::plain_weight(rng, 4096, 4096, WeightFormat::kBF16), "bf16 4096x4096");
 }
 
+// Prefill-size printout (no assertions): 4096 tokens through a 4096x4096 FP8 and bf16 weight
+// on the tensor-core linear kernel, TFLOP/s of 2·m·rows·cols (the H200's dense peaks: about
+// 1979 FP8 and 989 bf16 TFLOP/s by specification).
+TEST(GemmTiming, PrefillSizes) {
+  DSV4_REQUIRE_GPU();
+  if (!sm90_kernels_available()) GTEST_SKIP() << "no sm_90 linear kernel";
+  std::mt19937_64 rng(3);
+  const int64_t m = 4096;
+  for (const WeightFormat format : {WeightFormat::kFp8, WeightFormat::kBF16}) {
+    const LinearWeight host = format == WeightFormat::kFp8
+                                  ? test::fp8_weight(rng, 4096, 4096)
+                                  : test::plain_weight(rng, 4096, 4096, WeightFormat::kBF16);
+    const DeviceLinear w = upload_linear(host);
+    DeviceBuffer<uint8_t> codes(size_t(m * host.cols));
+    DeviceBuffer<float> scales(size_t(m * host.cols / 128));
+    DeviceBuffer<uint16_t> x(size_t(m * host.cols)), y(size_t(m * host.rows));
+    DSV4_CUDA_CHECK(cudaMemset(codes.data(), 0x38, codes.size()));  // 1.0 in e4m3
+    DSV4_CUDA_CHECK(cudaMemset(scales.data(), 0, scales.size() * sizeof(float)));
+    DSV4_CUDA_CHECK(cudaMemset(x.data(), 0, x.size() * sizeof(uint16_t)));
+    const float ms = median_ms(1, [&](int, cudaStream_t s) {
+      if (format == WeightFormat::kFp8) {
+        scaled_gemm(codes.data(), scales.data(), m, w.view(), {nullptr, y.data()}, s);
+      } else {
+        bf16_gemm(x.data(), m, 1, w.view(), {nullptr, y.data()}, s);
+      }
+    });
+    std::printf("  %s 4096x4096 m=%lld: %.1f us, %.0f TFLOP/s\n", weight_format_name(format),
+                static_cast<long long>(m), ms * 1e3,
+                2.0 * double(m) * double(host.rows * host.cols) / (ms * 1e-3) / 1e12);
+  }
+}
+
 }  // namespace
 }  // namespace dsv4::cuda
