@@ -54,10 +54,9 @@ void CudaModel::State::lin(const uint16_t* x, int64_t m, const DeviceLinear& wei
   if (block_scaled(weight.format)) {
     quantize_activations_fp8(x, m, weight.cols, fp8_codes.data(), fp8_scales.data(), stream);
     scaled_gemm(fp8_codes.data(), fp8_scales.data(), m, weight.view(), {f32, bf16}, stream,
-                {split_sums.data(), int64_t(split_sums.size())});
+                split());
   } else if (bf16_gemm_available(weight.view(), 1)) {
-    bf16_gemm(x, m, 1, weight.view(), {f32, bf16}, stream,
-              {split_sums.data(), int64_t(split_sums.size())});
+    bf16_gemm(x, m, 1, weight.view(), {f32, bf16}, stream, split());
   } else {
     bf16_to_f32(x, m * weight.cols, x_wide.data(), stream);
     plain_gemm(x_wide.data(), m, weight.view(), {f32, bf16}, stream);
@@ -468,7 +467,7 @@ void CudaModel::attention(int64_t layer, int32_t T) {
   apply_rope(s.attn_out.data(), T, H, d, H * d, rope, s.positions, true, st);
   if (bf16_gemm_available(a.wo_a.view(), c.o_groups)) {
     bf16_gemm(s.attn_out.data(), T, c.o_groups, a.wo_a.view(), {nullptr, s.grouped.data()}, st,
-              {s.split_sums.data(), int64_t(s.split_sums.size())});
+              s.split());
   } else {
     bf16_to_f32(s.attn_out.data(), T * H * d, s.attn_f32.data(), st);
     grouped_gemm(s.attn_f32.data(), T, c.o_groups, a.wo_a.view(), {nullptr, s.grouped.data()}, st);

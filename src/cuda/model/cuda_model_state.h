@@ -76,8 +76,10 @@ struct CudaModel::State {
         hc(hc_shape(c)) {}
 
   // y = x · Wᵀ for bf16 activations x [m, weight.cols]: FP8/FP4 weights quantize x straight
-  // from bf16 (the same codes as from its fp32 widening); plain weights widen x first.
+  // from bf16 (the same codes as from its fp32 widening); bf16 weights take x as it is on
+  // sm_90; other plain weights widen x first.
   void lin(const uint16_t* x, int64_t m, const DeviceLinear& weight, uint16_t* bf16, float* f32);
+  SplitSums split() { return {split_sums.data(), int64_t(split_sums.size())}; }
 };
 
 }  // namespace dsv4::cuda

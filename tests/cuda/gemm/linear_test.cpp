@@ -31,7 +31,7 @@ using test::relative_error;
 
 constexpr double kBound = 1e-5;
 // The FP8 MMA chain keeps about 14 bits when adding products of different magnitude (as in
-// DeepSeek's reference GEMM on Hopper): 2.6-2.9e-4 measured on these shapes.
+// DeepSeek's reference GEMM on Hopper): 2.6-3.7e-4 measured on these shapes.
 constexpr double kTensorCoreBound = 5e-4;
 const std::vector<int64_t> kTokens = {1, 3, 16, 67};
 // Around the tensor-core kernels' token tiles: 16 tokens up to 16, 128 from 17.
@@ -284,7 +284,7 @@ TEST(Linear, DispatchesEveryFormatLikeCpuLinear) {
   std::mt19937_64 rng(seed);
   // FP8 weights meet the FP8 tensor cores at every token count on sm_90.
   check_linear(rng, test::fp8_weight(rng, 384, 512), Path::kDispatch, Numerics::kOfficial, kTokens,
-               kTensorCoreBound);
+               sm90_kernels_available() ? kTensorCoreBound : kBound);
   check_linear(rng, test::fp4_weight(rng, 384, 512), Path::kDispatch);
   check_linear(rng, test::nvfp4_weight(rng, 384, 512), Path::kDispatch);
   check_linear(rng, test::plain_weight(rng, 384, 512, WeightFormat::kBF16), Path::kDispatch);

@@ -14,15 +14,14 @@
 // Few CTAs (decode-size m, narrow weights) split the inputs: each split writes its partial
 // sums, which are added in split order by the tile's last split to finish (16-token tiles:
 // little to add, one launch fewer) or by sum_splits_kernel (128-token tiles, whose sums one
-// CTA would add too slowly). How a weight's inputs are
-// split depends on its shape only (input_splits), a CTA that is not split adds the same partial
-// sums in the same order, and an output column of an MMA does not depend on the others, so a
-// token's output has the same bits whatever the batch (decode steps reproduce a prefill).
+// CTA would add too slowly). How a weight's inputs are split depends on its shape only
+// (input_splits), a CTA that is not split adds the same partial sums in the same order, and an
+// output column of an MMA does not depend on the others, so a token's output has the same
+// bits whatever the batch (decode steps reproduce a prefill).
 #include "cuda/kernels/gemm/linear_wgmma.h"
 
 #include <algorithm>
 #include <cstdint>
-#include <type_traits>
 
 #include "core/error.h"
 #include "cuda/kernels/common/async_copy.cuh"
@@ -43,7 +42,7 @@ constexpr int kThreads = kConsumerThreads + kProducerThreads;
 constexpr int kStageBytes = 128;      // of every weight and token row
 constexpr int kLag = 3;               // stages a producer thread has in flight before one is full
 constexpr int kMinStepsPerSplit = 2;  // a split of fewer stages costs more than it overlaps
-constexpr int kFewTokens = 16;        // the narrow token tile
+constexpr int kFewTokens = 16;        // the narrow token tile (the wide one: kTokens)
 
 // FP8 e4m3 operands with block scales, or bf16 operands.
 struct Fp8Operands {
@@ -91,6 +90,45 @@ struct Work {
 // The split scratch: arrival counters for every tile of a split launch (fewer tiles than SMs),
 // then the partial sums.
 constexpr int kArrivalCounters = 1024;
+
+// y[at] = v, fp32 and / or bf16.
+__device__ __forceinline__ void store_output(const StreamParams& p, int64_t at, float v) {
+  if (p.y_f32) p.y_f32[at] = v;
+  if (p.y_bf16) p.y_bf16[at] = float_to_bf16_bits(v);
+}
+
+// sum[j] = Σ_s sums[s·count + at[j]] in split order, the order a CTA that is not split adds
+// them in, for J outputs at once with the loads of eight splits in flight before their adds
+// (the sums are short: their latency is the cost); outputs with !valid[j] are left out.
+template <int J>
+__device__ __forceinline__ void add_in_split_order(const float* sums, int splits, int64_t count,
+                                                   const int64_t (&at)[J], const bool (&valid)[J],
+                                                   float (&sum)[J]) {
+#pragma unroll
+  for (int j = 0; j < J; ++j) sum[j] = 0.0f;
+  int s = 0;
+  for (; s + 8 <= splits; s += 8) {
+    float part[8][J];
+#pragma unroll
+    for (int u = 0; u < 8; ++u) {
+#pragma unroll
+      for (int j = 0; j < J; ++j) {
+        part[u][j] = valid[j] ? __ldcg(sums + int64_t(s + u) * count + at[j]) : 0.0f;
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < 8; ++u) {
+#pragma unroll
+      for (int j = 0; j < J; ++j) sum[j] += part[u][j];
+    }
+  }
+  for (; s < splits; ++s) {
+#pragma unroll
+    for (int j = 0; j < J; ++j) {
+      if (valid[j]) sum[j] += __ldcg(sums + int64_t(s) * count + at[j]);
+    }
+  }
+}
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
@@ -220,9 +258,8 @@ __device__ void add_splits(const Work& k, uint8_t* smem, int tid) {
   __threadfence();
   const int64_t rows = k.p.rows, count = k.p.m * rows;
   const int rows_here = int(min(int64_t(kRows), rows - k.row0)), outputs = k.here * kRows;
-  // Four outputs a thread at a time and eight splits of each: 32 loads in flight.
+  // Four outputs a thread at a time: 32 loads in flight.
   for (int base = 0; base < outputs; base += 4 * kConsumerThreads) {
-    float sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     int64_t at[4];
     bool valid[4];
 #pragma unroll
@@ -231,33 +268,11 @@ __device__ void add_splits(const Work& k, uint8_t* smem, int tid) {
       valid[j] = i < outputs && r < rows_here;
       at[j] = valid[j] ? (k.token0 + i / kRows) * rows + k.row0 + r : 0;
     }
-    int s = 0;
-    for (; s + 8 <= k.splits; s += 8) {
-      float part[8][4];
-#pragma unroll
-      for (int u = 0; u < 8; ++u) {
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          part[u][j] = valid[j] ? __ldcg(k.split_sums + int64_t(s + u) * count + at[j]) : 0.0f;
-        }
-      }
-#pragma unroll
-      for (int u = 0; u < 8; ++u) {
-#pragma unroll
-        for (int j = 0; j < 4; ++j) sum[j] += part[u][j];
-      }
-    }
-    for (; s < k.splits; ++s) {
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        if (valid[j]) sum[j] += __ldcg(k.split_sums + int64_t(s) * count + at[j]);
-      }
-    }
+    float sum[4];
+    add_in_split_order(k.split_sums, k.splits, count, at, valid, sum);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      if (!valid[j]) continue;
-      if (k.p.y_f32) k.p.y_f32[at[j]] = sum[j];
-      if (k.p.y_bf16) k.p.y_bf16[at[j]] = float_to_bf16_bits(sum[j]);
+      if (valid[j]) store_output(k.p, at[j], sum[j]);
     }
   }
   if (tid == 0) k.tile_arrivals[tile] = 0u;
@@ -318,8 +333,7 @@ __device__ void consume(const Work& k, uint8_t* smem, uint64_t* full, uint64_t* 
     if (out) {
       out[at] = total[i];
     } else {
-      if (k.p.y_f32) k.p.y_f32[at] = total[i];
-      if (k.p.y_bf16) k.p.y_bf16[at] = float_to_bf16_bits(total[i]);
+      store_output(k.p, at, total[i]);
     }
   }
   if constexpr (kN == kFewTokens) {
@@ -361,13 +375,19 @@ __global__ void __launch_bounds__(kThreads, Layout<kN>::kCtasPerSm)
     fence_barrier_init();
   }
   __syncthreads();
-  // The wide tile's consumers take registers from the producers (setmaxnreg, per role).
+  // The wide tile's consumers take registers from the producers (setmaxnreg, per role: 2 · 216
+  // + 72 = 504, the 168 a thread the launch grants, times three warpgroups).
   constexpr bool kMoveRegisters = kN != kFewTokens;
+  constexpr int kConsumerRegisters = 216, kProducerRegisters = 72;
   if (tid >= kConsumerThreads) {
-    if constexpr (kMoveRegisters) asm volatile("setmaxnreg.dec.sync.aligned.u32 72;\n");
+    if constexpr (kMoveRegisters) {
+      asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegisters));
+    }
     produce<Operands, kN>(work, smem, full, empty, tid - kConsumerThreads);
   } else {
-    if constexpr (kMoveRegisters) asm volatile("setmaxnreg.inc.sync.aligned.u32 216;\n");
+    if constexpr (kMoveRegisters) {
+      asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegisters));
+    }
     consume<Operands, kN>(work, smem, full, empty, tid);
   }
 #else
@@ -379,24 +399,16 @@ __global__ void __launch_bounds__(kThreads, Layout<kN>::kCtasPerSm)
 #endif
 }
 
-// y = Σ_s split_sums[s] in split order (as add_splits), one output a thread, the loads of
-// eight splits in flight before their adds.
-__global__ void sum_splits_kernel(const float* __restrict__ split_sums, int splits, int64_t count,
-                                  float* y_f32, uint16_t* y_bf16) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= count) return;
-  float sum = 0.0f;
-  int s = 0;
-  for (; s + 8 <= splits; s += 8) {
-    float part[8];
-#pragma unroll
-    for (int u = 0; u < 8; ++u) part[u] = split_sums[int64_t(s + u) * count + i];
-#pragma unroll
-    for (int u = 0; u < 8; ++u) sum += part[u];
-  }
-  for (; s < splits; ++s) sum += split_sums[int64_t(s) * count + i];
-  if (y_f32) y_f32[i] = sum;
-  if (y_bf16) y_bf16[i] = float_to_bf16_bits(sum);
+// y = Σ_s split_sums[s] in split order (as add_splits), one output a thread.
+__global__ void sum_splits_kernel(const __grid_constant__ StreamParams p,
+                                  const float* __restrict__ split_sums, int splits) {
+  const int64_t count = p.m * p.rows;
+  const int64_t at[1] = {int64_t(blockIdx.x) * blockDim.x + threadIdx.x};
+  const bool valid[1] = {at[0] < count};
+  if (!valid[0]) return;
+  float sum[1];
+  add_in_split_order(split_sums, splits, count, at, valid, sum);
+  store_output(p, at[0], sum[0]);
 }
 
 template <class Operands, int kN>
@@ -417,7 +429,7 @@ void launch_tile(const StreamParams& p, dim3 grid, float* split_sums, uint32_t* 
 }  // namespace
 
 int64_t linear_wgmma_split_floats() {
-  return kArrivalCounters + int64_t(2) * current_device_traits().sm_count * kRows * 128;
+  return kArrivalCounters + int64_t(2) * current_device_traits().sm_count * kRows * kTokens;
 }
 
 void launch_linear_wgmma(const StreamParams& p, WeightFormat format, SplitSums split_sums,
@@ -437,7 +449,7 @@ void launch_linear_wgmma(const StreamParams& p, WeightFormat format, SplitSums s
   }
   if (p.m <= 0 || p.rows <= 0) return;
   const bool few = p.m <= kFewTokens;
-  const int64_t tokens_per_tile = few ? kFewTokens : 128;
+  const int64_t tokens_per_tile = few ? kFewTokens : kTokens;
   const int64_t row_blocks = (p.rows + kRows - 1) / kRows;
   const int64_t token_tiles = (p.m + tokens_per_tile - 1) / tokens_per_tile;
   const int64_t steps = p.w_row_bytes / kStageBytes;
@@ -457,17 +469,19 @@ void launch_linear_wgmma(const StreamParams& p, WeightFormat format, SplitSums s
     launch_tile<Fp8Operands, kFewTokens>(p, grid, partial_sums, tile_arrivals, int(input_splits),
                                          stream);
   } else if (fp8) {
-    launch_tile<Fp8Operands, 128>(p, grid, partial_sums, tile_arrivals, int(input_splits), stream);
+    launch_tile<Fp8Operands, kTokens>(p, grid, partial_sums, tile_arrivals, int(input_splits),
+                                      stream);
   } else if (few) {
     launch_tile<Bf16Operands, kFewTokens>(p, grid, partial_sums, tile_arrivals, int(input_splits),
                                           stream);
   } else {
-    launch_tile<Bf16Operands, 128>(p, grid, partial_sums, tile_arrivals, int(input_splits), stream);
+    launch_tile<Bf16Operands, kTokens>(p, grid, partial_sums, tile_arrivals, int(input_splits),
+                                       stream);
   }
   if (split && !few) {
     const int64_t count = p.m * p.rows, threads = 128;
     sum_splits_kernel<<<unsigned((count + threads - 1) / threads), unsigned(threads), 0, stream>>>(
-        partial_sums, int(input_splits), count, p.y_f32, p.y_bf16);
+        p, partial_sums, int(input_splits));
     DSV4_CUDA_CHECK(cudaGetLastError());
   }
 }

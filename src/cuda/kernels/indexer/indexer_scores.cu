@@ -1,13 +1,13 @@
-// Indexer scores: one CTA per (token, 128 keys), 8 warps. Keys are gathered 128 at a time
+// Indexer scores: one CTA per (token, tile of 128 keys), 8 warps. The tile's keys are gathered
 // through the block table and decoded from FP4 to bf16 in shared memory (exact); q·k runs on
 // bf16 tensor cores (mma.sync m16n8k16, fp32 accumulators; exact for FP4-valued inputs). The
 // per-head terms bf16(relu(bf16(q·k)) · w) go to shared memory and one thread per key sums
 // them in head order, as the CPU does, so the bf16 scores are bit-identical.
 // Measured (H200, one token, 250K keys = 17 MB): ~100 us (0.17 TB/s), latency-bound like the
-// attention gathers; at 4K context (1024 keys) one CTA of 1024 keys took 76 us, so a CTA now
-// takes one tile and the tiles of a token run side by side. Next optimisations: cp.async staging of the next key tile, the
-// sequential head sum (a fixed-order tree would need the CPU to use the same order), several
-// tokens per CTA to reuse each key tile (prefill), FP8 wgmma.
+// attention gathers; at 4K context (1024 keys) one CTA looping over 1024 keys took 76 us, so
+// a token's tiles now run side by side. Next optimisations: the sequential head sum (a
+// fixed-order tree would need the CPU to use the same order), several tokens per CTA to reuse
+// each key tile (prefill), FP8 wgmma.
 #include <mutex>
 
 #include "core/error.h"
@@ -23,7 +23,6 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kTileKeys = 16 * kWarps;  // keys per tile: 16 per warp
-constexpr int kKeysPerCta = kTileKeys;
 constexpr int kMaxHeads = 64;
 constexpr int kMaxDim = 256;
 constexpr int kPad = 8;
@@ -48,9 +47,8 @@ __global__ void __launch_bounds__(kThreads) indexer_scores_kernel(const IndexerA
   const int32_t t = int32_t(blockIdx.x);
   const int32_t slot = a.batch.slot[t];
   const int32_t visible = min((a.batch.position[t] + 1) / a.ratio, a.max_visible);
-  const int32_t key_begin = int32_t(blockIdx.y) * kKeysPerCta;
-  if (key_begin >= visible) return;
-  const int32_t key_end = min(visible, key_begin + kKeysPerCta);
+  const int32_t tile = int32_t(blockIdx.y) * kTileKeys;
+  if (tile >= visible) return;
   const int tid = int(threadIdx.x), warp = tid / 32, lane = tid % 32;
   const int heads = a.heads, m_tiles = (heads + 15) / 16;
 
@@ -67,79 +65,77 @@ __global__ void __launch_bounds__(kThreads) indexer_scores_kernel(const IndexerA
 
   const uint16_t* b_ptr =
       k_s + (16 * warp + (lane >> 4) * 8 + (lane & 7)) * ld + ((lane >> 3) & 1) * 8;
-  for (int32_t tile = key_begin; tile < key_end; tile += kTileKeys) {
-    const int n = min(kTileKeys, key_end - tile);
-    if (tid < kTileKeys) rows_s[tid] = tid < n ? a.keys.row(slot, tile + tid) : nullptr;
-    __syncthreads();
-    // All loads of the tile in flight before decoding (16 per thread at dim 256).
-    const int total = kTileKeys * units;
-    uint32_t packed[kLoadsPerThread];
-    uint8_t scale_code[kLoadsPerThread];
+  const int n = min(kTileKeys, visible - tile);
+  if (tid < kTileKeys) rows_s[tid] = tid < n ? a.keys.row(slot, tile + tid) : nullptr;
+  __syncthreads();
+  // All loads of the tile in flight before decoding (16 per thread at dim 256).
+  const int total = kTileKeys * units;
+  uint32_t packed[kLoadsPerThread];
+  uint8_t scale_code[kLoadsPerThread];
 #pragma unroll
-    for (int it = 0; it < kLoadsPerThread; ++it) {
-      const int i = tid + it * kThreads;
-      packed[it] = 0u;
-      scale_code[it] = 127;
-      const uint8_t* src = i < total ? rows_s[i / units] : nullptr;
-      if (src) {
-        const int u = i % units;
-        packed[it] = *reinterpret_cast<const uint32_t*>(src + u * 4);
-        scale_code[it] = src[dim / 2 + u / 4];
-      }
+  for (int it = 0; it < kLoadsPerThread; ++it) {
+    const int i = tid + it * kThreads;
+    packed[it] = 0u;
+    scale_code[it] = 127;
+    const uint8_t* src = i < total ? rows_s[i / units] : nullptr;
+    if (src) {
+      const int u = i % units;
+      packed[it] = *reinterpret_cast<const uint32_t*>(src + u * 4);
+      scale_code[it] = src[dim / 2 + u / 4];
     }
+  }
 #pragma unroll
-    for (int it = 0; it < kLoadsPerThread; ++it) {
-      const int i = tid + it * kThreads;
-      if (i < total) {
-        const int r = i / units, u = i % units;
-        *reinterpret_cast<uint4*>(k_s + r * ld + u * 8) =
-            dequant_e2m1x8(packed[it], ue8m0_to_float(scale_code[it]));
-      }
+  for (int it = 0; it < kLoadsPerThread; ++it) {
+    const int i = tid + it * kThreads;
+    if (i < total) {
+      const int r = i / units, u = i % units;
+      *reinterpret_cast<uint4*>(k_s + r * ld + u * 8) =
+          dequant_e2m1x8(packed[it], ue8m0_to_float(scale_code[it]));
     }
-    __syncthreads();
+  }
+  __syncthreads();
 
-    float acc[4][2][4];
+  float acc[4][2][4];
+#pragma unroll
+  for (int m = 0; m < 4; ++m) {
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[m][j][e] = 0.0f;
+    }
+  }
+  for (int kk = 0; kk < dim; kk += 16) {
+    uint32_t bf[4];
+    ldmatrix_x4(bf, b_ptr + kk);
 #pragma unroll
     for (int m = 0; m < 4; ++m) {
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) acc[m][j][e] = 0.0f;
+      if (m < m_tiles) {
+        uint32_t af[4];
+        ldmatrix_x4(af, q_s + (m * 16 + (lane & 15)) * ld + kk + (lane >> 4) * 8);
+        mma_bf16_16816(acc[m][0], af, bf[0], bf[1]);
+        mma_bf16_16816(acc[m][1], af, bf[2], bf[3]);
       }
     }
-    for (int kk = 0; kk < dim; kk += 16) {
-      uint32_t bf[4];
-      ldmatrix_x4(bf, b_ptr + kk);
+  }
 #pragma unroll
-      for (int m = 0; m < 4; ++m) {
-        if (m < m_tiles) {
-          uint32_t af[4];
-          ldmatrix_x4(af, q_s + (m * 16 + (lane & 15)) * ld + kk + (lane >> 4) * 8);
-          mma_bf16_16816(acc[m][0], af, bf[0], bf[1]);
-          mma_bf16_16816(acc[m][1], af, bf[2], bf[3]);
-        }
+  for (int m = 0; m < 4; ++m) {
+    if (m >= m_tiles) continue;
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int head = m * 16 + (lane >> 2) + (e >= 2 ? 8 : 0);
+        const int key = 16 * warp + 8 * j + (lane & 3) * 2 + (e & 1);
+        const float logit = round_bf16(acc[m][j][e]);
+        terms[key * kTermStride + head] = round_bf16(__fmul_rn(fmaxf(logit, 0.0f), w_s[head]));
       }
     }
-#pragma unroll
-    for (int m = 0; m < 4; ++m) {
-      if (m >= m_tiles) continue;
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int head = m * 16 + (lane >> 2) + (e >= 2 ? 8 : 0);
-          const int key = 16 * warp + 8 * j + (lane & 3) * 2 + (e & 1);
-          const float logit = round_bf16(acc[m][j][e]);
-          terms[key * kTermStride + head] = round_bf16(__fmul_rn(fmaxf(logit, 0.0f), w_s[head]));
-        }
-      }
-    }
-    __syncthreads();
-    if (tid < n) {
-      float total = 0.0f;
-      for (int h = 0; h < heads; ++h) total = __fadd_rn(total, terms[tid * kTermStride + h]);
-      a.scores[int64_t(t) * a.score_stride + tile + tid] = float_to_bf16_bits(total);
-    }
+  }
+  __syncthreads();
+  if (tid < n) {
+    float score = 0.0f;
+    for (int h = 0; h < heads; ++h) score = __fadd_rn(score, terms[tid * kTermStride + h]);
+    a.scores[int64_t(t) * a.score_stride + tile + tid] = float_to_bf16_bits(score);
   }
 }
 
@@ -167,8 +163,7 @@ void indexer_scores(const IndexerArgs& a, cudaStream_t stream) {
                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          int(shared_bytes(kMaxDim))));
   });
-  const dim3 grid(unsigned(a.batch.tokens),
-                  unsigned((a.max_visible + kKeysPerCta - 1) / kKeysPerCta));
+  const dim3 grid(unsigned(a.batch.tokens), unsigned((a.max_visible + kTileKeys - 1) / kTileKeys));
   indexer_scores_kernel<<<grid, kThreads, shared_bytes(a.dim), stream>>>(a);
   DSV4_CUDA_CHECK(cudaGetLastError());
 }
