@@ -164,9 +164,12 @@ void AttentionLayer::attend_sequence(const Projections& p, const TokenBatch& bat
     for (size_t i = begin; i < end; ++i) {
       const int64_t t = span.begin + int64_t(i);
       const int64_t pos = batch.positions[size_t(t)];
-      rows.clear();
-      for (int64_t k = std::max<int64_t>(0, pos - W + 1); k <= pos; ++k) {
-        rows.push_back(window_rows.data() + (k - first) * d);
+      // The reference's list: W window entries, oldest first, -1 (null) where the sequence is
+      // shorter; then the compressed entries.
+      rows.assign(size_t(W), nullptr);
+      const int64_t oldest = std::max<int64_t>(0, pos - W + 1);
+      for (int64_t k = oldest; k <= pos; ++k) {
+        rows[size_t(k - oldest)] = window_rows.data() + (k - first) * d;
       }
       const int64_t ratio = spec_.compress_ratio;
       const int64_t visible = ratio > 0 ? (pos + 1) / ratio : 0;

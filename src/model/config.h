@@ -16,6 +16,10 @@ namespace dsv4 {
 enum class Numerics { kOfficial, kFp32 };
 Numerics parse_numerics(const std::string& name);  // "official" | "fp32"
 
+// Index-list entries per block of the online softmax in DeepSeek's reference attention kernel
+// (`sparse_attn_kernel`, block = 64): P is rounded at the running maximum of whole blocks.
+constexpr int64_t kAttentionBlockRows = 64;
+
 enum class AttentionKind {
   kSlidingWindow,      // ratio 0: window only
   kCompressedSparse,   // CSA: overlapping compressor + Lightning Indexer top-k

@@ -1,18 +1,19 @@
-// Sparse attention with sink (MODEL.md §2 step 7), the twin of cpu::attend_head over the rows
-// that src/cpu/attention.cpp gathers: for the query token at position p, the window rows of
-// positions [max(0, p - window + 1), p] then the compressed entries (CSA: the indexer's top-k
-// list, -1 entries skipped; HCA: every entry w < (p + 1) / ratio). Rows are KvRowFormat bytes
-// (e4m3 nope + bf16 rope), dequantized in the kernel; v_i = k_i.
-//   s_i = scale · q·k_i (fp32), M = max_i s_i (sink not in the max),
-//   o = Σ_i bf16(exp(s_i − M)) · v_i / (Σ_i exp(s_i − M) + exp(sink_h − M)), output bf16.
+// Sparse attention with sink (MODEL.md §2 step 7), the twin of cpu::attend_head over the list
+// that src/cpu/attention.cpp gathers, laid out as DeepSeek's reference lays it out: for the
+// query token at position p, `window` window entries (positions max(0, p - window + 1) .. p,
+// masked beyond p), then the compressed entries (CSA: the indexer's list, -1 entries masked;
+// HCA: every entry w < (p + 1) / ratio). Rows are KvRowFormat bytes (e4m3 nope + bf16 rope),
+// dequantized in the kernel; v_i = k_i. The reference's online softmax over 64-entry blocks:
+//   s_i = scale · q·k_i (fp32); per block m grows to max(m, max_i s_i), O and Σ are rescaled by
+//   exp(m_old − m_new), Σ += exp(s_i − m), O += bf16(exp(s_i − m)) · v_i;
+//   o = O / (Σ + exp(sink_h − m)), output bf16.
 // Decode and prefill chunks alike; inverse RoPE of the output is left to the caller.
 //
 // Two implementations, same results within rounding: on sm_90 for head_dim 512 / rope_dim 64
-// and heads in multiples of 64, two warp-specialised wgmma kernels over 32-row tiles (every
-// score and each head's exact maximum first, then P·V from the stored scores), split over
-// several CTAs per token when there are few tokens (partials combined by a third launch in the
-// same stream); elsewhere the portable sm_80 kernel (mma.sync), which makes two passes over the
-// rows. Neither synchronises with the host; both are graph-capturable.
+// and heads in multiples of 64, a one-pass warp-specialised wgmma kernel, split over several
+// CTAs per token when there are few tokens (each split runs its own maximum; a second launch
+// in the same stream merges them); elsewhere the portable sm_80 kernel (mma.sync). Neither
+// synchronises with the host; both are graph-capturable.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -49,9 +50,9 @@ struct SparseAttentionArgs {
   int32_t list_stride = 0;
   int32_t list_len = 0;
   int32_t ratio = 0;  // kAll
-  // The sm_90 kernels need max_rows, an upper bound on any token's rows (window + compressed
-  // entries), and a workspace of sparse_attention_workspace_bytes() for it; a smaller
-  // workspace runs the batch in several launches of fewer tokens.
+  // The sm_90 kernel needs max_rows, an upper bound on any token's list (window + compressed
+  // entries), to plan split-KV, which uses a workspace of sparse_attention_workspace_bytes();
+  // with a smaller workspace (or none) it splits less (or not at all).
   int32_t max_rows = 0;
   float* workspace = nullptr;
   size_t workspace_bytes = 0;
@@ -59,9 +60,9 @@ struct SparseAttentionArgs {
   bool portable = false;   // use the portable kernel even where the sm_90 one applies
 };
 
-// Workspace for the sm_90 kernels at up to max_tokens tokens of up to max_rows rows (scores
-// for at most 256 MB worth of tokens per launch, every split they would choose on this device
-// with args.max_splits = max_splits).
+// Workspace for the sm_90 kernel's split-KV partials of any batch up to max_tokens tokens of
+// lists up to max_rows long (every split it would choose on this device with
+// args.max_splits = max_splits).
 size_t sparse_attention_workspace_bytes(int32_t max_tokens, int32_t heads, int32_t max_rows,
                                         int32_t max_splits = 0);
 

@@ -1,13 +1,13 @@
 // Sparse attention with sink, portable kernel (sm_80 and up; the fallback where the sm_90a
 // kernel does not apply): one CTA per (query token, group of 64 heads), 16 warps. The token's
-// rows are gathered 64 at a time, dequantized to bf16 in shared memory and shared by all
-// heads; Q·Kᵀ and P·V run on bf16 tensor cores (mma.sync m16n8k16, fp32 accumulators).
+// list is gathered 64 entries at a time (one block of the online softmax, see
+// cpu::attend_head), dequantized to bf16 in shared memory and shared by all heads; Q·Kᵀ and
+// P·V run on bf16 tensor cores (mma.sync m16n8k16, fp32 accumulators).
 //
-// Numerics follow cpu::attend_head up to fp32 summation order: the max M is the true maximum
-// over all rows, so the kernel makes two passes over the rows (pass 1: scores -> M; pass 2:
-// scores again, P = bf16(exp(s - M)), fp32 row sums, O += P·V). The stored values are exactly
-// representable in bf16, so the tensor-core products are exact. It is latency-bound (row
-// gathers through registers, one CTA per token): ~170 us per Flash decode batch on H200.
+// Numerics follow cpu::attend_head up to fp32 summation order: per block the running maximum
+// grows, O and the row sums are rescaled by exp(m_old − m_new), P = bf16(exp(s − m_new)). The
+// stored values are exactly representable in bf16, so the tensor-core products are exact. It
+// is latency-bound (row gathers through registers, one CTA per token).
 #include <mutex>
 #include <type_traits>
 
@@ -29,13 +29,12 @@ constexpr int kPad = 8;  // bf16 padding per shared row: 16 bytes, conflict-free
 constexpr int kPStride = kRows + kPad;
 constexpr int kMaxDimTiles = kMaxDim / 8 / kWarps;  // P·V column tiles of 8 per warp
 
-constexpr int kCachedRows = 2304;  // row addresses kept for both passes (top-k 2048 + window)
 constexpr int kLoadsPerThread = kRows * (kMaxDim / 8) / kThreads;  // 8
 
 size_t shared_bytes(int dim) {
   const size_t ld = size_t(dim + kPad);
   return sizeof(uint16_t) * (kHeads * ld + kRows * ld + kHeads * kPStride) +
-         (kRows + kCachedRows) * sizeof(const uint8_t*) + 6 * kHeads * sizeof(float);
+         kRows * sizeof(const uint8_t*) + 7 * kHeads * sizeof(float);
 }
 
 __global__ void __launch_bounds__(kThreads, 1)
@@ -46,10 +45,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   uint16_t* kv_s = q_s + kHeads * ld;                                          // [kRows][ld]
   uint16_t* p_s = kv_s + kRows * ld;                                           // [kHeads][kPStride]
   auto** rows_s = reinterpret_cast<const uint8_t**>(p_s + kHeads * kPStride);  // [kRows]
-  const uint8_t** cached_s = rows_s + kRows;                                   // [kCachedRows]
-  float* red_s = reinterpret_cast<float*>(cached_s + kCachedRows);             // [4][kHeads]
-  float* max_s = red_s + 4 * kHeads;
-  float* den_s = max_s + kHeads;
+  float* red_s = reinterpret_cast<float*>(rows_s + kRows);                     // [4][kHeads]
+  float* max_s = red_s + 4 * kHeads;                                           // running maxima
+  float* rescale_s = max_s + kHeads;  // this block's exp(m_old - m_new)
+  float* den_s = rescale_s + kHeads;
 
   const int tid = int(threadIdx.x), warp = tid / 32, lane = tid % 32;
   const AttentionToken k = attention_token(a, int32_t(blockIdx.x));
@@ -71,23 +70,14 @@ __global__ void __launch_bounds__(kThreads, 1)
     *reinterpret_cast<uint4*>(q_s + h * ld + u * 8) = v;
   }
 
-  // The addresses of the first kCachedRows rows, computed once for both passes (the block
-  // table lookups are dependent loads; all threads issue them in parallel here).
-  const int cached = min(k.n_rows, kCachedRows);
-  for (int j = tid; j < cached; j += kThreads) cached_s[j] = attention_row(a, k, j, row_bytes);
+  if (tid < kHeads) max_s[tid] = -INFINITY;
   __syncthreads();
 
-  // Gathers and dequantizes rows [64·tile, 64·tile + 64); ends with a barrier. Every thread
-  // issues `batch` loads before converting them (4 in pass 1; 2 in pass 2, where O takes the
-  // registers).
-  const auto load_tile = [&](int tile, auto batch) {
-    constexpr int kLoadBatch = decltype(batch)::value;
-    if (tid < kRows) {
-      const int j = tile * kRows + tid;
-      rows_s[tid] = j < cached        ? cached_s[j]
-                    : j < kCachedRows ? nullptr
-                                      : attention_row(a, k, j, row_bytes);
-    }
+  // Gathers and dequantizes entries [64·tile, 64·tile + 64); ends with a barrier. Every thread
+  // issues kLoadBatch loads before converting them (O holds most registers).
+  constexpr int kLoadBatch = 2;
+  const auto load_tile = [&](int tile) {
+    if (tid < kRows) rows_s[tid] = attention_row(a, k, tile * kRows + tid, row_bytes);
     __syncthreads();
     const int total = kRows * units;
 #pragma unroll 1
@@ -149,41 +139,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
   };
 
-  // Pass 1: the maximum score of every head.
-  float mx[2] = {-INFINITY, -INFINITY};
-  for (int tile = 0; tile < tiles; ++tile) {
-    load_tile(tile, std::integral_constant<int, 4>{});
-    float s[2][4];
-    tile_scores(s);
-#pragma unroll
-    for (int n = 0; n < 2; ++n) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int r = (nt0 + n) * 8 + (lane & 3) * 2 + (e & 1);
-        if (rows_s[r]) mx[e >> 1] = fmaxf(mx[e >> 1], __fmul_rn(s[n][e], a.scale));
-      }
-    }
-    __syncthreads();
-  }
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
-    mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
-  }
-  if ((lane & 3) == 0) {
-    red_s[(warp & 3) * kHeads + mt * 16 + (lane >> 2)] = mx[0];
-    red_s[(warp & 3) * kHeads + mt * 16 + (lane >> 2) + 8] = mx[1];
-  }
-  __syncthreads();
-  if (tid < kHeads) {
-    max_s[tid] = fmaxf(fmaxf(red_s[tid], red_s[kHeads + tid]),
-                       fmaxf(red_s[2 * kHeads + tid], red_s[3 * kHeads + tid]));
-  }
-  __syncthreads();
-
-  // Pass 2: P = bf16(exp(s - M)) into shared memory, fp32 row sums, O += P·V. Warp w owns the
-  // output column tiles w, w + 16, ... (8 values each) of all heads.
-  const float m_lo = max_s[mt * 16 + (lane >> 2)], m_hi = max_s[mt * 16 + (lane >> 2) + 8];
+  // Warp w owns the output column tiles w, w + 16, ... (8 values each) of all heads.
   float sum[2] = {0.0f, 0.0f};
   float o[4][kMaxDimTiles][4];
 #pragma unroll
@@ -194,27 +150,71 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int e = 0; e < 4; ++e) o[m][i][e] = 0.0f;
     }
   }
+  const int h_lo = mt * 16 + (lane >> 2);
   for (int tile = 0; tile < tiles; ++tile) {
-    load_tile(tile, std::integral_constant<int, 2>{});
+    load_tile(tile);
     float s[2][4];
     tile_scores(s);
+    // Scaled scores (masked entries -inf) and this warp's share of the block's maxima.
+    float bmax[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int n = 0; n < 2; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int r = (nt0 + n) * 8 + (lane & 3) * 2 + (e & 1);
+        s[n][e] = rows_s[r] ? __fmul_rn(s[n][e], a.scale) : -INFINITY;
+        bmax[e >> 1] = fmaxf(bmax[e >> 1], s[n][e]);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      bmax[i] = fmaxf(bmax[i], __shfl_xor_sync(0xffffffffu, bmax[i], 1));
+      bmax[i] = fmaxf(bmax[i], __shfl_xor_sync(0xffffffffu, bmax[i], 2));
+    }
+    if (qk_active && (lane & 3) == 0) {
+      red_s[(warp & 3) * kHeads + h_lo] = bmax[0];
+      red_s[(warp & 3) * kHeads + h_lo + 8] = bmax[1];
+    }
+    __syncthreads();
+    if (tid < kHeads) {
+      const float old = max_s[tid];
+      const float grown = fmaxf(fmaxf(old, fmaxf(red_s[tid], red_s[kHeads + tid])),
+                                fmaxf(red_s[2 * kHeads + tid], red_s[3 * kHeads + tid]));
+      // A block of masked entries (maximum still -inf) changes nothing.
+      rescale_s[tid] = grown == -INFINITY ? 1.0f : expf(old - grown);
+      max_s[tid] = grown;
+    }
+    __syncthreads();
+    // P = bf16(exp(s - m)) into shared memory; the row sums and O rescaled first.
     if (qk_active) {
+      const float m_lo = max_s[h_lo], m_hi = max_s[h_lo + 8];
+      sum[0] *= rescale_s[h_lo];
+      sum[1] *= rescale_s[h_lo + 8];
 #pragma unroll
       for (int n = 0; n < 2; ++n) {
         const int r = (nt0 + n) * 8 + (lane & 3) * 2;
-        const bool v0 = rows_s[r] != nullptr, v1 = rows_s[r + 1] != nullptr;
         // expf (2 ulp) rather than the correctly rounded exp_rn: the scores already differ
-        // from the CPU's in the last bits (summation order), so exact rounding buys nothing
-        // here and double exp would cost more than the tensor-core work.
-        const float e0 = v0 ? expf(__fmul_rn(s[n][0], a.scale) - m_lo) : 0.0f;
-        const float e1 = v1 ? expf(__fmul_rn(s[n][1], a.scale) - m_lo) : 0.0f;
-        const float e2 = v0 ? expf(__fmul_rn(s[n][2], a.scale) - m_hi) : 0.0f;
-        const float e3 = v1 ? expf(__fmul_rn(s[n][3], a.scale) - m_hi) : 0.0f;
+        // from the CPU's in the last bits (summation order), so exact rounding buys nothing.
+        const float e0 = rows_s[r] ? expf(s[n][0] - m_lo) : 0.0f;
+        const float e1 = rows_s[r + 1] ? expf(s[n][1] - m_lo) : 0.0f;
+        const float e2 = rows_s[r] ? expf(s[n][2] - m_hi) : 0.0f;
+        const float e3 = rows_s[r + 1] ? expf(s[n][3] - m_hi) : 0.0f;
         sum[0] += e0 + e1;
         sum[1] += e2 + e3;
-        const int h = mt * 16 + (lane >> 2);
-        *reinterpret_cast<uint32_t*>(p_s + h * kPStride + r) = bf16x2_bits(e0, e1);
-        *reinterpret_cast<uint32_t*>(p_s + (h + 8) * kPStride + r) = bf16x2_bits(e2, e3);
+        *reinterpret_cast<uint32_t*>(p_s + h_lo * kPStride + r) = bf16x2_bits(e0, e1);
+        *reinterpret_cast<uint32_t*>(p_s + (h_lo + 8) * kPStride + r) = bf16x2_bits(e2, e3);
+      }
+    }
+#pragma unroll
+    for (int m = 0; m < 4; ++m) {
+      const float f_lo = rescale_s[m * 16 + (lane >> 2)],
+                  f_hi = rescale_s[m * 16 + (lane >> 2) + 8];
+#pragma unroll
+      for (int i = 0; i < kMaxDimTiles; ++i) {
+        o[m][i][0] *= f_lo;
+        o[m][i][1] *= f_lo;
+        o[m][i][2] *= f_hi;
+        o[m][i][3] *= f_hi;
       }
     }
     __syncthreads();

@@ -1,7 +1,9 @@
-// The rows one query token attends to, shared by the sparse attention kernels and the split
-// combine: row j < n_window is the window position p - n_window + 1 + j (this step's chunk
-// rows for positions of the current chunk, the ring for older ones); row n_window + i is
-// compressed entry i (CSA: the token's list, -1 = masked; HCA: entry i itself).
+// The list of rows one query token attends to, laid out as DeepSeek's reference lays out its
+// index list (the blocks of its online softmax depend on it), shared by the sparse attention
+// kernels and the split combine: entry j < window is window position oldest + j (oldest =
+// max(0, p - window + 1); masked where that passes p), from this step's chunk rows for positions
+// of the current chunk and the ring for older ones; entry window + i is compressed entry i
+// (CSA: the token's list, -1 = masked; HCA: entry i itself).
 #pragma once
 
 #include <cstdint>
@@ -25,15 +27,16 @@ __device__ __forceinline__ AttentionToken attention_token(const SparseAttentionA
   int32_t n_compressed = 0;
   if (a.source == CompressedSource::kList) n_compressed = a.list_len;
   if (a.source == CompressedSource::kAll) n_compressed = (k.pos + 1) / a.ratio;
-  k.n_rows = k.n_window + n_compressed;
+  k.n_rows = a.window + n_compressed;
   return k;
 }
 
-// Where row j of the token's rows lives (null: masked).
+// Where entry j of the token's list lives (null: masked).
 __device__ __forceinline__ const uint8_t* attention_row(const SparseAttentionArgs& a,
                                                         const AttentionToken& k, int32_t j,
                                                         int32_t row_bytes) {
-  if (j < k.n_window) {
+  if (j < a.window) {
+    if (j >= k.n_window) return nullptr;
     const int32_t p = k.pos - k.n_window + 1 + j;
     if (p >= k.chunk_pos0) {
       return a.chunk_rows + int64_t(k.chunk_first + (p - k.chunk_pos0)) * row_bytes;
@@ -41,7 +44,7 @@ __device__ __forceinline__ const uint8_t* attention_row(const SparseAttentionArg
     return a.ring.row(k.slot, p % a.window);
   }
   if (j >= k.n_rows) return nullptr;
-  int32_t e = j - k.n_window;
+  int32_t e = j - a.window;
   if (a.source == CompressedSource::kList) e = a.list[int64_t(k.t) * a.list_stride + e];
   return e >= 0 ? a.entries.row(k.slot, e) : nullptr;
 }

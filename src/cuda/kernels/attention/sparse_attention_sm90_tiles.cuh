@@ -1,6 +1,6 @@
-// What the two sm_90a sparse attention kernels (scores, output) share: the shape constants, the
-// producer warps that gather a token's KV rows into a ring of 32-row tiles, and the
-// dequantization of a tile into 128-byte-swizzled bf16 operands.
+// The pieces of the sm_90a sparse attention kernel: the shape constants, the split of a token's
+// list over CTAs, the producer warps that gather a token's KV rows into a ring of 32-row tiles,
+// and the dequantization of a tile into 128-byte-swizzled bf16 operands.
 //
 // A row (584 bytes, only 8-byte aligned in the pools) goes into a 592-byte slot so that source
 // and destination agree mod 16: it starts at byte 8 of its slot when its address is 8 mod 16,
@@ -15,38 +15,43 @@
 #include "cuda/kernels/attention/sparse_attention_rows.cuh"
 #include "cuda/kernels/common/async_copy.cuh"
 #include "cuda/kernels/common/wgmma.cuh"
+#include "model/config.h"
 
 namespace dsv4::cuda::sm90_attention {
 
 constexpr int kHeads = 64;  // heads per CTA: one wgmma M
 constexpr int kTileRows = 32;
+constexpr auto kBlockRows = int(kAttentionBlockRows);  // one block of the online softmax
 constexpr int kDim = 512, kNope = 448, kRope = 64, kRowBytes = 584;
 constexpr int kHalfDim = kDim / 2;
 constexpr int kSlotBytes = 592;
 constexpr int kTileSlotBytes = kTileRows * kSlotBytes;
 constexpr int kBulkBytes = kRowBytes - 8;  // a row's 16-byte-aligned part
 constexpr int kProducerWarps = 4;
-constexpr int kHalfTileBytes = 4 * kTileRows * 128;  // 256 dims of a tile as bf16: 16 KB
+constexpr int kDimBlockBytes = kBlockRows * 128;  // 64 dims of a block's 64 rows as bf16: 8 KB
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kConsumerRegisters = 232, kProducerRegisters = 40;
 
-// The tiles a CTA (blockIdx.z = split) takes of a token's rows; the last split also takes any
-// tiles beyond the plan (never dropped).
+// The blocks a CTA (blockIdx.z = split) takes of a token's list, as 32-row tiles; the last split
+// also takes any blocks beyond the plan (never dropped).
 struct TileRange {
   int begin, count;
 };
-__device__ __forceinline__ TileRange split_tiles(const AttentionToken& k, int tiles_per_split) {
-  const int n_tiles = (k.n_rows + kTileRows - 1) / kTileRows;
-  const int begin = int(blockIdx.z) * tiles_per_split;
-  const int end = blockIdx.z + 1 == gridDim.z ? n_tiles : min(n_tiles, begin + tiles_per_split);
-  return {begin, end - begin};
+__device__ __forceinline__ int token_blocks(const AttentionToken& k) {
+  return (k.n_rows + kBlockRows - 1) / kBlockRows;
+}
+__device__ __forceinline__ TileRange split_tiles(const AttentionToken& k, int blocks_per_split) {
+  const int n_blocks = token_blocks(k);
+  const int begin = int(blockIdx.z) * blocks_per_split;
+  const int end = blockIdx.z + 1 == gridDim.z ? n_blocks : min(n_blocks, begin + blocks_per_split);
+  const int per_block = kBlockRows / kTileRows;
+  return {begin * per_block, (end - begin) * per_block};
 }
 
-// How many splits of a token hold tiles.
-__device__ __forceinline__ int token_splits(const AttentionToken& k, int tiles_per_split,
+// How many splits of a token hold blocks.
+__device__ __forceinline__ int token_splits(const AttentionToken& k, int blocks_per_split,
                                             int splits) {
-  const int n_tiles = (k.n_rows + kTileRows - 1) / kTileRows;
-  return min(splits, (n_tiles + tiles_per_split - 1) / tiles_per_split);
+  return min(splits, (token_blocks(k) + blocks_per_split - 1) / blocks_per_split);
 }
 
 // The ring the producer warps fill: kStages tile slots, their full/empty mbarriers, and per
@@ -64,8 +69,9 @@ static __device__ __align__(16) uint8_t zero_kv_row[kSlotBytes];
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
-// Producer warp w fills tiles w, w + 4, ... into stage i % kStages (kStages a multiple of 4, so a
-// stage always belongs to one warp and its phases stay in order). Lane i looks up row i and
+// Producer warp w < kWarps (the smaller of kStages and the four warps) fills tiles w, w + kWarps,
+// ... into stage i % kStages (a multiple of kWarps, so a stage always belongs to one warp and its
+// phases stay in order). Lane i looks up row i and
 // copies it. The lookups (dependent loads through lists and block tables) of the next tile are
 // issued right after this tile's copies, so their latency overlaps the copies in flight. A
 // stage is full after 32 arrivals that publish the flags and announce the bulk bytes, the bulk
@@ -74,13 +80,15 @@ template <int kStages>
 __device__ __forceinline__ void produce_row_tiles(const SparseAttentionArgs& a,
                                                   const AttentionToken& k, TileRange range,
                                                   const RowRing& ring, int warp, int lane) {
-  static_assert(kStages % kProducerWarps == 0, "a stage must belong to one producer warp");
+  constexpr int kWarps = kStages < kProducerWarps ? kStages : kProducerWarps;
+  static_assert(kStages % kWarps == 0, "a stage must belong to one producer warp");
+  if (warp >= kWarps) return;
   const auto lookup = [&](int i) -> const uint8_t* {
     const int32_t j = (range.begin + i) * kTileRows + lane;
     return i < range.count && j < k.n_rows ? attention_row(a, k, j, kRowBytes) : nullptr;
   };
   const uint8_t* next = lookup(warp);
-  for (int i = warp; i < range.count; i += kProducerWarps) {
+  for (int i = warp; i < range.count; i += kWarps) {
     const uint8_t* row = next ? next : zero_kv_row;
     const int stage = i % kStages;
     const auto skew = int32_t(reinterpret_cast<uintptr_t>(row) & 8u);
@@ -93,11 +101,11 @@ __device__ __forceinline__ void produce_row_tiles(const SparseAttentionArgs& a,
     bulk_copy_to_shared(origin + bulk, row + bulk, kBulkBytes, &ring.full[stage]);
     cp_async_8(origin + tail, row + tail);
     cp_async_arrive_noinc(&ring.full[stage]);
-    next = lookup(i + kProducerWarps);
+    next = lookup(i + kWarps);
   }
 }
 
-// Both kernels' start: thread 0 initialises the ring's barriers (a stage is released by
+// The kernel's start: thread 0 initialises the ring's barriers (a stage is released by
 // `readers` consumer warps), then the warpgroup after the first consumer_threads threads
 // gives its registers to the consumers and produces every tile. Returns true in the consumer
 // threads, with their registers raised; false in the producers, which are done by then.
@@ -124,12 +132,14 @@ __device__ __forceinline__ bool split_warp_roles(const SparseAttentionArgs& a,
   return true;
 }
 
-// Dims [half · 256, half · 256 + 256) of a tile into a swizzled [4 blocks of 64 dims][32 rows]
-// bf16 operand, by one warpgroup: row = 4·n + warp, 8-dim chunk = lane. `flags` is this lane's
-// row's flags (lane r publishes row r's). All eight rows' loads issue together; a warp whose
-// eight scales are all at most 2^7 (always, for real activations) takes the one-multiply path.
+// Dims [half · 256, half · 256 + 256) of a tile's 32 rows into rows [first_row, first_row + 32)
+// of four swizzled [64 rows][64 dims] bf16 operands kDimBlockBytes apart from `out`, by one
+// warpgroup: row = 4·n + warp, 8-dim chunk = lane. `flags` is this lane's row's flags (lane r
+// publishes row r's). All eight rows' loads issue together; a warp whose eight scales are all
+// at most 2^7 (always, for real activations) takes the one-multiply path.
 __device__ __forceinline__ void dequantize_half_tile(const uint8_t* slots, int32_t flags,
-                                                     uint8_t* kv, int half, int warp, int lane) {
+                                                     uint8_t* out, int first_row, int half,
+                                                     int warp, int lane) {
   constexpr int kRowsPerWarp = kTileRows / 4;
   const int dim = half * kHalfDim + lane * 8;
   const bool nope = dim < kNope;
@@ -153,8 +163,8 @@ __device__ __forceinline__ void dequantize_half_tile(const uint8_t* slots, int32
       const int r = 4 * n + warp;
       const uint4 v =
           nope ? dequant(lo[n], scale[n]) : make_uint4(lo[n].x, lo[n].y, hi[n].x, hi[n].y);
-      *reinterpret_cast<uint4*>(kv + (lane / 8) * (kTileRows * 128) +
-                                swizzled_offset(r, (lane % 8) * 8)) = v;
+      *reinterpret_cast<uint4*>(out + (lane / 8) * kDimBlockBytes +
+                                swizzled_offset(first_row + r, (lane % 8) * 8)) = v;
     }
   };
   if (__any_sync(0xffffffffu, large)) {
