@@ -29,7 +29,7 @@ constexpr int kScoreFloats = kHeads * kBlockRows / 128;       // partial scores 
 static_assert(kHeads == kBlockRows, "Q and a block share the operand layout");
 
 // Shared memory, from a 1024-byte-aligned base: Q and the block as [dim half][4 x 64 dims]
-// swizzled bf16 operands, the partial-score exchange [half][32][128 threads], the row ring, its
+// swizzled bf16 operands, the partial-score exchange [half][8][128 threads][4], the row ring, its
 // row flags, its barriers.
 constexpr int kQOffset = 0;
 constexpr int kKvOffset = kQOffset + 2 * kHalfBytes;
@@ -96,8 +96,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   const uint64_t k_descriptor = smem_descriptor(kv_half, 16, 1024);
   const uint64_t v_descriptor = smem_descriptor(kv_half, kDimBlockBytes, 1024);
   auto* exchange = reinterpret_cast<float*>(smem + kExchangeOffset);
-  float* mine = exchange + half * kScoreFloats * 128 + in_group;
-  const float* theirs = exchange + (1 - half) * kScoreFloats * 128 + in_group;
+  // Scores 4j .. 4j + 3 of a thread at float4 j·128 + in_group of its half's exchange.
+  auto* mine = reinterpret_cast<float4*>(exchange + half * kScoreFloats * 128) + in_group;
+  const auto* theirs =
+      reinterpret_cast<const float4*>(exchange + (1 - half) * kScoreFloats * 128) + in_group;
   const float scale_log2 = a.scale * kLog2e;
 
   float o[128];
@@ -106,9 +108,12 @@ __global__ void __launch_bounds__(kThreads, 1)
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
   const int blocks = range.count / kBlockTiles;
   for (int b = 0; b < blocks; ++b) {
-    // This half's dims of the block's two tiles, once the P·V of block b - 1 has read them.
-    wgmma_wait<0>();
-    wgmma_fence_operands(o);
+    // This half's dims of the block's two tiles; the first tile's loads overlap the P·V of
+    // block b - 1, which must have read the operand before the stores.
+    const auto pv_done = [&] {
+      wgmma_wait<0>();
+      wgmma_fence_operands(o);
+    };
     uint32_t valid[kBlockTiles];
 #pragma unroll
     for (int t = 0; t < kBlockTiles; ++t) {
@@ -116,8 +121,13 @@ __global__ void __launch_bounds__(kThreads, 1)
       mbarrier_wait(&ring.full[stage], (i / kStages) & 1);
       const int32_t flags = ring.row_flags[stage * kTileRows + lane];
       valid[t] = __ballot_sync(0xffffffffu, !(flags & kRowMasked));
-      dequantize_half_tile(ring.slots + stage * kTileSlotBytes, flags, kv_half, t * kTileRows, half,
-                           warp, lane);
+      if (t == 0) {
+        dequantize_half_tile(ring.slots + stage * kTileSlotBytes, flags, kv_half, 0, half, warp,
+                             lane, pv_done);
+      } else {
+        dequantize_half_tile(ring.slots + stage * kTileSlotBytes, flags, kv_half, t * kTileRows,
+                             half, warp, lane, [] {});
+      }
       __syncwarp();
       if (lane == 0) mbarrier_arrive(&ring.empty[stage]);
     }
@@ -141,11 +151,19 @@ __global__ void __launch_bounds__(kThreads, 1)
     wgmma_wait<0>();
     wgmma_fence_operands(s);
 #pragma unroll
-    for (int i = 0; i < kScoreFloats; ++i) mine[i * 128] = s[i];
+    for (int j = 0; j < kScoreFloats / 4; ++j) {
+      mine[j * 128] = make_float4(s[4 * j], s[4 * j + 1], s[4 * j + 2], s[4 * j + 3]);
+    }
     named_barrier_sync(kScoresExchanged, kConsumerThreads);
     // S_0 + S_1 in both halves (fp32 addition commutes, so both hold the same bits).
 #pragma unroll
-    for (int i = 0; i < kScoreFloats; ++i) s[i] += theirs[i * 128];
+    for (int j = 0; j < kScoreFloats / 4; ++j) {
+      const float4 v = theirs[j * 128];
+      s[4 * j] += v.x;
+      s[4 * j + 1] += v.y;
+      s[4 * j + 2] += v.z;
+      s[4 * j + 3] += v.w;
+    }
 
     // The block's maxima (masked rows -inf), the grown running maxima and the rescale factors.
     float block_max[2] = {-INFINITY, -INFINITY};

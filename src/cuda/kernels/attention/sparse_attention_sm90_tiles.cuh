@@ -135,11 +135,14 @@ __device__ __forceinline__ bool split_warp_roles(const SparseAttentionArgs& a,
 // Dims [half · 256, half · 256 + 256) of a tile's 32 rows into rows [first_row, first_row + 32)
 // of four swizzled [64 rows][64 dims] bf16 operands kDimBlockBytes apart from `out`, by one
 // warpgroup: row = 4·n + warp, 8-dim chunk = lane. `flags` is this lane's row's flags (lane r
-// publishes row r's). All eight rows' loads issue together; a warp whose eight scales are all
-// at most 2^7 (always, for real activations) takes the one-multiply path.
+// publishes row r's). All eight rows' loads issue together, then before_stores() runs (the
+// caller's wait for the operand to be free); a warp whose eight scales are all at most 2^7
+// (always, for real activations) takes the one-multiply path.
+template <class BeforeStores>
 __device__ __forceinline__ void dequantize_half_tile(const uint8_t* slots, int32_t flags,
                                                      uint8_t* out, int first_row, int half,
-                                                     int warp, int lane) {
+                                                     int warp, int lane,
+                                                     const BeforeStores& before_stores) {
   constexpr int kRowsPerWarp = kTileRows / 4;
   const int dim = half * kHalfDim + lane * 8;
   const bool nope = dim < kNope;
@@ -157,6 +160,7 @@ __device__ __forceinline__ void dequantize_half_tile(const uint8_t* slots, int32
     scale[n] = row[scale_at];
     large |= scale[n] > 134;
   }
+  before_stores();
   const auto store = [&](auto dequant) {
 #pragma unroll
     for (int n = 0; n < kRowsPerWarp; ++n) {
