@@ -29,7 +29,6 @@ std::vector<int64_t> indexer_select(const float* q, const float* weights, int64_
                                                       : a < b;
       });
   order.resize(keep);
-  std::sort(order.begin(), order.end());
   return order;
 }
 

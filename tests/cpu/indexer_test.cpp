@@ -8,11 +8,11 @@ namespace dsv4::cpu {
 namespace {
 
 // One head, 1-dim keys: score[s] = w · relu(q · k_s).
-TEST(IndexerSelect, KeepsTheTopScoresInAscendingIndexOrder) {
+TEST(IndexerSelect, KeepsTheTopScoresInDescendingScoreOrder) {
   const float q = 1.0f, w = 1.0f;
-  const std::vector<float> keys{0.5f, 3.0f, -2.0f, 2.0f, 1.0f};
-  EXPECT_EQ(indexer_select(&q, &w, 1, 1, keys.data(), 5, 2, Numerics::kFp32),
-            (std::vector<int64_t>{1, 3}));
+  const std::vector<float> keys{0.5f, 2.0f, -2.0f, 3.0f, 1.0f};
+  EXPECT_EQ(indexer_select(&q, &w, 1, 1, keys.data(), 5, 3, Numerics::kFp32),
+            (std::vector<int64_t>{3, 1, 4}));
 }
 
 TEST(IndexerSelect, SeesOnlyTheVisibleEntries) {
@@ -24,9 +24,9 @@ TEST(IndexerSelect, SeesOnlyTheVisibleEntries) {
 
 TEST(IndexerSelect, KeepsEveryVisibleEntryWhenTopkExceedsThem) {
   const float q = 1.0f, w = 1.0f;
-  const std::vector<float> keys{-1.0f, -2.0f, -3.0f};
+  const std::vector<float> keys{-1.0f, 2.0f, 1.0f};
   EXPECT_EQ(indexer_select(&q, &w, 1, 1, keys.data(), 3, 8, Numerics::kFp32),
-            (std::vector<int64_t>{0, 1, 2}));
+            (std::vector<int64_t>{1, 2, 0}));
 }
 
 TEST(IndexerSelect, BreaksTiesTowardsTheLowerIndex) {

@@ -2,9 +2,9 @@
 // cpu::indexer_select in official numerics: for query token t at position p the visible keys
 // are s < (p + 1) / ratio, and
 //   score[t, s] = bf16(Σ_h bf16(relu(bf16(q_h · k_s)) · w_h))   (sum over h in order, fp32)
-// then the indices of the top min(topk, visible) scores, ties to the lower index, ascending,
-// padded with -1 to topk. Keys are IndexKeyFormat rows (packed e2m1 + ue8m0 per 32) in the
-// paged cache (see cuda/kernels/attention/kv_views.h).
+// then the indices of the top min(topk, visible) scores by descending score, ties to the lower
+// index (cpu::indexer_select's order), padded with -1 to topk. Keys are IndexKeyFormat rows (packed
+// e2m1 + ue8m0 per 32) in the paged cache (see cuda/kernels/attention/kv_views.h).
 //
 // q · k is exact in fp32 for the model's inputs (q and k are both FP4 values times powers of
 // two), so scores, and therefore the chosen index sets, are bit-identical to the CPU's.
@@ -17,6 +17,8 @@
 #include "cuda/kernels/attention/kv_views.h"
 
 namespace dsv4::cuda {
+
+constexpr int32_t kMaxIndexerTopk = 2048;  // the most entries indexer_topk orders
 
 struct IndexerArgs {
   TokenBatchView batch;               // slot and position used

@@ -144,13 +144,14 @@ __global__ void __launch_bounds__(kThreads) indexer_scores_kernel(const IndexerA
 void check_indexer_args(const IndexerArgs& a) {
   const auto key_bytes = int32_t(IndexKeyFormat{size_t(a.dim > 0 ? a.dim : 0)}.bytes());
   if (a.heads <= 0 || a.heads > kMaxHeads || a.dim <= 0 || a.dim % 32 != 0 || a.dim > kMaxDim ||
-      a.ratio <= 0 || a.topk <= 0 || a.max_visible < 0 || a.score_stride % 8 != 0 ||
-      a.score_stride < a.max_visible || !a.q || !a.weights || !a.scores || !a.indices ||
-      a.keys.row_bytes != key_bytes) {
+      a.ratio <= 0 || a.topk <= 0 || a.topk > kMaxIndexerTopk || a.max_visible < 0 ||
+      a.score_stride % 8 != 0 || a.score_stride < a.max_visible || !a.q || !a.weights ||
+      !a.scores || !a.indices || a.keys.row_bytes != key_bytes) {
     fail(
-        "indexer: bad arguments (heads {}, dim {}, ratio {}, topk {}, max_visible {}, "
-        "score_stride {}, key rows of {} bytes)",
-        a.heads, a.dim, a.ratio, a.topk, a.max_visible, a.score_stride, a.keys.row_bytes);
+        "indexer: bad arguments (heads {} of at most {}, dim {} of at most {}, ratio {}, topk {} "
+        "of at most {}, max_visible {}, score_stride {}, key rows of {} bytes)",
+        a.heads, kMaxHeads, a.dim, kMaxDim, a.ratio, a.topk, kMaxIndexerTopk, a.max_visible,
+        a.score_stride, a.keys.row_bytes);
   }
 }
 

@@ -1,8 +1,9 @@
 // Indexer top-k: one CTA of 1024 threads per token. The bf16 scores map to order-preserving
 // 16-bit keys; two 8-bit radix-histogram passes find the threshold key T (the k-th largest)
-// and how many keys lie above it; a final pass in index order (block-wide prefix sums of the
-// per-thread counts) emits every key > T and the lowest-indexed keys == T, ascending, which
-// is exactly the CPU's partial_sort with ties to the lower index.
+// and how many keys lie above it; a pass in index order (block-wide prefix sums of the
+// per-thread counts) gathers every key > T and the lowest-indexed keys == T, which is exactly
+// the CPU's partial_sort set with ties to the lower index; a bitonic sort in shared memory puts
+// them in the CPU's order (descending key, ties by ascending index).
 // Measured (H200, 250K keys, one token): ~120 us, one SM busy. Next optimisations: split long
 // rows over several CTAs per token (per-CTA histograms merged in global memory), per-warp
 // sub-histograms for the crowded high-byte pass (a warp-aggregated match_any version measured
@@ -18,6 +19,41 @@ constexpr int kThreads = 1024;
 constexpr int kWarps = kThreads / 32;
 constexpr int kPerThread = 8;  // one 16-byte load of bf16 scores
 constexpr int kChunk = kThreads * kPerThread;
+constexpr int kMaxTopk = kMaxIndexerTopk;  // what the sort holds: two entries a thread
+
+// (key, index) as one integer that sorts descending by key, then ascending by index.
+__device__ __forceinline__ uint64_t sort_entry(uint32_t key, int32_t index) {
+  return (uint64_t(key) << 32) | uint64_t(0xffffffffu - uint32_t(index));
+}
+__device__ __forceinline__ int32_t entry_index(uint64_t entry) {
+  return int32_t(0xffffffffu - uint32_t(entry));
+}
+
+// Sorts entries[0, n) descending (n <= kMaxTopk), the rest of the power-of-two span padded with
+// zeros (below every entry), and writes their indices to out[0, n). Every thread takes part.
+__device__ void sort_and_emit(uint64_t* entries, int n, int32_t* out, int tid) {
+  int span = 1;
+  while (span < n) span <<= 1;
+  for (int i = n + tid; i < span; i += kThreads) entries[i] = 0;
+  __syncthreads();
+  for (int size = 2; size <= span; size <<= 1) {
+    for (int stride = size / 2; stride > 0; stride >>= 1) {
+      for (int i = tid; i < span; i += kThreads) {
+        const int j = i ^ stride;
+        if (j > i) {
+          const uint64_t x = entries[i], y = entries[j];
+          // Descending runs where bit `size` of i is clear, so the last merge is descending.
+          if (((i & size) == 0) == (x < y)) {
+            entries[i] = y;
+            entries[j] = x;
+          }
+        }
+      }
+      __syncthreads();
+    }
+  }
+  for (int i = tid; i < n; i += kThreads) out[i] = entry_index(entries[i]);
+}
 
 // Larger scores give larger keys; -0 counts as +0 (they compare equal on the CPU).
 __device__ __forceinline__ uint32_t score_key(uint32_t bits) {
@@ -68,16 +104,20 @@ __global__ void __launch_bounds__(kThreads) indexer_topk_kernel(const IndexerArg
   __shared__ int hist[256];
   __shared__ int warp_sums[kWarps];
   __shared__ int found_bin, found_above;
+  __shared__ uint64_t chosen[kMaxTopk];
 
   const int32_t t = int32_t(blockIdx.x);
   const int tid = int(threadIdx.x), lane = tid % 32, warp = tid / 32;
   const int32_t visible = min((a.batch.position[t] + 1) / a.ratio, a.max_visible);
   int32_t* out = a.indices + int64_t(t) * a.topk;
+  const uint16_t* scores = a.scores + int64_t(t) * a.score_stride;
+  const auto key_of = [&](int32_t s) { return score_key(scores[s]); };
   if (visible <= a.topk) {
-    for (int32_t i = tid; i < a.topk; i += kThreads) out[i] = i < visible ? i : -1;
+    for (int32_t i = visible + tid; i < a.topk; i += kThreads) out[i] = -1;
+    for (int32_t i = tid; i < visible; i += kThreads) chosen[i] = sort_entry(key_of(i), i);
+    sort_and_emit(chosen, visible, out, tid);
     return;
   }
-  const uint16_t* scores = a.scores + int64_t(t) * a.score_stride;
   const int k = a.topk;
 
   // Pass 1: histogram of the high bytes.
@@ -158,10 +198,10 @@ __global__ void __launch_bounds__(kThreads) indexer_topk_kernel(const IndexerArg
       for (int j = 0; j < 8; ++j) {
         if (base + j >= visible) break;
         if (keys[j] > threshold) {
-          out[g + min(e, need_equal)] = base + j;
+          chosen[g + min(e, need_equal)] = sort_entry(keys[j], base + j);
           ++g;
         } else if (keys[j] == threshold) {
-          if (e < need_equal) out[g + e] = base + j;
+          if (e < need_equal) chosen[g + e] = sort_entry(keys[j], base + j);
           ++e;
         }
       }
@@ -170,6 +210,7 @@ __global__ void __launch_bounds__(kThreads) indexer_topk_kernel(const IndexerArg
     equal_before += total & 0xffff;
     __syncthreads();
   }
+  sort_and_emit(chosen, k, out, tid);
 }
 
 }  // namespace
