@@ -176,9 +176,10 @@ CudaModel::CudaModel(const ModelConfig& config, DeviceWeights weights,
   }
   s.order = DeviceBuffer<int32_t>(size_t(rows));
   s.position = DeviceBuffer<int32_t>(size_t(rows));
-  s.gathered = DeviceBuffer<uint16_t>(size_t(rows * D));
+  s.x_codes = DeviceBuffer<uint8_t>(size_t(T * D));
+  s.x_scales = DeviceBuffer<float>(size_t(T * ceil_div(D, 128)));
   s.gate_up = DeviceBuffer<uint16_t>(size_t(rows * 2 * inter));
-  s.h = DeviceBuffer<uint16_t>(size_t(rows * inter));
+  s.h = DeviceBuffer<uint16_t>(size_t(T * c.n_shared_experts * inter));
   s.expert_out = DeviceBuffer<uint16_t>(size_t(rows * D));
   s.shared_out = DeviceBuffer<uint16_t>(size_t(T * D));
 
@@ -494,29 +495,45 @@ void CudaModel::moe(int64_t layer, int32_t T) {
             s.route_weights.data(), st);
   moe_group(s.experts.data(), T, K, E, s.counts.data(), s.offsets.data(), s.order.data(),
             s.position.data(), st);
-  moe_gather_rows(s.normed.data(), s.order.data(), T, K, D, s.gathered.data(), st);
+  // x quantized once: the routed experts read it in grouped order, the shared expert as it is.
+  quantize_activations_fp8(s.normed.data(), T, D, s.x_codes.data(), s.x_scales.data(), st);
+  moe_gather_quantized(s.x_codes.data(), s.x_scales.data(), s.order.data(), T, K, D,
+                       s.fp8_codes.data(), s.fp8_scales.data(), st);
   plan_expert_tiles(s.offsets.data(), E, s.expert_tiles, st);
 
-  // w1 and w3 in one GEMM ([g | u] per row), SwiGLU with the routing weight, then w2.
+  // w1 and w3 in one GEMM ([g | u] per row), SwiGLU with the routing weight quantized for w2,
+  // then w2.
   const int64_t inter = m.w13.storage.rows / 2;
-  quantize_activations_fp8(s.gathered.data(), T * K, D, s.fp8_codes.data(), s.fp8_scales.data(),
-                           st);
   expert_scaled_gemm(s.fp8_codes.data(), s.fp8_scales.data(), s.offsets.data(), T, s.expert_tiles,
                      m.w13.view(), {nullptr, s.gate_up.data()}, st);
-  swiglu(s.gate_up.data(), 2 * inter, s.gate_up.data() + inter, 2 * inter, T * K, inter,
-         s.route_weights.data(), s.order.data(), limit, s.h.data(), st);
-  quantize_activations_fp8(s.h.data(), T * K, inter, s.fp8_codes.data(), s.fp8_scales.data(), st);
+  swiglu_quantize_fp8(s.gate_up.data(), 2 * inter, s.gate_up.data() + inter, 2 * inter, T * K,
+                      inter, s.route_weights.data(), s.order.data(), limit, s.fp8_codes.data(),
+                      s.fp8_scales.data(), st);
   expert_scaled_gemm(s.fp8_codes.data(), s.fp8_scales.data(), s.offsets.data(), T, s.expert_tiles,
                      m.w2.view(), {nullptr, s.expert_out.data()}, st);
 
-  const int64_t shared_inter = m.shared.w1.rows;
+  const DeviceExpert& shared = m.shared;
+  const int64_t shared_inter = shared.w1.rows;
   uint16_t* g = s.gate_up.data();
   uint16_t* u = s.gate_up.data() + T * shared_inter;
-  s.lin(s.normed.data(), T, m.shared.w1, g, nullptr);
-  s.lin(s.normed.data(), T, m.shared.w3, u, nullptr);
-  swiglu(g, shared_inter, u, shared_inter, T, shared_inter, nullptr, nullptr, limit, s.h.data(),
-         st);
-  s.lin(s.h.data(), T, m.shared.w2, s.shared_out.data(), nullptr);
+  if (block_scaled(shared.w1.format) && block_scaled(shared.w3.format) &&
+      block_scaled(shared.w2.format)) {
+    // FP8 (the checkpoints'): w1 and w3 read x's quantization above, w2 the fused SwiGLU's.
+    scaled_gemm(s.x_codes.data(), s.x_scales.data(), T, shared.w1.view(), {nullptr, g}, st,
+                s.split());
+    scaled_gemm(s.x_codes.data(), s.x_scales.data(), T, shared.w3.view(), {nullptr, u}, st,
+                s.split());
+    swiglu_quantize_fp8(g, shared_inter, u, shared_inter, T, shared_inter, nullptr, nullptr, limit,
+                        s.fp8_codes.data(), s.fp8_scales.data(), st);
+    scaled_gemm(s.fp8_codes.data(), s.fp8_scales.data(), T, shared.w2.view(),
+                {nullptr, s.shared_out.data()}, st, s.split());
+  } else {
+    s.lin(s.normed.data(), T, shared.w1, g, nullptr);
+    s.lin(s.normed.data(), T, shared.w3, u, nullptr);
+    swiglu(g, shared_inter, u, shared_inter, T, shared_inter, nullptr, nullptr, limit, s.h.data(),
+           st);
+    s.lin(s.h.data(), T, shared.w2, s.shared_out.data(), nullptr);
+  }
   moe_combine(s.expert_out.data(), s.experts.data(), s.position.data(), s.shared_out.data(), T, K,
               D, s.sublayer.data(), st);
 }

@@ -57,7 +57,10 @@ struct CudaModel::State {
   DeviceBuffer<int32_t> experts, counts, offsets, order, position;
   DeviceBuffer<int32_t> expert_tile_lists;  // plan_expert_tiles: narrow, wide, counts
   ExpertTiles expert_tiles;
-  DeviceBuffer<uint16_t> gathered, gate_up, h, expert_out, shared_out;
+  DeviceBuffer<uint8_t> x_codes;  // the MoE input quantized once for every expert
+  DeviceBuffer<float> x_scales;
+  DeviceBuffer<uint16_t> gate_up, expert_out, shared_out;
+  DeviceBuffer<uint16_t> h;  // the shared expert's SwiGLU output where its weights are not FP8
   // GEMM inputs: FP8 codes and scales for FP8/FP4 weights, fp32 widenings for plain ones.
   DeviceBuffer<uint8_t> fp8_codes;
   DeviceBuffer<float> fp8_scales, x_wide;

@@ -1,8 +1,9 @@
-// Expert grouping (counts, offsets, order, position) and the row gather, against a host
+// Expert grouping (counts, offsets, order, position) and the quantized row gather, against a host
 // stable counting sort, which is the CPU's member order (experts ascending, then slots).
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <numeric>
 
 #include "cuda/kernels/moe/grouping.h"
@@ -62,18 +63,29 @@ void check_grouping(int64_t tokens, int64_t k, int64_t n_experts, int64_t dim, b
   test::report_time(fmt::format("moe_group T={} k={} E={}", tokens, k, n_experts).c_str(),
                     test::median_us(launch));
 
-  const std::vector<float> x = test::random_normal(rng, size_t(tokens * dim), 1.0f);
-  std::vector<float> gathered(slots * size_t(dim));
+  // The quantized gather, over rows of dim rounded up to whole 128-input scale blocks.
+  const int64_t width = (dim + 127) / 128 * 128;
+  std::vector<uint8_t> codes(size_t(tokens * width));
+  std::vector<float> scales(codes.size() / 128);
+  for (uint8_t& c : codes) c = uint8_t(rng());
+  for (float& v : scales) v = std::ldexp(1.0f, int(rng() % 40) - 20);
+  std::vector<uint8_t> gathered_codes(slots * size_t(width));
+  std::vector<float> gathered_scales(gathered_codes.size() / 128);
   for (size_t p = 0; p < slots; ++p) {
-    std::copy_n(x.begin() + (order[p] / k) * dim, dim, gathered.begin() + int64_t(p) * dim);
+    const auto token = size_t(order[p] / k);
+    std::copy_n(codes.begin() + std::ptrdiff_t(token * size_t(width)), width,
+                gathered_codes.begin() + std::ptrdiff_t(p * size_t(width)));
+    std::copy_n(scales.begin() + std::ptrdiff_t(token * size_t(width / 128)), width / 128,
+                gathered_scales.begin() + std::ptrdiff_t(p * size_t(width / 128)));
   }
-  DeviceBuffer<uint16_t> d_x(test::to_bf16(x)), d_gathered(gathered.size());
-  test::poison(d_gathered);
-  moe_gather_rows(d_x.data(), d_order.data(), tokens, k, dim, d_gathered.data(), nullptr);
-  const test::Stats s = test::compare(test::from_bf16(d_gathered.download()), gathered, true);
-  test::report("moe_gather_rows", s);
-  EXPECT_TRUE(s.finite);
-  EXPECT_EQ(s.differ, 0u);
+  DeviceBuffer<uint8_t> d_codes(codes), d_gathered_codes(gathered_codes.size());
+  DeviceBuffer<float> d_scales(scales), d_gathered_scales(gathered_scales.size());
+  test::poison(d_gathered_codes);
+  test::poison(d_gathered_scales);
+  moe_gather_quantized(d_codes.data(), d_scales.data(), d_order.data(), tokens, k, width,
+                       d_gathered_codes.data(), d_gathered_scales.data(), nullptr);
+  EXPECT_EQ(d_gathered_codes.download(), gathered_codes);
+  EXPECT_EQ(d_gathered_scales.download(), gathered_scales);
 }
 
 TEST(Grouping, MatchesAStableCountingSortAtFlashShapes) {

@@ -1,6 +1,6 @@
-// SwiGLU and combine kernels, and the whole MoE sublayer against cpu::moe_forward: the GPU
-// router, grouping, gather, SwiGLU and combine, with the expert GEMMs (another kernel family)
-// computed by cpu::linear on the host between them.
+// SwiGLU (alone and quantizing for w2) and combine kernels, and the whole MoE sublayer against
+// cpu::moe_forward: the GPU router, grouping, gather, SwiGLU and combine, with the expert GEMMs
+// (another kernel family) computed by cpu::linear on the host between them.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -8,6 +8,8 @@
 #include <cmath>
 #include <numeric>
 
+#include "core/formats.h"
+#include "core/quantize.h"
 #include "cpu/linear.h"
 #include "cpu/moe.h"
 #include "cuda/kernels/moe/combine.h"
@@ -71,6 +73,39 @@ TEST(Swiglu, MatchesTheCpuFormulaOnAFusedGateUpLayout) {
   }
 }
 
+TEST(Swiglu, QuantizedForW2AsTheHostQuantizesSwiglusOutput) {
+  DSV4_REQUIRE_GPU();
+  std::mt19937_64 rng(test::fresh_seed("swiglu quantize"));
+  for (const auto& [rows, inter] : {std::pair<int64_t, int64_t>{384, 2048}, {5, 384}}) {
+    const std::vector<float> gu = test::random_normal(rng, size_t(rows * 2 * inter), 6.0f);
+    const std::vector<float> route = test::random_normal(rng, size_t(rows), 0.3f, false);
+    std::vector<int32_t> order(static_cast<size_t>(rows));
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), rng);
+    DeviceBuffer<uint16_t> d_gu(test::to_bf16(gu)), d_h(size_t(rows * inter));
+    DeviceBuffer<float> d_route(route), d_scales(size_t(rows * inter / 128));
+    DeviceBuffer<int32_t> d_order(order);
+    DeviceBuffer<uint8_t> d_codes(size_t(rows * inter));
+    for (const bool routed : {true, false}) {
+      const float* weights = routed ? d_route.data() : nullptr;
+      const int32_t* by = routed ? d_order.data() : nullptr;
+      swiglu(d_gu.data(), 2 * inter, d_gu.data() + inter, 2 * inter, rows, inter, weights, by,
+             10.0f, d_h.data(), nullptr);
+      test::poison(d_codes);
+      test::poison(d_scales);
+      swiglu_quantize_fp8(d_gu.data(), 2 * inter, d_gu.data() + inter, 2 * inter, rows, inter,
+                          weights, by, 10.0f, d_codes.data(), d_scales.data(), nullptr);
+      const std::vector<float> h = test::from_bf16(d_h.download());
+      std::vector<uint8_t> want_codes(h.size());
+      std::vector<float> want_scales(d_scales.size());
+      quantize_fp8(h.data(), h.size(), 128, want_codes.data(), want_scales.data());
+      EXPECT_EQ(d_codes.download(), want_codes)
+          << rows << "x" << inter << (routed ? " routed" : "");
+      EXPECT_EQ(d_scales.download(), want_scales) << rows << "x" << inter;
+    }
+  }
+}
+
 TEST(Combine, SumsInAscendingExpertIdThenAddsTheSharedExpert) {
   DSV4_REQUIRE_GPU();
   std::mt19937_64 rng(test::fresh_seed("combine"));
@@ -130,6 +165,29 @@ LinearWeight random_linear(std::mt19937_64& rng, int64_t rows, int64_t cols, flo
   return w;
 }
 
+// The same with e4m3 values and one power-of-two scale per 128x128 block, as the checkpoints'
+// experts: their official GEMM quantizes its input per 128 (the quantized gather feeds them).
+LinearWeight random_fp8_linear(std::mt19937_64& rng, int64_t rows, int64_t cols, float gain) {
+  LinearWeight w = random_linear(rng, rows, cols, gain);
+  w.format = WeightFormat::kFp8;
+  const int64_t brows = (rows + 127) / 128, bcols = (cols + 127) / 128;
+  w.scales.assign(size_t(brows * bcols), 0.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      float& scale = w.scales[size_t((r / 128) * bcols + c / 128)];
+      scale = std::max(scale, std::fabs(w.values[size_t(r * cols + c)]));
+    }
+  }
+  for (float& scale : w.scales) scale = fp8_block_scale(scale);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      float& v = w.values[size_t(r * cols + c)];
+      v = e4m3_to_float(float_to_e4m3(v / w.scales[size_t((r / 128) * bcols + c / 128)]));
+    }
+  }
+  return w;
+}
+
 // y = bf16(linear(x)) for `rows` rows: the GEMMs the other kernel family will provide.
 std::vector<float> host_linear(const std::vector<float>& x, int64_t row0, int64_t rows,
                                const LinearWeight& w) {
@@ -157,8 +215,9 @@ void check_moe_layer(int64_t tokens, bool hash) {
   weights.gate_bias = test::random_normal(rng, size_t(E), 0.1f, false);
   for (int64_t e = 0; e <= E; ++e) {
     // Gain 6 on w1 / w3 puts a good share of g and u beyond the clamp at 10.
-    ExpertWeights expert{random_linear(rng, inter, dim, 6.0f), random_linear(rng, dim, inter, 1.0f),
-                         random_linear(rng, inter, dim, 6.0f)};
+    ExpertWeights expert{random_fp8_linear(rng, inter, dim, 6.0f),
+                         random_linear(rng, dim, inter, 1.0f),
+                         random_fp8_linear(rng, inter, dim, 6.0f)};
     if (e < E) {
       weights.experts.push_back(std::move(expert));
     } else {
@@ -180,7 +239,13 @@ void check_moe_layer(int64_t tokens, bool hash) {
   const auto slots = size_t(tokens * k);
   std::vector<float> logits(size_t(tokens * E));
   cpu::linear(x.data(), tokens, weights.gate, Numerics::kFp32, logits.data());
-  DeviceBuffer<uint16_t> d_x(test::to_bf16(x)), d_gathered(slots * size_t(dim));
+  // x as the FP8 GEMMs take it: bf16, then per-128 codes and scales (the host quantizer).
+  std::vector<float> x_bf16 = test::from_bf16(test::to_bf16(x));
+  std::vector<uint8_t> x_codes(x_bf16.size());
+  std::vector<float> x_scales(x_bf16.size() / 128);
+  quantize_fp8(x_bf16.data(), x_bf16.size(), 128, x_codes.data(), x_scales.data());
+  DeviceBuffer<uint8_t> d_x_codes(x_codes), d_gathered_codes(slots * size_t(dim));
+  DeviceBuffer<float> d_x_scales(x_scales), d_gathered_scales(slots * size_t(dim / 128));
   DeviceBuffer<float> d_logits(logits), d_bias(weights.gate_bias), d_route(slots);
   DeviceBuffer<int32_t> d_tid2eid(weights.tid2eid), d_ids(ids), d_experts(slots),
       d_counts(static_cast<size_t>(E)), d_offsets(size_t(E + 1)), d_order(slots), d_position(slots);
@@ -189,13 +254,32 @@ void check_moe_layer(int64_t tokens, bool hash) {
             d_route.data(), nullptr);
   moe_group(d_experts.data(), tokens, k, E, d_counts.data(), d_offsets.data(), d_order.data(),
             d_position.data(), nullptr);
-  moe_gather_rows(d_x.data(), d_order.data(), tokens, k, dim, d_gathered.data(), nullptr);
+  moe_gather_quantized(d_x_codes.data(), d_x_scales.data(), d_order.data(), tokens, k, dim,
+                       d_gathered_codes.data(), d_gathered_scales.data(), nullptr);
   const cpu::Routing routing = cpu::route(x.data(), ids.data(), tokens, config, weights, hash);
   ASSERT_EQ(d_experts.download(), routing.experts);
 
+  // The gathered rows are the tokens' quantized rows in grouped order; their values (codes
+  // times scales) quantize to the same codes again in host_linear.
+  const std::vector<int32_t> order = d_order.download();
+  const std::vector<uint8_t> gathered_codes = d_gathered_codes.download();
+  const std::vector<float> gathered_scales = d_gathered_scales.download();
+  std::vector<float> gathered(slots * size_t(dim));
+  for (size_t p = 0; p < slots; ++p) {
+    const size_t token = size_t(order[p]) / size_t(k);
+    for (int64_t i = 0; i < dim; ++i) {
+      const size_t at = p * size_t(dim) + size_t(i), from = token * size_t(dim) + size_t(i);
+      ASSERT_EQ(gathered_codes[at], x_codes[from]) << "grouped row " << p << ", input " << i;
+      gathered[at] = e4m3_to_float(gathered_codes[at]) * gathered_scales[at / 128];
+    }
+    for (int64_t b = 0; b < dim / 128; ++b) {
+      ASSERT_EQ(gathered_scales[p * size_t(dim / 128) + size_t(b)],
+                x_scales[token * size_t(dim / 128) + size_t(b)]);
+    }
+  }
+
   // Host: w1 / w3 per expert over its grouped rows.
   const std::vector<int32_t> offsets = d_offsets.download();
-  const std::vector<float> gathered = test::from_bf16(d_gathered.download());
   std::vector<float> gate(slots * size_t(inter)), up(gate.size());
   for (int64_t e = 0; e < E; ++e) {
     const int64_t p0 = offsets[size_t(e)], m = offsets[size_t(e + 1)] - p0;

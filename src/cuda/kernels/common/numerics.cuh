@@ -164,6 +164,22 @@ __device__ __forceinline__ uint8_t quantize_e4m3(float x, float scale) {
   return float_to_e4m3(v < -448.0f ? -448.0f : (448.0f < v ? 448.0f : v));
 }
 
+// The FP8 activation quantizer (core/quantize.h, blocks of 128) on one warp: lane l holds
+// values 4l .. 4l + 3 of the block; returns its four e4m3 codes (value 4l + i in byte i) and
+// sets `scale`, the block's scale, in every lane.
+__device__ __forceinline__ uint32_t quantize_fp8_block128(const float (&v)[4], float& scale) {
+  float amax = 0.0f;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) amax = fmaxf(amax, fabsf(v[i]));  // NaN is ignored, as on the host
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  scale = fp8_block_scale(amax);
+  uint32_t packed = 0;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) packed |= uint32_t(quantize_e4m3(v[i], scale)) << (8 * i);
+  return packed;
+}
+
 // ---- libm twins ------------------------------------------------------------------------
 // The CPU backend calls glibc's float exp; CUDA's expf may be 2 ulp off. Evaluating in double
 // and rounding once gives the correctly rounded result; glibc's expf returns the same float

@@ -32,16 +32,8 @@ __global__ void __launch_bounds__(32 * kWarps)
   const int64_t offset = block * 128 + lane * 4;
   float v[4];
   load4(x + offset, v);
-  float amax = 0.0f;
-#pragma unroll
-  for (int i = 0; i < 4; ++i) amax = fmaxf(amax, fabsf(v[i]));  // NaN is ignored, as on the host
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-  const float scale = fp8_block_scale(amax);
-  uint32_t packed = 0;
-#pragma unroll
-  for (int i = 0; i < 4; ++i) packed |= uint32_t(quantize_e4m3(v[i], scale)) << (8 * i);
-  *reinterpret_cast<uint32_t*>(codes + offset) = packed;
+  float scale;
+  *reinterpret_cast<uint32_t*>(codes + offset) = quantize_fp8_block128(v, scale);
   if (lane == 0) scales[block] = scale;
 }
 

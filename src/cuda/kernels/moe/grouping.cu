@@ -6,8 +6,6 @@
 // scan (as a radix-sort digit pass), fused into the router's epilogue.
 #include <cub/block/block_scan.cuh>
 
-#include <type_traits>
-
 #include "core/error.h"
 #include "cuda/kernels/moe/grouping.h"
 #include "cuda/runtime/check.h"
@@ -71,17 +69,18 @@ __global__ void __launch_bounds__(kPlaceThreads)
   }
 }
 
-// N values per access: 8 (16 bytes) when rows are 16-byte aligned, else 1.
-template <int N>
+// Row p of the grouped input: the token's dim FP8 codes (16 bytes an access) and its dim / 128
+// activation scales.
 __global__ void __launch_bounds__(kGatherThreads)
-    gather_kernel(const uint16_t* __restrict__ x, const int32_t* __restrict__ order, int k,
-                  int64_t dim, uint16_t* __restrict__ out) {
-  using Vec = typename std::conditional<N == 8, uint4, uint16_t>::type;
-  const int64_t p = blockIdx.x;
-  const uint16_t* src = x + int64_t(order[p] / k) * dim;
-  uint16_t* dst = out + p * dim;
-  for (int64_t i = int64_t(threadIdx.x) * N; i < dim; i += int64_t(kGatherThreads) * N) {
-    *reinterpret_cast<Vec*>(dst + i) = *reinterpret_cast<const Vec*>(src + i);
+    gather_quantized_kernel(const uint8_t* __restrict__ codes, const float* __restrict__ scales,
+                            const int32_t* __restrict__ order, int k, int64_t dim,
+                            uint8_t* __restrict__ out_codes, float* __restrict__ out_scales) {
+  const int64_t p = blockIdx.x, token = order[p] / k;
+  const auto* src = reinterpret_cast<const uint4*>(codes + token * dim);
+  auto* dst = reinterpret_cast<uint4*>(out_codes + p * dim);
+  for (int64_t i = threadIdx.x; i < dim / 16; i += kGatherThreads) dst[i] = src[i];
+  for (int64_t i = threadIdx.x; i < dim / 128; i += kGatherThreads) {
+    out_scales[p * (dim / 128) + i] = scales[token * (dim / 128) + i];
   }
 }
 
@@ -103,18 +102,20 @@ void moe_group(const int32_t* experts, int64_t tokens, int64_t k, int64_t n_expe
   DSV4_CUDA_CHECK(cudaGetLastError());
 }
 
-void moe_gather_rows(const uint16_t* x, const int32_t* order, int64_t tokens, int64_t k,
-                     int64_t dim, uint16_t* out, cudaStream_t stream) {
-  if (tokens < 0 || k <= 0 || dim <= 0) fail("moe_gather_rows: bad shape");
-  if (tokens == 0) return;
-  const bool vec = dim % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
-                   reinterpret_cast<uintptr_t>(out) % 16 == 0;
-  const auto rows = unsigned(tokens * k);
-  if (vec) {
-    gather_kernel<8><<<rows, kGatherThreads, 0, stream>>>(x, order, int(k), dim, out);
-  } else {
-    gather_kernel<1><<<rows, kGatherThreads, 0, stream>>>(x, order, int(k), dim, out);
+void moe_gather_quantized(const uint8_t* codes, const float* scales, const int32_t* order,
+                          int64_t tokens, int64_t k, int64_t dim, uint8_t* out_codes,
+                          float* out_scales, cudaStream_t stream) {
+  if (tokens < 0 || k <= 0 || dim <= 0 || dim % 128 != 0) {
+    fail("moe_gather_quantized: bad shape tokens={} k={} dim={} (a multiple of 128)", tokens, k,
+         dim);
   }
+  if (reinterpret_cast<uintptr_t>(codes) % 16 != 0 ||
+      reinterpret_cast<uintptr_t>(out_codes) % 16 != 0) {
+    fail("moe_gather_quantized: codes misaligned");
+  }
+  if (tokens == 0) return;
+  gather_quantized_kernel<<<unsigned(tokens * k), kGatherThreads, 0, stream>>>(
+      codes, scales, order, int(k), dim, out_codes, out_scales);
   DSV4_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -19,9 +19,11 @@ void moe_group(const int32_t* experts, int64_t tokens, int64_t k, int64_t n_expe
                int32_t* counts, int32_t* offsets, int32_t* order, int32_t* position,
                cudaStream_t stream);
 
-// The expert GEMMs' input in grouped order: out[p] = x[order[p] / k]. x: bf16 [tokens, dim];
-// out: bf16 [tokens · k, dim].
-void moe_gather_rows(const uint16_t* x, const int32_t* order, int64_t tokens, int64_t k,
-                     int64_t dim, uint16_t* out, cudaStream_t stream);
+// The expert GEMMs' input in grouped order, already quantized: row p of out is row order[p] / k
+// of the tokens' FP8 codes [tokens, dim] and activation scales [tokens, dim / 128]
+// (quantize_activations_fp8's layout; dim a multiple of 128, codes 16-byte aligned).
+void moe_gather_quantized(const uint8_t* codes, const float* scales, const int32_t* order,
+                          int64_t tokens, int64_t k, int64_t dim, uint8_t* out_codes,
+                          float* out_scales, cudaStream_t stream);
 
 }  // namespace dsv4::cuda

@@ -18,4 +18,12 @@ void swiglu(const uint16_t* gate, int64_t gate_stride, const uint16_t* up, int64
             int64_t rows, int64_t inter, const float* route_weights, const int32_t* order,
             float limit, uint16_t* out, cudaStream_t stream);
 
+// The same h quantized for the w2 GEMM without storing it: codes [rows, inter] and scales
+// [rows, inter / 128] exactly as quantize_activations_fp8 gives them from swiglu's output
+// (inter a multiple of 128; gate and up 8-byte aligned, strides multiples of 4).
+void swiglu_quantize_fp8(const uint16_t* gate, int64_t gate_stride, const uint16_t* up,
+                         int64_t up_stride, int64_t rows, int64_t inter, const float* route_weights,
+                         const int32_t* order, float limit, uint8_t* codes, float* scales,
+                         cudaStream_t stream);
+
 }  // namespace dsv4::cuda
