@@ -186,7 +186,7 @@ TrafficModel traffic_model(const ModelConfig& c, const cuda::DeviceWeights& w) {
     }
     const cuda::DeviceMoe& m = b.ffn;
     bytes += double(m.gate.bytes()) + f32_bytes(m.gate_bias) +
-             double(m.shared.w1.bytes() + m.shared.w2.bytes() + m.shared.w3.bytes());
+             double(m.shared.w13.bytes() + m.shared.w2.bytes());
     t.dense += bytes;
     if (c.layers[l].hash_routing) t.per_token += double(c.n_activated_experts) * 4.0;
     t.expert.push_back(

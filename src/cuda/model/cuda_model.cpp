@@ -115,7 +115,7 @@ CudaModel::CudaModel(const ModelConfig& config, DeviceWeights weights,
   const int64_t grouped_width = c.o_groups * c.o_lora_rank;
   int64_t inter = 0;
   for (const DeviceBlock& b : s.w.blocks) {
-    inter = std::max({inter, b.ffn.shared.w1.rows, b.ffn.w13.storage.rows / 2});
+    inter = std::max({inter, b.ffn.shared.w13.rows / 2, b.ffn.w13.storage.rows / 2});
   }
   const int64_t max_cols = std::max({D, c.q_lora_rank, H * d, grouped_width, inter});
   const int64_t rows = T * std::max<int64_t>(1, K);
@@ -512,26 +512,23 @@ void CudaModel::moe(int64_t layer, int32_t T) {
   expert_scaled_gemm(s.fp8_codes.data(), s.fp8_scales.data(), s.offsets.data(), T, s.expert_tiles,
                      m.w2.view(), {nullptr, s.expert_out.data()}, st);
 
+  // The shared expert: w1 and w3 in one GEMM ([g | u] per row) too.
   const DeviceExpert& shared = m.shared;
-  const int64_t shared_inter = shared.w1.rows;
+  const int64_t shared_inter = shared.w13.rows / 2;
   uint16_t* g = s.gate_up.data();
-  uint16_t* u = s.gate_up.data() + T * shared_inter;
-  if (block_scaled(shared.w1.format) && block_scaled(shared.w3.format) &&
-      block_scaled(shared.w2.format)) {
-    // FP8 (the checkpoints'): w1 and w3 read x's quantization above, w2 the fused SwiGLU's.
-    scaled_gemm(s.x_codes.data(), s.x_scales.data(), T, shared.w1.view(), {nullptr, g}, st,
+  uint16_t* u = s.gate_up.data() + shared_inter;
+  if (block_scaled(shared.w13.format) && block_scaled(shared.w2.format)) {
+    // FP8 (the checkpoints'): w1|w3 reads x's quantization above, w2 the fused SwiGLU's.
+    scaled_gemm(s.x_codes.data(), s.x_scales.data(), T, shared.w13.view(), {nullptr, g}, st,
                 s.split());
-    scaled_gemm(s.x_codes.data(), s.x_scales.data(), T, shared.w3.view(), {nullptr, u}, st,
-                s.split());
-    swiglu_quantize_fp8(g, shared_inter, u, shared_inter, T, shared_inter, nullptr, nullptr, limit,
-                        s.fp8_codes.data(), s.fp8_scales.data(), st);
+    swiglu_quantize_fp8(g, 2 * shared_inter, u, 2 * shared_inter, T, shared_inter, nullptr, nullptr,
+                        limit, s.fp8_codes.data(), s.fp8_scales.data(), st);
     scaled_gemm(s.fp8_codes.data(), s.fp8_scales.data(), T, shared.w2.view(),
                 {nullptr, s.shared_out.data()}, st, s.split());
   } else {
-    s.lin(s.normed.data(), T, shared.w1, g, nullptr);
-    s.lin(s.normed.data(), T, shared.w3, u, nullptr);
-    swiglu(g, shared_inter, u, shared_inter, T, shared_inter, nullptr, nullptr, limit, s.h.data(),
-           st);
+    s.lin(s.normed.data(), T, shared.w13, g, nullptr);
+    swiglu(g, 2 * shared_inter, u, 2 * shared_inter, T, shared_inter, nullptr, nullptr, limit,
+           s.h.data(), st);
     s.lin(s.h.data(), T, shared.w2, s.shared_out.data(), nullptr);
   }
   moe_combine(s.expert_out.data(), s.experts.data(), s.position.data(), s.shared_out.data(), T, K,

@@ -30,7 +30,7 @@ DeviceCompressor upload_compressor(const CompressorWeights& w) {
 }
 
 DeviceExpert upload_expert(const ExpertWeights& w) {
-  return {upload_linear(w.w1), upload_linear(w.w2), upload_linear(w.w3)};
+  return {stack_linears(upload_linear(w.w1), upload_linear(w.w3)), upload_linear(w.w2)};
 }
 
 DeviceAttention upload_attention(const AttentionWeights& w) {
@@ -104,7 +104,7 @@ size_t DeviceWeights::bytes() const {
     }
     total += b.ffn.gate.bytes();
     total += b.ffn.w13.bytes() + b.ffn.w2.bytes();
-    total += b.ffn.shared.w1.bytes() + b.ffn.shared.w2.bytes() + b.ffn.shared.w3.bytes();
+    total += b.ffn.shared.w13.bytes() + b.ffn.shared.w2.bytes();
   }
   return total;
 }

@@ -40,7 +40,8 @@ struct DeviceAttention {
 };
 
 struct DeviceExpert {
-  DeviceLinear w1, w2, w3;
+  DeviceLinear w13;  // w1 rows over w3 rows: [2·inter, dim], one GEMM for the gate and up halves
+  DeviceLinear w2;
 };
 
 struct DeviceMoe {

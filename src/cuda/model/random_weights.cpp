@@ -209,9 +209,9 @@ class Generator {
     }
     d.w13 = packed(w1, w3, fmt::format("layers.{}.ffn.experts.w13", layer));
     d.w2 = packed(w2, {}, fmt::format("layers.{}.ffn.experts.w2", layer));
-    d.shared.w1 = linear(w.shared.w1);
+    // The shared expert's w1 and w3 filled alone (their own seeds), then stacked.
+    d.shared.w13 = stack_linears(linear(w.shared.w1), linear(w.shared.w3));
     d.shared.w2 = linear(w.shared.w2);
-    d.shared.w3 = linear(w.shared.w3);
     return d;
   }
 

@@ -343,6 +343,27 @@ TEST(UploadLinear, KeepsCheckpointFormats) {
   EXPECT_THROW(upload_linear(not_e4m3), Error);
 }
 
+// The shared expert's w1 over its w3 on the device: the same bytes as the weight stacked on the
+// host and uploaded whole; FP8 tops that end inside a 128-row scale block are refused.
+TEST(Linear, StackedDeviceWeightsHoldTheTopRowsThenTheBottomOnes) {
+  DSV4_REQUIRE_GPU();
+  std::mt19937_64 rng(test::fresh_seed());
+  const LinearWeight top = test::fp8_weight(rng, 256, 384),
+                     bottom = test::fp8_weight(rng, 200, 384);
+  LinearWeight both = top;
+  both.rows += bottom.rows;
+  both.values.insert(both.values.end(), bottom.values.begin(), bottom.values.end());
+  both.scales.insert(both.scales.end(), bottom.scales.begin(), bottom.scales.end());
+  const DeviceLinear got = stack_linears(upload_linear(top), upload_linear(bottom));
+  const DeviceLinear want = upload_linear(both);
+  EXPECT_EQ(got.rows, 456);
+  EXPECT_EQ(got.cols, 384);
+  EXPECT_EQ(got.values.download(), want.values.download());
+  EXPECT_EQ(got.scales.download(), want.scales.download());
+  EXPECT_THROW(stack_linears(upload_linear(test::fp8_weight(rng, 100, 384)), upload_linear(top)),
+               Error);
+}
+
 // Host-only (no GPU needed): FP4 scale storage and the stacking of an expert's w1 over its w3.
 
 std::vector<float> float_scales(const EncodedLinear& e) {

@@ -105,7 +105,8 @@ TEST(RandomWeights, FormatsShapesAndValues) {
       ASSERT_GE(s, 127 - 16);
       ASSERT_LE(s, 127);
     }
-    EXPECT_EQ(m.shared.w1.format, WeightFormat::kFp8);
+    EXPECT_EQ(m.shared.w13.format, WeightFormat::kFp8);
+    EXPECT_EQ(m.shared.w13.rows, 2 * c.moe_inter_dim);
     if (spec.hash_routing) {
       EXPECT_EQ(m.gate_bias.size(), 0u);
       const std::vector<int32_t> table = m.tid2eid.download();

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <bit>
 #include <cstring>
+#include <type_traits>
 
 #include "core/error.h"
 #include "core/formats.h"
@@ -10,6 +11,7 @@
 #include "cuda/kernels/gemm/fp8_quantize.h"
 #include "cuda/kernels/gemm/plain_gemm.h"
 #include "cuda/kernels/gemm/scaled_gemm.h"
+#include "cuda/runtime/check.h"
 
 namespace dsv4::cuda {
 namespace {
@@ -258,6 +260,38 @@ EncodedLinear stack_encoded(const EncodedLinear& top, int64_t top_rows, const En
   w.scales.insert(w.scales.end(), under.scales.begin(), under.scales.end());
   w.row_scales.insert(w.row_scales.end(), under.row_scales.begin(), under.row_scales.end());
   return w;
+}
+
+DeviceLinear stack_linears(const DeviceLinear& top, const DeviceLinear& bottom) {
+  if (top.cols != bottom.cols || top.format != bottom.format ||
+      top.scale_storage != bottom.scale_storage ||
+      (top.format == WeightFormat::kFp8 && top.rows % 128 != 0)) {
+    fail("stack_linears: cannot stack a [{}, {}] {} weight under a [{}, {}] {} one", bottom.rows,
+         bottom.cols, weight_format_name(bottom.format), top.rows, top.cols,
+         weight_format_name(top.format));
+  }
+  const auto concatenate = [](const auto& a, const auto& b) {
+    using Buffer = std::decay_t<decltype(a)>;
+    Buffer out(a.size() + b.size());
+    const size_t unit = sizeof(*a.data());
+    if (a.size()) {
+      DSV4_CUDA_CHECK(cudaMemcpy(out.data(), a.data(), a.size() * unit, cudaMemcpyDeviceToDevice));
+    }
+    if (b.size()) {
+      DSV4_CUDA_CHECK(
+          cudaMemcpy(out.data() + a.size(), b.data(), b.size() * unit, cudaMemcpyDeviceToDevice));
+    }
+    return out;
+  };
+  DeviceLinear d;
+  d.rows = top.rows + bottom.rows;
+  d.cols = top.cols;
+  d.format = top.format;
+  d.scale_storage = top.scale_storage;
+  d.values = concatenate(top.values, bottom.values);
+  d.scales = concatenate(top.scales, bottom.scales);
+  d.row_scales = concatenate(top.row_scales, bottom.row_scales);
+  return d;
 }
 
 void linear(const float* x, int64_t m, const DeviceLinearView& w, Fp8ActivationBuffer scratch,

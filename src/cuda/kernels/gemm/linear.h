@@ -101,6 +101,9 @@ DevicePackedLinears upload_packed(const std::vector<EncodedLinear>& weights, int
 // keep their tensor's global scale.
 EncodedLinear stack_encoded(const EncodedLinear& top, int64_t top_rows, const EncodedLinear& bottom,
                             int64_t cols, WeightFormat format);
+// The same for two weights already on the device (same columns, format and scale storage;
+// FP8: top.rows a multiple of 128), e.g. the shared expert's w1 over its w3 (load time only).
+DeviceLinear stack_linears(const DeviceLinear& top, const DeviceLinear& bottom);
 
 // Where a GEMM writes y [m, rows] (row-major, token-major); either or both may be set.
 struct LinearOutput {
