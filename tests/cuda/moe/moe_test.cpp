@@ -33,16 +33,27 @@ float cpu_swiglu(float g, float u, float limit, const float* weight) {
   return round_bf16(h);
 }
 
+// SwiGLU's inputs: [rows, 2·inter] gate then up, values up to ±~25 so that the clamp at 10
+// matters; routing weights and a shuffled grouped order.
+struct SwigluInputs {
+  std::vector<float> gu, route;
+  std::vector<int32_t> order;
+};
+
+SwigluInputs random_swiglu_inputs(std::mt19937_64& rng, int64_t rows, int64_t inter) {
+  SwigluInputs in{test::random_normal(rng, size_t(rows * 2 * inter), 6.0f),
+                  test::random_normal(rng, size_t(rows), 0.3f, false),
+                  std::vector<int32_t>(static_cast<size_t>(rows))};
+  std::iota(in.order.begin(), in.order.end(), 0);
+  std::shuffle(in.order.begin(), in.order.end(), rng);
+  return in;
+}
+
 TEST(Swiglu, MatchesTheCpuFormulaOnAFusedGateUpLayout) {
   DSV4_REQUIRE_GPU();
   std::mt19937_64 rng(test::fresh_seed("swiglu"));
   for (const auto& [rows, inter] : {std::pair<int64_t, int64_t>{384, 2048}, {7, 36}}) {
-    // [rows, 2·inter]: gate then up; values up to ±~25 so that the clamp at 10 matters.
-    const std::vector<float> gu = test::random_normal(rng, size_t(rows * 2 * inter), 6.0f);
-    const std::vector<float> route = test::random_normal(rng, size_t(rows), 0.3f, false);
-    std::vector<int32_t> order(static_cast<size_t>(rows));
-    std::iota(order.begin(), order.end(), 0);
-    std::shuffle(order.begin(), order.end(), rng);
+    const auto [gu, route, order] = random_swiglu_inputs(rng, rows, inter);
     std::vector<float> expected(size_t(rows * inter)), expected_plain(expected.size());
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t i = 0; i < inter; ++i) {
@@ -77,11 +88,7 @@ TEST(Swiglu, QuantizedForW2AsTheHostQuantizesSwiglusOutput) {
   DSV4_REQUIRE_GPU();
   std::mt19937_64 rng(test::fresh_seed("swiglu quantize"));
   for (const auto& [rows, inter] : {std::pair<int64_t, int64_t>{384, 2048}, {5, 384}}) {
-    const std::vector<float> gu = test::random_normal(rng, size_t(rows * 2 * inter), 6.0f);
-    const std::vector<float> route = test::random_normal(rng, size_t(rows), 0.3f, false);
-    std::vector<int32_t> order(static_cast<size_t>(rows));
-    std::iota(order.begin(), order.end(), 0);
-    std::shuffle(order.begin(), order.end(), rng);
+    const auto [gu, route, order] = random_swiglu_inputs(rng, rows, inter);
     DeviceBuffer<uint16_t> d_gu(test::to_bf16(gu)), d_h(size_t(rows * inter));
     DeviceBuffer<float> d_route(route), d_scales(size_t(rows * inter / 128));
     DeviceBuffer<int32_t> d_order(order);

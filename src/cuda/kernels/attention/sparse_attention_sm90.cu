@@ -110,10 +110,6 @@ __global__ void __launch_bounds__(kThreads, 1)
   for (int b = 0; b < blocks; ++b) {
     // This half's dims of the block's two tiles; the first tile's loads overlap the P·V of
     // block b - 1, which must have read the operand before the stores.
-    const auto pv_done = [&] {
-      wgmma_wait<0>();
-      wgmma_fence_operands(o);
-    };
     uint32_t valid[kBlockTiles];
 #pragma unroll
     for (int t = 0; t < kBlockTiles; ++t) {
@@ -121,13 +117,13 @@ __global__ void __launch_bounds__(kThreads, 1)
       mbarrier_wait(&ring.full[stage], (i / kStages) & 1);
       const int32_t flags = ring.row_flags[stage * kTileRows + lane];
       valid[t] = __ballot_sync(0xffffffffu, !(flags & kRowMasked));
-      if (t == 0) {
-        dequantize_half_tile(ring.slots + stage * kTileSlotBytes, flags, kv_half, 0, half, warp,
-                             lane, pv_done);
-      } else {
-        dequantize_half_tile(ring.slots + stage * kTileSlotBytes, flags, kv_half, t * kTileRows,
-                             half, warp, lane, [] {});
-      }
+      dequantize_half_tile(ring.slots + stage * kTileSlotBytes, flags, kv_half, t * kTileRows, half,
+                           warp, lane, [&] {
+                             if (t == 0) {
+                               wgmma_wait<0>();
+                               wgmma_fence_operands(o);
+                             }
+                           });
       __syncwarp();
       if (lane == 0) mbarrier_arrive(&ring.empty[stage]);
     }
