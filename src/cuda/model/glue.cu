@@ -1,4 +1,6 @@
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/model/glue.h"
+#include "cuda/runtime/launch.h"
 
 #include <cmath>
 
@@ -12,6 +14,7 @@ namespace {
 constexpr int kThreads = 256;
 
 __global__ void bf16_to_f32_kernel(const uint16_t* x, int64_t n, float* out) {
+  wait_for_previous_kernel();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
     out[i] = bf16_bits_to_float(x[i]);
@@ -19,6 +22,7 @@ __global__ void bf16_to_f32_kernel(const uint16_t* x, int64_t n, float* out) {
 }
 
 __global__ void scale_bf16_kernel(uint16_t* x, int64_t n, float scale) {
+  wait_for_previous_kernel();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
     x[i] = float_to_bf16_bits(__fmul_rn(bf16_bits_to_float(x[i]), scale));
@@ -29,6 +33,7 @@ __global__ void scale_bf16_kernel(uint16_t* x, int64_t n, float scale) {
 // epilogue together with the RoPE.
 __global__ void __launch_bounds__(kThreads)
     indexer_query_rotate_kernel(uint16_t* x, int dim, float scale) {
+  wait_for_previous_kernel();
   extern __shared__ float row[];
   uint16_t* src = x + int64_t(blockIdx.x) * dim;
   for (int c = threadIdx.x; c < dim; c += kThreads) row[c] = bf16_bits_to_float(src[c]);
@@ -65,14 +70,12 @@ int grid_for(int64_t n) {
 
 void bf16_to_f32(const uint16_t* x, int64_t n, float* out, cudaStream_t stream) {
   if (n <= 0) return;
-  bf16_to_f32_kernel<<<grid_for(n), kThreads, 0, stream>>>(x, n, out);
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(bf16_to_f32_kernel, grid_for(n), kThreads, 0, stream, x, n, out);
 }
 
 void scale_bf16(uint16_t* x, int64_t n, float scale, cudaStream_t stream) {
   if (n <= 0) return;
-  scale_bf16_kernel<<<grid_for(n), kThreads, 0, stream>>>(x, n, scale);
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(scale_bf16_kernel, grid_for(n), kThreads, 0, stream, x, n, scale);
 }
 
 void indexer_query_rotate(uint16_t* x, int64_t rows, int64_t dim, cudaStream_t stream) {
@@ -81,9 +84,8 @@ void indexer_query_rotate(uint16_t* x, int64_t rows, int64_t dim, cudaStream_t s
   }
   if (rows <= 0) return;
   const auto scale = float(1.0 / std::sqrt(double(dim)));
-  indexer_query_rotate_kernel<<<unsigned(rows), kThreads, size_t(dim) * sizeof(float), stream>>>(
-      x, int(dim), scale);
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(indexer_query_rotate_kernel, unsigned(rows), kThreads,
+                   size_t(dim) * sizeof(float), stream, x, int(dim), scale);
 }
 
 }  // namespace dsv4::cuda

@@ -13,7 +13,9 @@
 #include "core/kv_row.h"
 #include "cuda/kernels/attention/compressor.h"
 #include "cuda/kernels/attention/kv_row.cuh"
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/runtime/check.h"
+#include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda {
 namespace {
@@ -23,6 +25,7 @@ constexpr int kMaxDim = 1024;
 constexpr int kMaxSlots = 256;  // 2·ratio (overlap) or ratio
 
 __global__ void __launch_bounds__(kThreads) compressor_pool_kernel(const CompressorArgs a) {
+  wait_for_previous_kernel();
   __shared__ float x_s[kMaxDim];
   __shared__ const float* kv_rows[kMaxSlots];
   __shared__ const float* gate_rows[kMaxSlots];
@@ -145,6 +148,7 @@ __global__ void __launch_bounds__(kThreads) compressor_pool_kernel(const Compres
 // Stores the rows of the windows the next steps still read: the chunk's last window, and
 // with overlap also the one before it.
 __global__ void __launch_bounds__(kThreads) compressor_state_kernel(const CompressorArgs a) {
+  wait_for_previous_kernel();
   const int32_t t = int32_t(blockIdx.x);
   const int32_t pos = a.batch.position[t], r = a.ratio;
   const int32_t w = pos / r;
@@ -187,10 +191,8 @@ void compressor_step(const CompressorArgs& a, cudaStream_t stream) {
         main ? "KV rows" : "index keys");
   }
   if (a.batch.tokens <= 0) return;
-  compressor_pool_kernel<<<unsigned(a.batch.tokens), kThreads, 0, stream>>>(a);
-  DSV4_CUDA_CHECK(cudaGetLastError());
-  compressor_state_kernel<<<unsigned(a.batch.tokens), kThreads, 0, stream>>>(a);
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(compressor_pool_kernel, unsigned(a.batch.tokens), kThreads, 0, stream, a);
+  launch_dependent(compressor_state_kernel, unsigned(a.batch.tokens), kThreads, 0, stream, a);
 }
 
 }  // namespace dsv4::cuda

@@ -1,4 +1,6 @@
 #include "cuda/kernels/attention/kv_cache.h"
+#include "cuda/kernels/common/grid_dependency.cuh"
+#include "cuda/runtime/launch.h"
 
 #include <algorithm>
 #include <cmath>
@@ -14,6 +16,7 @@ namespace {
 constexpr int kCopyThreads = 256;
 
 __global__ void reset_state_kernel(float* kv, float* gate, int64_t n) {
+  wait_for_previous_kernel();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
     kv[i] = 0.0f;
@@ -25,6 +28,7 @@ __global__ void reset_state_kernel(float* kv, float* gate, int64_t n) {
 template <bool kToPages>
 __global__ void copy_rows_kernel(PagedRowsView view, const int32_t* slots, const int32_t* indices,
                                  uint8_t* rows, int32_t n) {
+  wait_for_previous_kernel();
   const int32_t i = int32_t(blockIdx.x) * (kCopyThreads / 32) + int32_t(threadIdx.x / 32);
   if (i >= n) return;
   auto* paged = reinterpret_cast<uint32_t*>(view.row(slots[i], indices[i]));
@@ -45,8 +49,8 @@ void copy_rows(const PagedRowsView& view, const int32_t* slots, const int32_t* i
     fail("paged row copy: row_bytes {} not a multiple of 4", view.row_bytes);
   if (n <= 0) return;
   const unsigned blocks = unsigned((n + kCopyThreads / 32 - 1) / (kCopyThreads / 32));
-  copy_rows_kernel<kToPages><<<blocks, kCopyThreads, 0, stream>>>(view, slots, indices, rows, n);
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(copy_rows_kernel<kToPages>, blocks, kCopyThreads, 0, stream, view, slots,
+                   indices, rows, n);
 }
 
 template <typename T>
@@ -171,9 +175,8 @@ int32_t KvCache::admit(cudaStream_t stream) {
   if (state_floats_per_slot_ > 0) {
     const int64_t offset = int64_t(slot) * state_floats_per_slot_;
     const auto blocks = unsigned(std::min<int64_t>((state_floats_per_slot_ + 255) / 256, 1024));
-    reset_state_kernel<<<blocks, 256, 0, stream>>>(
-        state_kv_.data() + offset, state_gate_.data() + offset, state_floats_per_slot_);
-    DSV4_CUDA_CHECK(cudaGetLastError());
+    launch_dependent(reset_state_kernel, blocks, 256, 0, stream, state_kv_.data() + offset,
+                     state_gate_.data() + offset, state_floats_per_slot_);
   }
   upload_table(slot, stream);
   return slot;

@@ -5,7 +5,9 @@
 #include "core/kv_row.h"
 #include "cuda/kernels/attention/kv_row.cuh"
 #include "cuda/kernels/attention/kv_write.h"
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/runtime/check.h"
+#include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda {
 namespace {
@@ -19,6 +21,7 @@ __device__ __forceinline__ bool in_ring(const TokenBatchView& batch, int32_t t, 
 }
 
 __global__ void __launch_bounds__(kThreads) write_kv_rows_kernel(KvWriteArgs a, int32_t row_bytes) {
+  wait_for_previous_kernel();
   const int32_t t = int32_t(blockIdx.x) * kWarps + int32_t(threadIdx.x / 32);
   if (t >= a.batch.tokens) return;
   const int lane = int(threadIdx.x % 32);
@@ -40,6 +43,7 @@ __global__ void __launch_bounds__(kThreads) write_kv_rows_kernel(KvWriteArgs a, 
 __global__ void __launch_bounds__(kThreads)
     commit_window_rows_kernel(TokenBatchView batch, const uint8_t* chunk_rows, PagedRowsView ring,
                               int32_t window) {
+  wait_for_previous_kernel();
   const int32_t t = int32_t(blockIdx.x) * kWarps + int32_t(threadIdx.x / 32);
   if (t >= batch.tokens || !in_ring(batch, t, window)) return;
   const auto* src = reinterpret_cast<const uint32_t*>(chunk_rows + int64_t(t) * ring.row_bytes);
@@ -61,8 +65,7 @@ void write_kv_rows(const KvWriteArgs& args, cudaStream_t stream) {
   }
   if (args.batch.tokens <= 0) return;
   const unsigned blocks = unsigned((args.batch.tokens + kWarps - 1) / kWarps);
-  write_kv_rows_kernel<<<blocks, kThreads, 0, stream>>>(args, row_bytes);
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(write_kv_rows_kernel, blocks, kThreads, 0, stream, args, row_bytes);
 }
 
 void commit_window_rows(const TokenBatchView& batch, const uint8_t* chunk_rows,
@@ -72,8 +75,8 @@ void commit_window_rows(const TokenBatchView& batch, const uint8_t* chunk_rows,
   }
   if (batch.tokens <= 0) return;
   const unsigned blocks = unsigned((batch.tokens + kWarps - 1) / kWarps);
-  commit_window_rows_kernel<<<blocks, kThreads, 0, stream>>>(batch, chunk_rows, ring, window);
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(commit_window_rows_kernel, blocks, kThreads, 0, stream, batch, chunk_rows, ring,
+                   window);
 }
 
 }  // namespace dsv4::cuda

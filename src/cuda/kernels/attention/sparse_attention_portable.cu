@@ -14,8 +14,10 @@
 #include "cuda/kernels/attention/kv_row.cuh"
 #include "cuda/kernels/attention/sparse_attention_launch.h"
 #include "cuda/kernels/attention/sparse_attention_rows.cuh"
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/common/mma_sm80.cuh"
 #include "cuda/runtime/check.h"
+#include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda {
 namespace {
@@ -39,6 +41,7 @@ size_t shared_bytes(int dim) {
 
 __global__ void __launch_bounds__(kThreads, 1)
     sparse_attention_kernel(const SparseAttentionArgs a, int32_t row_bytes) {
+  wait_for_previous_kernel();
   extern __shared__ __align__(16) uint8_t smem[];
   const int dim = a.head_dim, ld = dim + kPad;
   uint16_t* q_s = reinterpret_cast<uint16_t*>(smem);                           // [kHeads][ld]
@@ -294,8 +297,8 @@ void launch_sparse_attention_portable(const SparseAttentionArgs& a, int32_t row_
                                          int(shared_bytes(kMaxDim))));
   });
   const dim3 grid(unsigned(a.batch.tokens), unsigned((a.heads + kHeads - 1) / kHeads));
-  sparse_attention_kernel<<<grid, kThreads, shared_bytes(a.head_dim), stream>>>(a, row_bytes);
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(sparse_attention_kernel, grid, kThreads, shared_bytes(a.head_dim), stream, a,
+                   row_bytes);
 }
 
 }  // namespace dsv4::cuda

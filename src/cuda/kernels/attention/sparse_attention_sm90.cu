@@ -14,7 +14,9 @@
 // half of O (wgmma m64n256k16, P from registers, V read MN-major from the block).
 #include "cuda/kernels/attention/sparse_attention_launch.h"
 #include "cuda/kernels/attention/sparse_attention_sm90_tiles.cuh"
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/runtime/check.h"
+#include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda {
 namespace {
@@ -69,6 +71,7 @@ __device__ __forceinline__ void load_queries(const SparseAttentionArgs& a, int32
 
 __global__ void __launch_bounds__(kThreads, 1)
     sparse_attention_sm90(const SparseAttentionArgs a, AttentionPlan plan) {
+  wait_for_previous_kernel();
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   // Offsetting the __shared__ array itself keeps accesses in the shared window (LDS/STS).
   extern __shared__ uint8_t smem_unaligned[];
@@ -256,6 +259,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 // o = Σ_s 2^(m_s − M)·O_s / (Σ_s 2^(m_s − M)·l_s + exp(sink − M)), M = max_s m_s, in split order.
 __global__ void __launch_bounds__(128)
     attention_split_combine(const SparseAttentionArgs a, AttentionPlan plan) {
+  wait_for_previous_kernel();
   const int32_t t = int32_t(blockIdx.x), head = int32_t(blockIdx.y);
   const AttentionToken k = attention_token(a, t);
   const int n_splits = token_splits(k, plan.blocks_per_split, plan.splits);
@@ -292,12 +296,10 @@ void launch_sparse_attention_sm90(const SparseAttentionArgs& a, const AttentionP
   }();
   (void)configured;
   const dim3 grid(unsigned(a.batch.tokens), unsigned(a.heads / kHeads), unsigned(plan.splits));
-  sparse_attention_sm90<<<grid, kThreads, kSharedBytes, stream>>>(a, plan);
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(sparse_attention_sm90, grid, kThreads, kSharedBytes, stream, a, plan);
   if (plan.splits > 1) {
-    attention_split_combine<<<dim3(unsigned(a.batch.tokens), unsigned(a.heads)), kDim / 4, 0,
-                              stream>>>(a, plan);
-    DSV4_CUDA_CHECK(cudaGetLastError());
+    launch_dependent(attention_split_combine, dim3(unsigned(a.batch.tokens), unsigned(a.heads)),
+                     kDim / 4, 0, stream, a, plan);
   }
 }
 

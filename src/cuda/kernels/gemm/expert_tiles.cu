@@ -1,6 +1,8 @@
 // plan_expert_tiles: one thread per expert, block-wide exclusive scans for the list positions;
 // the entries come out in expert order, so the lists do not depend on scheduling.
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/gemm/expert_tiles.h"
+#include "cuda/runtime/launch.h"
 
 #include <cub/block/block_scan.cuh>
 
@@ -17,6 +19,7 @@ constexpr int32_t kTileTokens = 16, kNarrowMost = 4;
 
 __global__ void __launch_bounds__(kThreads)
     plan_expert_tiles_kernel(const int32_t* __restrict__ offsets, int n_experts, ExpertTiles t) {
+  wait_for_previous_kernel();
   using Scan = cub::BlockScan<int32_t, kThreads>;
   __shared__ typename Scan::TempStorage scan_storage;
   const int e = int(threadIdx.x);
@@ -57,8 +60,8 @@ void plan_expert_tiles(const int32_t* offsets, int64_t n_experts, const ExpertTi
   if (n_experts <= 0 || n_experts > kThreads) {
     fail("plan_expert_tiles: {} experts (at most {})", n_experts, kThreads);
   }
-  plan_expert_tiles_kernel<<<1, kThreads, 0, stream>>>(offsets, int(n_experts), tiles);
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(plan_expert_tiles_kernel, 1, kThreads, 0, stream, offsets, int(n_experts),
+                   tiles);
 }
 
 }  // namespace dsv4::cuda

@@ -13,7 +13,9 @@
 // unpacked to f16) take the same permutation; a 32-input sum does not depend on the order of
 // its exact products. Token tiles of up to 8 tokens run one n8 MMA pair per block, wider ones
 // (9-16) two.
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/gemm/fp4_expert_mma.h"
+#include "cuda/runtime/launch.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -344,6 +346,7 @@ template <bool kWide, bool kFloatScales>
 __global__ void __launch_bounds__(kWarps * 32, kWide ? kMinBlocksWide : kMinBlocks)
     fp4_expert_mma_kernel(const __grid_constant__ StreamParams p, const int32_t* __restrict__ tiles,
                           const int32_t* __restrict__ count) {
+  wait_for_previous_kernel();
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   constexpr int kTokens = kWide ? 16 : 4;
   // Offsetting the __shared__ array itself keeps accesses in the shared window (LDS/STS).
@@ -402,8 +405,7 @@ void launch_fp4_expert_mma(const StreamParams& p, const ExpertTiles& tiles, cuda
       return true;
     }();
     (void)attributes_set;
-    kernel<<<grid, kWarps * 32, kShared, stream>>>(p, list, count);
-    DSV4_CUDA_CHECK(cudaGetLastError());
+    launch_dependent(kernel, grid, kWarps * 32, kShared, stream, p, list, count);
   };
   const auto both = [&](auto float_scales) {
     launch(std::false_type{}, float_scales, tiles.narrow, tiles.narrow_capacity, tiles.counts);

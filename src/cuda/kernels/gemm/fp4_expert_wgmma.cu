@@ -25,12 +25,14 @@
 
 #include "core/error.h"
 #include "cuda/kernels/common/async_copy.cuh"
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/common/numerics.cuh"
 #include "cuda/kernels/common/wgmma.cuh"
 #include "cuda/kernels/gemm/fp4_e4m3_conversion.cuh"
 #include "cuda/kernels/gemm/fp4_expert_mma.h"
 #include "cuda/kernels/gemm/wgmma_gemm_stage.cuh"
 #include "cuda/runtime/check.h"
+#include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda::gemm_detail {
 namespace {
@@ -386,6 +388,7 @@ __device__ void consume(const Work& k, const Ring& ring, int64_t items, int tid)
 template <bool kFloatScales>
 __global__ void __launch_bounds__(kThreads, 1)
     fp4_expert_wgmma_kernel(const __grid_constant__ StreamParams p) {
+  wait_for_previous_kernel();
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   extern __shared__ uint8_t smem_unaligned[];
   uint8_t* smem = smem_unaligned + ((1024u - (shared_address(smem_unaligned) & 1023u)) & 1023u);
@@ -448,8 +451,7 @@ void launch_fp4_expert_wgmma(const StreamParams& p, int64_t n_experts, cudaStrea
       return true;
     }();
     (void)configured;
-    kernel<<<grid, kThreads, kSharedBytes, stream>>>(p);
-    DSV4_CUDA_CHECK(cudaGetLastError());
+    launch_dependent(kernel, grid, kThreads, kSharedBytes, stream, p);
   };
   if (p.w_scale_storage == ScaleStorage::kF32) {
     launch(std::true_type{});

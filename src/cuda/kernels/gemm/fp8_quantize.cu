@@ -1,4 +1,6 @@
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/gemm/fp8_quantize.h"
+#include "cuda/runtime/launch.h"
 
 #include "core/error.h"
 #include "cuda/kernels/common/numerics.cuh"
@@ -26,6 +28,7 @@ template <typename T>
 __global__ void __launch_bounds__(32 * kWarps)
     quantize_fp8_kernel(const T* __restrict__ x, int64_t blocks, uint8_t* __restrict__ codes,
                         float* __restrict__ scales) {
+  wait_for_previous_kernel();
   const int64_t block = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   if (block >= blocks) return;
   const int lane = int(threadIdx.x & 31u);
@@ -46,8 +49,8 @@ void launch(const T* x, int64_t m, int64_t k, uint8_t* codes, float* scales, cud
   }
   const int64_t blocks = m * (k / 128);
   if (blocks == 0) return;
-  quantize_fp8_kernel<T><<<unsigned((blocks + kWarps - 1) / kWarps), 32 * kWarps, 0, stream>>>(
-      x, blocks, codes, scales);
+  launch_dependent(quantize_fp8_kernel<T>, unsigned((blocks + kWarps - 1) / kWarps), 32 * kWarps, 0,
+                   stream, x, blocks, codes, scales);
 }
 
 }  // namespace

@@ -18,7 +18,9 @@
 // (input_splits), a CTA that is not split adds the same partial sums in the same order, and an
 // output column of an MMA does not depend on the others, so a token's output has the same
 // bits whatever the batch (decode steps reproduce a prefill).
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/gemm/linear_wgmma.h"
+#include "cuda/runtime/launch.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -349,6 +351,7 @@ template <class Operands, int kN>
 __global__ void __launch_bounds__(kThreads, Layout<kN>::kCtasPerSm)
     linear_wgmma_kernel(const __grid_constant__ StreamParams p, float* split_sums,
                         uint32_t* tile_arrivals, int input_splits) {
+  wait_for_previous_kernel();
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   using L = Layout<kN>;
   extern __shared__ uint8_t smem_unaligned[];
@@ -402,6 +405,7 @@ __global__ void __launch_bounds__(kThreads, Layout<kN>::kCtasPerSm)
 // y = Σ_s split_sums[s] in split order (as add_splits), one output a thread.
 __global__ void sum_splits_kernel(const __grid_constant__ StreamParams p,
                                   const float* __restrict__ split_sums, int splits) {
+  wait_for_previous_kernel();
   const int64_t count = p.m * p.rows;
   const int64_t at[1] = {int64_t(blockIdx.x) * blockDim.x + threadIdx.x};
   const bool valid[1] = {at[0] < count};
@@ -422,8 +426,8 @@ void launch_tile(const StreamParams& p, dim3 grid, float* split_sums, uint32_t* 
     return true;
   }();
   (void)configured;
-  kernel<<<grid, kThreads, kShared, stream>>>(p, split_sums, tile_arrivals, input_splits);
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(kernel, grid, kThreads, kShared, stream, p, split_sums, tile_arrivals,
+                   input_splits);
 }
 
 }  // namespace
@@ -480,9 +484,8 @@ void launch_linear_wgmma(const StreamParams& p, WeightFormat format, SplitSums s
   }
   if (split && !few) {
     const int64_t count = p.m * p.rows, threads = 128;
-    sum_splits_kernel<<<unsigned((count + threads - 1) / threads), unsigned(threads), 0, stream>>>(
-        p, partial_sums, int(input_splits));
-    DSV4_CUDA_CHECK(cudaGetLastError());
+    launch_dependent(sum_splits_kernel, unsigned((count + threads - 1) / threads),
+                     unsigned(threads), 0, stream, p, partial_sums, int(input_splits));
   }
 }
 

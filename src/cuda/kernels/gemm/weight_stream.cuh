@@ -27,9 +27,11 @@
 #include <type_traits>
 
 #include "core/error.h"
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/gemm/expert_tiles.h"
 #include "cuda/kernels/gemm/linear.h"
 #include "cuda/kernels/gemm/weight_stream_formats.cuh"
+#include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda::gemm_detail {
 
@@ -175,6 +177,7 @@ __device__ __forceinline__ void stream_rows(const StreamParams& p, const uint8_t
 template <class W, class A, int R, int MT, int U, bool kPrefetch>
 __global__ void __launch_bounds__(kThreadsPerBlock)
     weight_stream_kernel(const __grid_constant__ StreamParams params) {
+  wait_for_previous_kernel();
   const int64_t row0 = (int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * R;
   if (row0 >= params.rows) return;
   stream_rows<W, A, R, MT, U, kPrefetch>(params, params.w, row0, int64_t(blockIdx.y) * MT, 0);
@@ -192,6 +195,7 @@ template <class W, class A, int R, class Small, class Medium, class Large, int k
 __global__ void __launch_bounds__(kThreadsPerBlock)
     expert_stream_kernel(const __grid_constant__ StreamParams params,
                          const int32_t* __restrict__ tiles, const int32_t* __restrict__ count) {
+  wait_for_previous_kernel();
   const int64_t row0 = (int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * R;
   if (row0 >= params.rows) return;
   const int32_t n_tiles = *count;
@@ -228,7 +232,8 @@ void launch_tile(const StreamParams& p, cudaStream_t stream) {
   const int64_t rows_per_block = int64_t(R) * kWarpsPerBlock;
   const dim3 grid(unsigned((p.rows + rows_per_block - 1) / rows_per_block),
                   unsigned((p.m + MT - 1) / MT));
-  weight_stream_kernel<W, A, R, MT, U, kPrefetch><<<grid, kThreadsPerBlock, 0, stream>>>(p);
+  launch_dependent(weight_stream_kernel<W, A, R, MT, U, kPrefetch>, grid, kThreadsPerBlock, 0,
+                   stream, p);
 }
 
 // Rows per warp, steps in flight and double buffering for one token-tile width.
@@ -330,9 +335,9 @@ void launch_tuned_experts(const StreamParams& p, const ExpertTiles& tiles, cudaS
     const int64_t rows_per_block = int64_t(R) * kWarpsPerBlock;
     const dim3 grid(unsigned((p.rows + rows_per_block - 1) / rows_per_block),
                     unsigned(std::min(capacity, kExpertTileSlots)));
-    expert_stream_kernel<W, A, R, typename T::Small, typename T::Medium, typename T::Large,
-                         decltype(most)::value>
-        <<<grid, kThreadsPerBlock, 0, stream>>>(p, list, count);
+    launch_dependent(expert_stream_kernel<W, A, R, typename T::Small, typename T::Medium,
+                                          typename T::Large, decltype(most)::value>,
+                     grid, kThreadsPerBlock, 0, stream, p, list, count);
   };
   using std::integral_constant;
   if (p.m == 1) {

@@ -13,9 +13,11 @@
 #include "core/error.h"
 #include "core/kv_row.h"
 #include "cuda/kernels/attention/kv_row.cuh"
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/common/mma_sm80.cuh"
 #include "cuda/kernels/indexer/indexer.h"
 #include "cuda/runtime/check.h"
+#include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda {
 namespace {
@@ -36,6 +38,7 @@ size_t shared_bytes(int dim) {
 }
 
 __global__ void __launch_bounds__(kThreads) indexer_scores_kernel(const IndexerArgs a) {
+  wait_for_previous_kernel();
   extern __shared__ __align__(16) uint8_t smem[];
   const int dim = a.dim, ld = dim + kPad, units = dim / 8;
   uint16_t* q_s = reinterpret_cast<uint16_t*>(smem);                   // [kMaxHeads][ld]
@@ -165,8 +168,7 @@ void indexer_scores(const IndexerArgs& a, cudaStream_t stream) {
                                          int(shared_bytes(kMaxDim))));
   });
   const dim3 grid(unsigned(a.batch.tokens), unsigned((a.max_visible + kTileKeys - 1) / kTileKeys));
-  indexer_scores_kernel<<<grid, kThreads, shared_bytes(a.dim), stream>>>(a);
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(indexer_scores_kernel, grid, kThreads, shared_bytes(a.dim), stream, a);
 }
 
 }  // namespace dsv4::cuda

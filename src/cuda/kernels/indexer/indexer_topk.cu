@@ -9,8 +9,10 @@
 // sub-histograms for the crowded high-byte pass (a warp-aggregated match_any version measured
 // slower), and fusing the first histogram into the scoring kernel.
 #include "core/error.h"
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/indexer/indexer.h"
 #include "cuda/runtime/check.h"
+#include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda {
 namespace {
@@ -101,6 +103,7 @@ __device__ __forceinline__ void select_bin(const int* hist, int need, int lane, 
 }
 
 __global__ void __launch_bounds__(kThreads) indexer_topk_kernel(const IndexerArgs a) {
+  wait_for_previous_kernel();
   __shared__ int hist[256];
   __shared__ int warp_sums[kWarps];
   __shared__ int found_bin, found_above;
@@ -218,8 +221,7 @@ __global__ void __launch_bounds__(kThreads) indexer_topk_kernel(const IndexerArg
 void indexer_topk(const IndexerArgs& a, cudaStream_t stream) {
   check_indexer_args(a);
   if (a.batch.tokens <= 0) return;
-  indexer_topk_kernel<<<unsigned(a.batch.tokens), kThreads, 0, stream>>>(a);
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(indexer_topk_kernel, unsigned(a.batch.tokens), kThreads, 0, stream, a);
 }
 
 void indexer_select(const IndexerArgs& a, cudaStream_t stream) {

@@ -4,9 +4,11 @@
 // bytes per token. Next optimisation: fold it into the w2 GEMM epilogue (each expert tile adds
 // into an fp32 accumulator in ascending expert order) to skip the bf16 expert_out round trip.
 #include "core/error.h"
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/common/numerics.cuh"
 #include "cuda/kernels/moe/combine.h"
 #include "cuda/runtime/check.h"
+#include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda {
 namespace {
@@ -19,6 +21,7 @@ __global__ void __launch_bounds__(kThreads)
     combine_kernel(const uint16_t* __restrict__ expert_out, const int32_t* __restrict__ experts,
                    const int32_t* __restrict__ position, const uint16_t* __restrict__ shared_out,
                    int k, int64_t dim, uint16_t* __restrict__ out) {
+  wait_for_previous_kernel();
   __shared__ int32_t rows[kMaxK], ids[kMaxK];
   const int64_t t = blockIdx.x;
   if (threadIdx.x == 0) {
@@ -71,13 +74,12 @@ void moe_combine(const uint16_t* expert_out, const int32_t* experts, const int32
   const bool vec = dim % 8 == 0 && aligned16(expert_out) && aligned16(out) &&
                    (shared_out == nullptr || aligned16(shared_out));
   if (vec) {
-    combine_kernel<8><<<unsigned(tokens), kThreads, 0, stream>>>(expert_out, experts, position,
-                                                                 shared_out, int(k), dim, out);
+    launch_dependent(combine_kernel<8>, unsigned(tokens), kThreads, 0, stream, expert_out, experts,
+                     position, shared_out, int(k), dim, out);
   } else {
-    combine_kernel<1><<<unsigned(tokens), kThreads, 0, stream>>>(expert_out, experts, position,
-                                                                 shared_out, int(k), dim, out);
+    launch_dependent(combine_kernel<1>, unsigned(tokens), kThreads, 0, stream, expert_out, experts,
+                     position, shared_out, int(k), dim, out);
   }
-  DSV4_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace dsv4::cuda

@@ -7,8 +7,10 @@
 #include <cub/block/block_scan.cuh>
 
 #include "core/error.h"
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/moe/grouping.h"
 #include "cuda/runtime/check.h"
+#include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda {
 namespace {
@@ -20,6 +22,7 @@ constexpr int kGatherThreads = 128;
 __global__ void __launch_bounds__(kCountThreads)
     count_kernel(const int32_t* __restrict__ experts, int64_t slots, int n_experts,
                  int32_t* __restrict__ counts, int32_t* __restrict__ offsets) {
+  wait_for_previous_kernel();
   __shared__ int32_t histogram[kCountThreads];
   using Scan = cub::BlockScan<int32_t, kCountThreads>;
   __shared__ typename Scan::TempStorage scan_storage;
@@ -41,6 +44,7 @@ __global__ void __launch_bounds__(kPlaceThreads)
     place_kernel(const int32_t* __restrict__ experts, int64_t slots,
                  const int32_t* __restrict__ offsets, int32_t* __restrict__ order,
                  int32_t* __restrict__ position) {
+  wait_for_previous_kernel();
   constexpr int kWarps = kPlaceThreads / 32;
   __shared__ int32_t warp_counts[2][kWarps];
   const int expert = blockIdx.x;
@@ -75,6 +79,7 @@ __global__ void __launch_bounds__(kGatherThreads)
     gather_quantized_kernel(const uint8_t* __restrict__ codes, const float* __restrict__ scales,
                             const int32_t* __restrict__ order, int k, int64_t dim,
                             uint8_t* __restrict__ out_codes, float* __restrict__ out_scales) {
+  wait_for_previous_kernel();
   const int64_t p = blockIdx.x, token = order[p] / k;
   const auto* src = reinterpret_cast<const uint4*>(codes + token * dim);
   auto* dst = reinterpret_cast<uint4*>(out_codes + p * dim);
@@ -93,13 +98,11 @@ void moe_group(const int32_t* experts, int64_t tokens, int64_t k, int64_t n_expe
       tokens * k > int64_t(INT32_MAX)) {
     fail("moe_group: unsupported shape tokens={} k={} experts={}", tokens, k, n_experts);
   }
-  count_kernel<<<1, kCountThreads, 0, stream>>>(experts, tokens * k, int(n_experts), counts,
-                                                offsets);
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(count_kernel, 1, kCountThreads, 0, stream, experts, tokens * k, int(n_experts),
+                   counts, offsets);
   if (tokens == 0) return;
-  place_kernel<<<unsigned(n_experts), kPlaceThreads, 0, stream>>>(experts, tokens * k, offsets,
-                                                                  order, position);
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(place_kernel, unsigned(n_experts), kPlaceThreads, 0, stream, experts, tokens * k,
+                   offsets, order, position);
 }
 
 void moe_gather_quantized(const uint8_t* codes, const float* scales, const int32_t* order,
@@ -114,9 +117,8 @@ void moe_gather_quantized(const uint8_t* codes, const float* scales, const int32
     fail("moe_gather_quantized: codes misaligned");
   }
   if (tokens == 0) return;
-  gather_quantized_kernel<<<unsigned(tokens * k), kGatherThreads, 0, stream>>>(
-      codes, scales, order, int(k), dim, out_codes, out_scales);
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(gather_quantized_kernel, unsigned(tokens * k), kGatherThreads, 0, stream, codes,
+                   scales, order, int(k), dim, out_codes, out_scales);
 }
 
 }  // namespace dsv4::cuda

@@ -3,9 +3,11 @@
 // (higher biased score, ties to the lower id, a total order) and the first k ranks are the
 // choices, in order. Reads the logits once (E·4 bytes per token).
 #include "core/error.h"
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/common/numerics.cuh"
 #include "cuda/kernels/moe/router.h"
 #include "cuda/runtime/check.h"
+#include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda {
 namespace {
@@ -59,6 +61,7 @@ __global__ void __launch_bounds__(kMaxExperts)
                  float route_scale, const float* __restrict__ bias,
                  const int32_t* __restrict__ tid2eid, const int32_t* __restrict__ ids,
                  int32_t* __restrict__ experts_out, float* __restrict__ weights_out) {
+  wait_for_previous_kernel();
   __shared__ float scores[kMaxExperts];
   __shared__ uint64_t keys[kMaxExperts];
   __shared__ int32_t chosen[kMaxK];
@@ -120,10 +123,9 @@ void moe_route(const float* logits, int64_t tokens, const RouterShape& shape, co
     fail("moe_route: hash routing needs tid2eid and ids");
   if (tokens == 0) return;
   const auto threads = unsigned((shape.experts + 31) / 32 * 32);
-  route_kernel<<<unsigned(tokens), threads, 0, stream>>>(logits, int(shape.experts), int(shape.k),
-                                                         shape.score_func, shape.route_scale, bias,
-                                                         tid2eid, ids, experts_out, weights_out);
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(route_kernel, unsigned(tokens), threads, 0, stream, logits, int(shape.experts),
+                   int(shape.k), shape.score_func, shape.route_scale, bias, tid2eid, ids,
+                   experts_out, weights_out);
 }
 
 }  // namespace dsv4::cuda

@@ -6,9 +6,11 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/common/numerics.cuh"
 #include "cuda/kernels/moe/swiglu.h"
 #include "cuda/runtime/check.h"
+#include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda {
 namespace {
@@ -34,6 +36,7 @@ __global__ void __launch_bounds__(kThreads)
                   const uint16_t* __restrict__ up, int64_t up_stride, int64_t inter,
                   const float* __restrict__ route_weights, const int32_t* __restrict__ order,
                   float limit, uint16_t* __restrict__ out) {
+  wait_for_previous_kernel();
   const int64_t row = blockIdx.x;
   const bool weighted = route_weights != nullptr;
   const float weight = weighted ? route_weights[order ? order[row] : row] : 1.0f;
@@ -55,6 +58,7 @@ __global__ void __launch_bounds__(kThreads)
                            const float* __restrict__ route_weights,
                            const int32_t* __restrict__ order, float limit,
                            uint8_t* __restrict__ codes, float* __restrict__ scales) {
+  wait_for_previous_kernel();
   const int64_t row = blockIdx.x;
   const int64_t block = int64_t(blockIdx.y) * kQuantizeWarps + (threadIdx.x >> 5);
   if (block * 128 >= inter) return;
@@ -91,13 +95,12 @@ void swiglu(const uint16_t* gate, int64_t gate_stride, const uint16_t* up, int64
   const dim3 grid(unsigned(rows),
                   unsigned(std::min<int64_t>(65535, (inter + per_block - 1) / per_block)));
   if (vec) {
-    swiglu_kernel<8><<<grid, kThreads, 0, stream>>>(gate, gate_stride, up, up_stride, inter,
-                                                    route_weights, order, limit, out);
+    launch_dependent(swiglu_kernel<8>, grid, kThreads, 0, stream, gate, gate_stride, up, up_stride,
+                     inter, route_weights, order, limit, out);
   } else {
-    swiglu_kernel<1><<<grid, kThreads, 0, stream>>>(gate, gate_stride, up, up_stride, inter,
-                                                    route_weights, order, limit, out);
+    launch_dependent(swiglu_kernel<1>, grid, kThreads, 0, stream, gate, gate_stride, up, up_stride,
+                     inter, route_weights, order, limit, out);
   }
-  DSV4_CUDA_CHECK(cudaGetLastError());
 }
 
 void swiglu_quantize_fp8(const uint16_t* gate, int64_t gate_stride, const uint16_t* up,
@@ -115,9 +118,8 @@ void swiglu_quantize_fp8(const uint16_t* gate, int64_t gate_stride, const uint16
   if (rows == 0) return;
   const int64_t blocks = inter / 128;
   const dim3 grid(unsigned(rows), unsigned((blocks + kQuantizeWarps - 1) / kQuantizeWarps));
-  swiglu_quantize_kernel<<<grid, kThreads, 0, stream>>>(gate, gate_stride, up, up_stride, inter,
-                                                        route_weights, order, limit, codes, scales);
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(swiglu_quantize_kernel, grid, kThreads, 0, stream, gate, gate_stride, up,
+                   up_stride, inter, route_weights, order, limit, codes, scales);
 }
 
 }  // namespace dsv4::cuda

@@ -1,7 +1,9 @@
 // Embedding gather: one block per token, 16-byte copies. Pure data movement: 2·hc·dim bytes
 // written per token; the next optimisation is to fuse it into the first mHC collapse (the
 // streams are identical copies, so that collapse could read the embedding row once).
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/norm_rope_mhc/embedding.h"
+#include "cuda/runtime/launch.h"
 
 #include <type_traits>
 
@@ -18,6 +20,7 @@ template <int N>
 __global__ void __launch_bounds__(kThreads)
     embed_kernel(const uint16_t* __restrict__ table, const int32_t* __restrict__ ids, int64_t dim,
                  int64_t hc, uint16_t* __restrict__ streams) {
+  wait_for_previous_kernel();
   const int64_t token = blockIdx.x;
   const uint16_t* row = table + int64_t(ids[token]) * dim;
   uint16_t* out = streams + token * hc * dim;
@@ -39,11 +42,12 @@ void embed_into_streams(const uint16_t* table, const int32_t* ids, int64_t token
   const bool vec = dim % 8 == 0 && reinterpret_cast<uintptr_t>(table) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(streams) % 16 == 0;
   if (vec) {
-    embed_kernel<8><<<unsigned(tokens), kThreads, 0, stream>>>(table, ids, dim, hc, streams);
+    launch_dependent(embed_kernel<8>, unsigned(tokens), kThreads, 0, stream, table, ids, dim, hc,
+                     streams);
   } else {
-    embed_kernel<1><<<unsigned(tokens), kThreads, 0, stream>>>(table, ids, dim, hc, streams);
+    launch_dependent(embed_kernel<1>, unsigned(tokens), kThreads, 0, stream, table, ids, dim, hc,
+                     streams);
   }
-  DSV4_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace dsv4::cuda

@@ -15,9 +15,11 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/common/numerics.cuh"
 #include "cuda/kernels/norm_rope_mhc/hyper_connection.h"
 #include "cuda/runtime/check.h"
+#include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda {
 namespace {
@@ -38,6 +40,7 @@ template <int MIX>
 __global__ void __launch_bounds__(kPartialThreads)
     hc_partial_kernel(const uint16_t* __restrict__ streams, const float* __restrict__ fn,
                       int64_t tokens, int64_t width, int slices, float* __restrict__ partials) {
+  wait_for_previous_kernel();
   const int slice = blockIdx.x;
   const int64_t t0 = int64_t(blockIdx.y) * kTokenTile;
   const int64_t k = int64_t(slice) * kSliceK + int64_t(threadIdx.x) * 4;  // width % 4 == 0
@@ -131,6 +134,7 @@ __global__ void __launch_bounds__(kFinishThreads)
                      const float* __restrict__ scale, float norm_eps, float hc_eps, int iters,
                      uint16_t* __restrict__ collapsed, float* __restrict__ post,
                      float* __restrict__ comb) {
+  wait_for_previous_kernel();
   constexpr int kMix = kHead ? kHc : kSiteMix;
   const int64_t t = blockIdx.x, width = kHc * dim;
   __shared__ float mixes[kMix + 1];
@@ -196,6 +200,7 @@ template <int N>
 __global__ void __launch_bounds__(kExpandThreads)
     hc_expand_kernel(uint16_t* __restrict__ streams, const uint16_t* __restrict__ output,
                      const float* __restrict__ post, const float* __restrict__ comb, int64_t dim) {
+  wait_for_previous_kernel();
   const int64_t t = blockIdx.x;
   float p[kHc], c[kHc * kHc];
 #pragma unroll
@@ -247,20 +252,18 @@ void collapse(const uint16_t* streams, int64_t tokens, const HcShape& shape, con
   const int64_t width = kHc * shape.dim;
   const auto slices = int(slice_count(width));
   const dim3 grid(unsigned(slices), unsigned((tokens + kTokenTile - 1) / kTokenTile));
-  hc_partial_kernel<kMix>
-      <<<grid, kPartialThreads, 0, stream>>>(streams, params.fn, tokens, width, slices, workspace);
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(hc_partial_kernel<kMix>, grid, kPartialThreads, 0, stream, streams, params.fn,
+                   tokens, width, slices, workspace);
   const auto launch = [&](auto kernel) {
-    kernel<<<unsigned(tokens), kFinishThreads, 0, stream>>>(
-        streams, workspace, slices, shape.dim, params.base, params.scale, shape.norm_eps,
-        shape.hc_eps, shape.sinkhorn_iters, collapsed, post, comb);
+    launch_dependent(kernel, unsigned(tokens), kFinishThreads, 0, stream, streams, workspace,
+                     slices, shape.dim, params.base, params.scale, shape.norm_eps, shape.hc_eps,
+                     shape.sinkhorn_iters, collapsed, post, comb);
   };
   if (vectorizable(shape.dim, streams, collapsed)) {
     launch(hc_finish_kernel<kHead, 8>);
   } else {
     launch(hc_finish_kernel<kHead, 1>);
   }
-  DSV4_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace
@@ -295,13 +298,12 @@ void hc_expand(uint16_t* streams, const uint16_t* output, const float* post, con
   const dim3 grid(unsigned(tokens),
                   unsigned(std::min<int64_t>(65535, (shape.dim + per_block - 1) / per_block)));
   if (vec) {
-    hc_expand_kernel<8>
-        <<<grid, kExpandThreads, 0, stream>>>(streams, output, post, comb, shape.dim);
+    launch_dependent(hc_expand_kernel<8>, grid, kExpandThreads, 0, stream, streams, output, post,
+                     comb, shape.dim);
   } else {
-    hc_expand_kernel<1>
-        <<<grid, kExpandThreads, 0, stream>>>(streams, output, post, comb, shape.dim);
+    launch_dependent(hc_expand_kernel<1>, grid, kExpandThreads, 0, stream, streams, output, post,
+                     comb, shape.dim);
   }
-  DSV4_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace dsv4::cuda

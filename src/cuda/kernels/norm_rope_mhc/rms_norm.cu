@@ -4,7 +4,9 @@
 // differs from the CPU's sequential sum in the last bits and a bf16 output can differ by one
 // ulp on rare elements. Next optimisation: keep the row in registers between the two passes
 // and fuse the norms into their neighbours (the mHC collapse before, RoPE after).
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/norm_rope_mhc/rms_norm.h"
+#include "cuda/runtime/launch.h"
 
 #include "core/error.h"
 #include "cuda/kernels/common/numerics.cuh"
@@ -27,6 +29,7 @@ template <int N>
 __global__ void __launch_bounds__(kRowThreads)
     rms_norm_kernel(const uint16_t* x, int64_t dim, const float* __restrict__ weight, float eps,
                     uint16_t* y) {
+  wait_for_previous_kernel();
   const uint16_t* xr = x + int64_t(blockIdx.x) * dim;
   uint16_t* yr = y + int64_t(blockIdx.x) * dim;
   float sum = 0.0f;
@@ -70,6 +73,7 @@ __global__ void __launch_bounds__(kRowThreads)
 template <int N>
 __global__ void __launch_bounds__(kHeadThreads)
     head_norm_kernel(uint16_t* x, int64_t rows, int64_t dim, float eps) {
+  wait_for_previous_kernel();
   const int64_t row = int64_t(blockIdx.x) * (kHeadThreads / 32) + threadIdx.x / 32;
   if (row >= rows) return;
   const int lane = threadIdx.x % 32;
@@ -104,11 +108,12 @@ void rms_norm(const uint16_t* x, int64_t rows, int64_t dim, const float* weight,
   if (rows < 0 || dim <= 0) fail("rms_norm: bad shape rows={} dim={}", rows, dim);
   if (rows == 0) return;
   if (dim % 8 == 0 && aligned16(x) && aligned16(y) && aligned16(weight)) {
-    rms_norm_kernel<8><<<unsigned(rows), kRowThreads, 0, stream>>>(x, dim, weight, eps, y);
+    launch_dependent(rms_norm_kernel<8>, unsigned(rows), kRowThreads, 0, stream, x, dim, weight,
+                     eps, y);
   } else {
-    rms_norm_kernel<1><<<unsigned(rows), kRowThreads, 0, stream>>>(x, dim, weight, eps, y);
+    launch_dependent(rms_norm_kernel<1>, unsigned(rows), kRowThreads, 0, stream, x, dim, weight,
+                     eps, y);
   }
-  DSV4_CUDA_CHECK(cudaGetLastError());
 }
 
 void unweighted_head_norm(uint16_t* x, int64_t rows, int64_t dim, float eps, cudaStream_t stream) {
@@ -116,11 +121,10 @@ void unweighted_head_norm(uint16_t* x, int64_t rows, int64_t dim, float eps, cud
   if (rows == 0) return;
   const auto blocks = unsigned((rows + kHeadThreads / 32 - 1) / (kHeadThreads / 32));
   if (dim % 8 == 0 && aligned16(x)) {
-    head_norm_kernel<8><<<blocks, kHeadThreads, 0, stream>>>(x, rows, dim, eps);
+    launch_dependent(head_norm_kernel<8>, blocks, kHeadThreads, 0, stream, x, rows, dim, eps);
   } else {
-    head_norm_kernel<1><<<blocks, kHeadThreads, 0, stream>>>(x, rows, dim, eps);
+    launch_dependent(head_norm_kernel<1>, blocks, kHeadThreads, 0, stream, x, rows, dim, eps);
   }
-  DSV4_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace dsv4::cuda

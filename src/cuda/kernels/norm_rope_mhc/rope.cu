@@ -5,9 +5,11 @@
 // launch takes ~7 us (H200), most of it the double-precision sincos and the launch itself: the
 // next optimisation is fusing it into the head norm / KV-row writer that touch the same bytes.
 #include "core/error.h"
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/common/numerics.cuh"
 #include "cuda/kernels/norm_rope_mhc/rope.h"
 #include "cuda/runtime/check.h"
+#include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda {
 namespace {
@@ -21,6 +23,7 @@ __global__ void __launch_bounds__(kThreads)
     rope_kernel(uint16_t* x, int64_t heads, int64_t head_dim, int64_t row_stride,
                 const float* __restrict__ inv_freq, int pairs,
                 const int32_t* __restrict__ positions, bool inverse) {
+  wait_for_previous_kernel();
   __shared__ float cos_shared[kMaxPairs], sin_shared[kMaxPairs];
   const int64_t row = blockIdx.x;
   if (threadIdx.x < pairs) {
@@ -77,9 +80,9 @@ void apply_rope(uint16_t* x, int64_t rows, int64_t heads, int64_t head_dim, int6
   }
   if (rows == 0) return;
   const int64_t blocks_per_row = (heads * (rope_dim / 2) + kPairsPerBlock - 1) / kPairsPerBlock;
-  rope_kernel<<<dim3(unsigned(rows), unsigned(blocks_per_row)), kThreads, 0, stream>>>(
-      x, heads, head_dim, row_stride, table.inv_freq(), int(rope_dim / 2), positions, inverse);
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(rope_kernel, dim3(unsigned(rows), unsigned(blocks_per_row)), kThreads, 0, stream,
+                   x, heads, head_dim, row_stride, table.inv_freq(), int(rope_dim / 2), positions,
+                   inverse);
 }
 
 }  // namespace dsv4::cuda

@@ -21,8 +21,10 @@
 #include <climits>
 
 #include "core/error.h"
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/sampling/sampling.h"
 #include "cuda/runtime/check.h"
+#include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda {
 namespace {
@@ -53,6 +55,7 @@ struct ArgMaxOp {
 __global__ void __launch_bounds__(kChunkThreads)
     chunk_max_kernel(const float* __restrict__ logits, int64_t vocab, int chunks,
                      float* __restrict__ chunk_max, int32_t* __restrict__ chunk_argmax) {
+  wait_for_previous_kernel();
   const int64_t row = blockIdx.y;
   const int64_t begin = int64_t(blockIdx.x) * kChunk;
   const int64_t end = begin + kChunk < vocab ? begin + kChunk : vocab;
@@ -85,6 +88,7 @@ __global__ void __launch_bounds__(kChunkThreads)
                 const float* __restrict__ chunk_max, const int32_t* __restrict__ chunk_argmax,
                 const float* __restrict__ temperature, uint64_t* __restrict__ keys,
                 double* __restrict__ chunk_total) {
+  wait_for_previous_kernel();
   const int64_t row = blockIdx.y;
   __shared__ float max_shared;
   if (threadIdx.x == 0) {
@@ -109,6 +113,7 @@ __global__ void __launch_bounds__(kChunkThreads)
 }
 
 __global__ void iota_kernel(int32_t* ids, int64_t rows, int64_t vocab) {
+  wait_for_previous_kernel();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < rows * vocab;
        i += int64_t(gridDim.x) * blockDim.x) {
     ids[i] = int32_t(i % vocab);
@@ -118,6 +123,7 @@ __global__ void iota_kernel(int32_t* ids, int64_t rows, int64_t vocab) {
 __global__ void argmax_finish_kernel(const float* __restrict__ chunk_max,
                                      const int32_t* __restrict__ chunk_argmax, int chunks,
                                      int64_t rows, int32_t* __restrict__ out) {
+  wait_for_previous_kernel();
   const int64_t row = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (row < rows) {
     out[row] = row_argmax(chunk_max + row * chunks, chunk_argmax + row * chunks, chunks).index;
@@ -159,6 +165,7 @@ __global__ void __launch_bounds__(kSelectThreads)
                   const int32_t* __restrict__ chunk_argmax, const double* __restrict__ chunk_total,
                   const float* __restrict__ temperature, const float* __restrict__ top_p,
                   const double* __restrict__ uniform, int32_t* __restrict__ out) {
+  wait_for_previous_kernel();
   __shared__ SelectShared sh;
   const int64_t row = blockIdx.x;
   const float temp = temperature[row];
@@ -255,12 +262,10 @@ void TokenSampler::argmax(const float* logits, int64_t rows, int32_t* out, cudaS
   if (rows < 0 || rows > max_rows_) fail("TokenSampler::argmax: {} rows (max {})", rows, max_rows_);
   if (rows == 0) return;
   const int chunks = int(chunks_);
-  chunk_max_kernel<<<dim3(unsigned(chunks), unsigned(rows)), kChunkThreads, 0, stream>>>(
-      logits, vocab_, chunks, chunk_max_.data(), chunk_argmax_.data());
-  DSV4_CUDA_CHECK(cudaGetLastError());
-  argmax_finish_kernel<<<unsigned((rows + 127) / 128), 128, 0, stream>>>(
-      chunk_max_.data(), chunk_argmax_.data(), chunks, rows, out);
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(chunk_max_kernel, dim3(unsigned(chunks), unsigned(rows)), kChunkThreads, 0,
+                   stream, logits, vocab_, chunks, chunk_max_.data(), chunk_argmax_.data());
+  launch_dependent(argmax_finish_kernel, unsigned((rows + 127) / 128), 128, 0, stream,
+                   chunk_max_.data(), chunk_argmax_.data(), chunks, rows, out);
 }
 
 void TokenSampler::sample(const float* logits, int64_t rows, const float* temperature,
@@ -270,13 +275,11 @@ void TokenSampler::sample(const float* logits, int64_t rows, const float* temper
   if (rows == 0) return;
   const int chunks = int(chunks_);
   const dim3 grid{unsigned(chunks), unsigned(rows)};
-  chunk_max_kernel<<<grid, kChunkThreads, 0, stream>>>(logits, vocab_, chunks, chunk_max_.data(),
-                                                       chunk_argmax_.data());
-  DSV4_CUDA_CHECK(cudaGetLastError());
-  keys_kernel<<<grid, kChunkThreads, 0, stream>>>(logits, vocab_, chunks, chunk_max_.data(),
-                                                  chunk_argmax_.data(), temperature, keys_.data(),
-                                                  chunk_total_.data());
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(chunk_max_kernel, grid, kChunkThreads, 0, stream, logits, vocab_, chunks,
+                   chunk_max_.data(), chunk_argmax_.data());
+  launch_dependent(keys_kernel, grid, kChunkThreads, 0, stream, logits, vocab_, chunks,
+                   chunk_max_.data(), chunk_argmax_.data(), temperature, keys_.data(),
+                   chunk_total_.data());
   const int items = int(rows * vocab_), end_bit = kKeyBits + row_bits(rows);
   size_t bytes = 0;
   DSV4_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, bytes, keys_.data(), sorted_keys_.data(),
@@ -286,10 +289,9 @@ void TokenSampler::sample(const float* logits, int64_t rows, const float* temper
   DSV4_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(sort_storage_.data(), bytes, keys_.data(),
                                                   sorted_keys_.data(), ids_.data(),
                                                   sorted_ids_.data(), items, 0, end_bit, stream));
-  select_kernel<<<unsigned(rows), kSelectThreads, 0, stream>>>(
-      sorted_keys_.data(), sorted_ids_.data(), vocab_, chunks, chunk_max_.data(),
-      chunk_argmax_.data(), chunk_total_.data(), temperature, top_p, uniform, out);
-  DSV4_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(select_kernel, unsigned(rows), kSelectThreads, 0, stream, sorted_keys_.data(),
+                   sorted_ids_.data(), vocab_, chunks, chunk_max_.data(), chunk_argmax_.data(),
+                   chunk_total_.data(), temperature, top_p, uniform, out);
 }
 
 }  // namespace dsv4::cuda

@@ -1,0 +1,17 @@
+// The device half of launch_dependent() (cuda/runtime/launch.h): every kernel launched that way
+// calls wait_for_previous_kernel() first. It blocks until the previous kernel in the stream has
+// completed and its memory is visible (at once when the kernel was launched normally), then
+// lets the next kernel's CTAs be scheduled: that kernel waits the same way, so at most two
+// kernels overlap and only the next one's launch and scheduling hide behind this one's work.
+#pragma once
+
+namespace dsv4::cuda {
+
+__device__ __forceinline__ void wait_for_previous_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+}  // namespace dsv4::cuda
