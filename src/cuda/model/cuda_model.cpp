@@ -83,6 +83,9 @@ CudaModel::CudaModel(const ModelConfig& config, DeviceWeights weights,
     fail("CudaModel: {} layers of weights for a {}-layer model", s.w.blocks.size(), c.n_layers);
   }
   DSV4_CUDA_CHECK(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
+  DSV4_CUDA_CHECK(cudaStreamCreateWithFlags(&s.shared_stream, cudaStreamNonBlocking));
+  DSV4_CUDA_CHECK(cudaEventCreateWithFlags(&s.moe_input_ready, cudaEventDisableTiming));
+  DSV4_CUDA_CHECK(cudaEventCreateWithFlags(&s.shared_expert_done, cudaEventDisableTiming));
   s.max_tokens = max_tokens_per_step;
   s.max_length = max_length;
   s.lengths.assign(size_t(max_sequences), -1);
@@ -113,9 +116,10 @@ CudaModel::CudaModel(const ModelConfig& config, DeviceWeights weights,
   const int64_t dI = std::max<int64_t>(32, c.index_head_dim);
   const int64_t topk = std::max<int64_t>(1, c.index_topk);
   const int64_t grouped_width = c.o_groups * c.o_lora_rank;
-  int64_t inter = 0;
+  int64_t inter = 0, shared_inter = 0;
   for (const DeviceBlock& b : s.w.blocks) {
     inter = std::max({inter, b.ffn.shared.w13.rows / 2, b.ffn.w13.storage.rows / 2});
+    shared_inter = std::max(shared_inter, b.ffn.shared.w13.rows / 2);
   }
   const int64_t max_cols = std::max({D, c.q_lora_rank, H * d, grouped_width, inter});
   const int64_t rows = T * std::max<int64_t>(1, K);
@@ -182,6 +186,9 @@ CudaModel::CudaModel(const ModelConfig& config, DeviceWeights weights,
   s.h = DeviceBuffer<uint16_t>(size_t(T * c.n_shared_experts * inter));
   s.expert_out = DeviceBuffer<uint16_t>(size_t(rows * D));
   s.shared_out = DeviceBuffer<uint16_t>(size_t(T * D));
+  s.shared_gate_up = DeviceBuffer<uint16_t>(size_t(T * 2 * shared_inter));
+  s.shared_codes = DeviceBuffer<uint8_t>(size_t(T * shared_inter));
+  s.shared_scales = DeviceBuffer<float>(size_t(T * ceil_div(shared_inter, 128)));
 
   s.fp8_codes = DeviceBuffer<uint8_t>(size_t(rows * max_cols));
   s.fp8_scales = DeviceBuffer<float>(size_t(rows * ceil_div(max_cols, 128)));
@@ -200,6 +207,9 @@ CudaModel::~CudaModel() {
     if (s_->host_meta[i]) cudaFreeHost(s_->host_meta[i]);
     if (s_->meta_uploaded[i]) cudaEventDestroy(s_->meta_uploaded[i]);
   }
+  if (s_->moe_input_ready) cudaEventDestroy(s_->moe_input_ready);
+  if (s_->shared_expert_done) cudaEventDestroy(s_->shared_expert_done);
+  if (s_->shared_stream) cudaStreamDestroy(s_->shared_stream);
   if (s_->stream) cudaStreamDestroy(s_->stream);
 }
 
@@ -497,6 +507,27 @@ void CudaModel::moe(int64_t layer, int32_t T) {
             s.position.data(), st);
   // x quantized once: the routed experts read it in grouped order, the shared expert as it is.
   quantize_activations_fp8(s.normed.data(), T, D, s.x_codes.data(), s.x_scales.data(), st);
+
+  // The shared expert, w1 and w3 in one GEMM ([g | u] per row) too. FP8 (the checkpoints'): on
+  // its own stream alongside the routed experts (the kernels of both are short at decode and
+  // leave SMs idle), w1|w3 reading x's quantization above, w2 the fused SwiGLU's.
+  const DeviceExpert& shared = m.shared;
+  const int64_t shared_inter = shared.w13.rows / 2;
+  const bool shared_alongside = block_scaled(shared.w13.format) && block_scaled(shared.w2.format);
+  if (shared_alongside) {
+    cudaStream_t ss = s.shared_stream;
+    uint16_t* g = s.shared_gate_up.data();
+    DSV4_CUDA_CHECK(cudaEventRecord(s.moe_input_ready, st));
+    DSV4_CUDA_CHECK(cudaStreamWaitEvent(ss, s.moe_input_ready));
+    scaled_gemm(s.x_codes.data(), s.x_scales.data(), T, shared.w13.view(), {nullptr, g}, ss,
+                s.split());
+    swiglu_quantize_fp8(g, 2 * shared_inter, g + shared_inter, 2 * shared_inter, T, shared_inter,
+                        nullptr, nullptr, limit, s.shared_codes.data(), s.shared_scales.data(), ss);
+    scaled_gemm(s.shared_codes.data(), s.shared_scales.data(), T, shared.w2.view(),
+                {nullptr, s.shared_out.data()}, ss, s.split());
+    DSV4_CUDA_CHECK(cudaEventRecord(s.shared_expert_done, ss));
+  }
+
   moe_gather_quantized(s.x_codes.data(), s.x_scales.data(), s.order.data(), T, K, D,
                        s.fp8_codes.data(), s.fp8_scales.data(), st);
   plan_expert_tiles(s.offsets.data(), E, s.expert_tiles, st);
@@ -512,23 +543,13 @@ void CudaModel::moe(int64_t layer, int32_t T) {
   expert_scaled_gemm(s.fp8_codes.data(), s.fp8_scales.data(), s.offsets.data(), T, s.expert_tiles,
                      m.w2.view(), {nullptr, s.expert_out.data()}, st);
 
-  // The shared expert: w1 and w3 in one GEMM ([g | u] per row) too.
-  const DeviceExpert& shared = m.shared;
-  const int64_t shared_inter = shared.w13.rows / 2;
-  uint16_t* g = s.gate_up.data();
-  uint16_t* u = s.gate_up.data() + shared_inter;
-  if (block_scaled(shared.w13.format) && block_scaled(shared.w2.format)) {
-    // FP8 (the checkpoints'): w1|w3 reads x's quantization above, w2 the fused SwiGLU's.
-    scaled_gemm(s.x_codes.data(), s.x_scales.data(), T, shared.w13.view(), {nullptr, g}, st,
-                s.split());
-    swiglu_quantize_fp8(g, 2 * shared_inter, u, 2 * shared_inter, T, shared_inter, nullptr, nullptr,
-                        limit, s.fp8_codes.data(), s.fp8_scales.data(), st);
-    scaled_gemm(s.fp8_codes.data(), s.fp8_scales.data(), T, shared.w2.view(),
-                {nullptr, s.shared_out.data()}, st, s.split());
+  if (shared_alongside) {
+    DSV4_CUDA_CHECK(cudaStreamWaitEvent(st, s.shared_expert_done));
   } else {
+    uint16_t* g = s.gate_up.data();
     s.lin(s.normed.data(), T, shared.w13, g, nullptr);
-    swiglu(g, 2 * shared_inter, u, 2 * shared_inter, T, shared_inter, nullptr, nullptr, limit,
-           s.h.data(), st);
+    swiglu(g, 2 * shared_inter, g + shared_inter, 2 * shared_inter, T, shared_inter, nullptr,
+           nullptr, limit, s.h.data(), st);
     s.lin(s.h.data(), T, shared.w2, s.shared_out.data(), nullptr);
   }
   moe_combine(s.expert_out.data(), s.experts.data(), s.position.data(), s.shared_out.data(), T, K,

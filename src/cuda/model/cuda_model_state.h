@@ -22,6 +22,11 @@ namespace dsv4::cuda {
 
 struct CudaModel::State {
   cudaStream_t stream = nullptr;
+  // The FP8 shared expert runs on its own stream alongside the routed experts: forked from
+  // `stream` once the MoE input is quantized (moe_input_ready), joined before the combine
+  // (shared_expert_done). While it runs the split sums are its alone.
+  cudaStream_t shared_stream = nullptr;
+  cudaEvent_t moe_input_ready = nullptr, shared_expert_done = nullptr;
   DeviceWeights w;
   std::unique_ptr<KvCache> cache;
   RopeTable rope, compress_rope;
@@ -61,6 +66,10 @@ struct CudaModel::State {
   DeviceBuffer<float> x_scales;
   DeviceBuffer<uint16_t> gate_up, expert_out, shared_out;
   DeviceBuffer<uint16_t> h;  // the shared expert's SwiGLU output where its weights are not FP8
+  // The FP8 shared expert's own scratch: its [g | u] and its w2 input's codes and scales.
+  DeviceBuffer<uint16_t> shared_gate_up;
+  DeviceBuffer<uint8_t> shared_codes;
+  DeviceBuffer<float> shared_scales;
   // GEMM inputs: FP8 codes and scales for FP8/FP4 weights, fp32 widenings for plain ones.
   DeviceBuffer<uint8_t> fp8_codes;
   DeviceBuffer<float> fp8_scales, x_wide;
