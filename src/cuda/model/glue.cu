@@ -1,12 +1,12 @@
-#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/model/glue.h"
-#include "cuda/runtime/launch.h"
 
 #include <cmath>
 
 #include "core/error.h"
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/common/numerics.cuh"
 #include "cuda/runtime/check.h"
+#include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda {
 namespace {

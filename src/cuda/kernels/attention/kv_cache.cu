@@ -1,13 +1,13 @@
 #include "cuda/kernels/attention/kv_cache.h"
-#include "cuda/kernels/common/grid_dependency.cuh"
-#include "cuda/runtime/launch.h"
 
 #include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
 #include "core/kv_row.h"
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/runtime/check.h"
+#include "cuda/runtime/launch.h"
 #include "model/config.h"
 
 namespace dsv4::cuda {

@@ -1,15 +1,15 @@
 // plan_expert_tiles: one thread per expert, block-wide exclusive scans for the list positions;
 // the entries come out in expert order, so the lists do not depend on scheduling.
-#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/gemm/expert_tiles.h"
-#include "cuda/runtime/launch.h"
 
 #include <cub/block/block_scan.cuh>
 
 #include <algorithm>
 
 #include "core/error.h"
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/runtime/check.h"
+#include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda {
 namespace {

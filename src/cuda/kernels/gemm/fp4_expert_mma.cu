@@ -13,9 +13,7 @@
 // unpacked to f16) take the same permutation; a 32-input sum does not depend on the order of
 // its exact products. Token tiles of up to 8 tokens run one n8 MMA pair per block, wider ones
 // (9-16) two.
-#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/gemm/fp4_expert_mma.h"
-#include "cuda/runtime/launch.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -25,9 +23,11 @@
 
 #include "core/error.h"
 #include "cuda/kernels/common/async_copy.cuh"
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/common/mma_sm80.cuh"
 #include "cuda/kernels/common/numerics.cuh"
 #include "cuda/runtime/check.h"
+#include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda::gemm_detail {
 namespace {

@@ -1,9 +1,9 @@
-#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/gemm/fp8_quantize.h"
-#include "cuda/runtime/launch.h"
 
 #include "core/error.h"
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/common/numerics.cuh"
+#include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda {
 namespace {

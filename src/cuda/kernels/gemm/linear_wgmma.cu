@@ -18,21 +18,21 @@
 // (input_splits), a CTA that is not split adds the same partial sums in the same order, and an
 // output column of an MMA does not depend on the others, so a token's output has the same
 // bits whatever the batch (decode steps reproduce a prefill).
-#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/gemm/linear_wgmma.h"
-#include "cuda/runtime/launch.h"
 
 #include <algorithm>
 #include <cstdint>
 
 #include "core/error.h"
 #include "cuda/kernels/common/async_copy.cuh"
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/common/numerics.cuh"
 #include "cuda/kernels/common/wgmma.cuh"
 #include "cuda/kernels/gemm/weight_stream_formats.cuh"
 #include "cuda/kernels/gemm/wgmma_gemm_stage.cuh"
 #include "cuda/runtime/check.h"
 #include "cuda/runtime/device.h"
+#include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda::gemm_detail {
 namespace {

@@ -1,14 +1,14 @@
 // Embedding gather: one block per token, 16-byte copies. Pure data movement: 2·hc·dim bytes
 // written per token; the next optimisation is to fuse it into the first mHC collapse (the
 // streams are identical copies, so that collapse could read the embedding row once).
-#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/norm_rope_mhc/embedding.h"
-#include "cuda/runtime/launch.h"
 
 #include <type_traits>
 
 #include "core/error.h"
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/runtime/check.h"
+#include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda {
 namespace {

@@ -4,13 +4,13 @@
 // differs from the CPU's sequential sum in the last bits and a bf16 output can differ by one
 // ulp on rare elements. Next optimisation: keep the row in registers between the two passes
 // and fuse the norms into their neighbours (the mHC collapse before, RoPE after).
-#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/norm_rope_mhc/rms_norm.h"
-#include "cuda/runtime/launch.h"
 
 #include "core/error.h"
+#include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/common/numerics.cuh"
 #include "cuda/runtime/check.h"
+#include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda {
 namespace {

@@ -113,7 +113,6 @@ __global__ void __launch_bounds__(kChunkThreads)
 }
 
 __global__ void iota_kernel(int32_t* ids, int64_t rows, int64_t vocab) {
-  wait_for_previous_kernel();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < rows * vocab;
        i += int64_t(gridDim.x) * blockDim.x) {
     ids[i] = int32_t(i % vocab);
