@@ -50,17 +50,29 @@ constexpr int32_t kBlockRows = 64;
 }  // namespace
 
 void CudaModel::State::lin(const uint16_t* x, int64_t m, const DeviceLinear& weight, uint16_t* bf16,
-                           float* f32) {
+                           float* f32, bool side) {
+  LinearScratch& lane = side ? side_lane : main_lane;
+  cudaStream_t on = side ? side_stream : stream;
   if (block_scaled(weight.format)) {
-    quantize_activations_fp8(x, m, weight.cols, fp8_codes.data(), fp8_scales.data(), stream);
-    scaled_gemm(fp8_codes.data(), fp8_scales.data(), m, weight.view(), {f32, bf16}, stream,
-                split());
+    quantize_activations_fp8(x, m, weight.cols, lane.codes.data(), lane.scales.data(), on);
+    scaled_gemm(lane.codes.data(), lane.scales.data(), m, weight.view(), {f32, bf16}, on,
+                lane.split());
   } else if (bf16_gemm_available(weight.view(), 1)) {
-    bf16_gemm(x, m, 1, weight.view(), {f32, bf16}, stream, split());
+    bf16_gemm(x, m, 1, weight.view(), {f32, bf16}, on, lane.split());
   } else {
-    bf16_to_f32(x, m * weight.cols, x_wide.data(), stream);
-    plain_gemm(x_wide.data(), m, weight.view(), {f32, bf16}, stream);
+    bf16_to_f32(x, m * weight.cols, lane.wide.data(), on);
+    plain_gemm(lane.wide.data(), m, weight.view(), {f32, bf16}, on);
   }
+}
+
+void CudaModel::State::fork_side() {
+  DSV4_CUDA_CHECK(cudaEventRecord(side_fork, stream));
+  DSV4_CUDA_CHECK(cudaStreamWaitEvent(side_stream, side_fork));
+}
+
+void CudaModel::State::join_side() {
+  DSV4_CUDA_CHECK(cudaEventRecord(side_join, side_stream));
+  DSV4_CUDA_CHECK(cudaStreamWaitEvent(stream, side_join));
 }
 
 CudaModel::CudaModel(const ModelConfig& config, const ModelWeights& weights,
@@ -83,9 +95,9 @@ CudaModel::CudaModel(const ModelConfig& config, DeviceWeights weights,
     fail("CudaModel: {} layers of weights for a {}-layer model", s.w.blocks.size(), c.n_layers);
   }
   DSV4_CUDA_CHECK(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
-  DSV4_CUDA_CHECK(cudaStreamCreateWithFlags(&s.shared_stream, cudaStreamNonBlocking));
-  DSV4_CUDA_CHECK(cudaEventCreateWithFlags(&s.moe_input_ready, cudaEventDisableTiming));
-  DSV4_CUDA_CHECK(cudaEventCreateWithFlags(&s.shared_expert_done, cudaEventDisableTiming));
+  DSV4_CUDA_CHECK(cudaStreamCreateWithFlags(&s.side_stream, cudaStreamNonBlocking));
+  DSV4_CUDA_CHECK(cudaEventCreateWithFlags(&s.side_fork, cudaEventDisableTiming));
+  DSV4_CUDA_CHECK(cudaEventCreateWithFlags(&s.side_join, cudaEventDisableTiming));
   s.max_tokens = max_tokens_per_step;
   s.max_length = max_length;
   s.lengths.assign(size_t(max_sequences), -1);
@@ -187,16 +199,21 @@ CudaModel::CudaModel(const ModelConfig& config, DeviceWeights weights,
   s.expert_out = DeviceBuffer<uint16_t>(size_t(rows * D));
   s.shared_out = DeviceBuffer<uint16_t>(size_t(T * D));
   s.shared_gate_up = DeviceBuffer<uint16_t>(size_t(T * 2 * shared_inter));
-  s.shared_codes = DeviceBuffer<uint8_t>(size_t(T * shared_inter));
-  s.shared_scales = DeviceBuffer<float>(size_t(T * ceil_div(shared_inter, 128)));
 
-  s.fp8_codes = DeviceBuffer<uint8_t>(size_t(rows * max_cols));
-  s.fp8_scales = DeviceBuffer<float>(size_t(rows * ceil_div(max_cols, 128)));
-  s.x_wide = DeviceBuffer<float>(size_t(T * max_cols));
-  s.split_sums = DeviceBuffer<float>(size_t(scaled_gemm_split_floats()));
-  if (s.split_sums.size()) {
-    DSV4_CUDA_CHECK(cudaMemset(s.split_sums.data(), 0, s.split_sums.size() * sizeof(float)));
-  }
+  // The main lane's codes also carry the routed experts' grouped inputs (T · k rows); the side
+  // lane's take T rows.
+  const auto make_lane = [&](State::LinearScratch& lane, int64_t code_rows) {
+    lane.codes = DeviceBuffer<uint8_t>(size_t(code_rows * max_cols));
+    lane.scales = DeviceBuffer<float>(size_t(code_rows * ceil_div(max_cols, 128)));
+    lane.wide = DeviceBuffer<float>(size_t(T * max_cols));
+    lane.split_sums = DeviceBuffer<float>(size_t(scaled_gemm_split_floats()));
+    if (lane.split_sums.size()) {
+      DSV4_CUDA_CHECK(
+          cudaMemset(lane.split_sums.data(), 0, lane.split_sums.size() * sizeof(float)));
+    }
+  };
+  make_lane(s.main_lane, rows);
+  make_lane(s.side_lane, T);
   s.logits = DeviceBuffer<float>(size_t(T * c.vocab_size));
 }
 
@@ -207,9 +224,9 @@ CudaModel::~CudaModel() {
     if (s_->host_meta[i]) cudaFreeHost(s_->host_meta[i]);
     if (s_->meta_uploaded[i]) cudaEventDestroy(s_->meta_uploaded[i]);
   }
-  if (s_->moe_input_ready) cudaEventDestroy(s_->moe_input_ready);
-  if (s_->shared_expert_done) cudaEventDestroy(s_->shared_expert_done);
-  if (s_->shared_stream) cudaStreamDestroy(s_->shared_stream);
+  if (s_->side_fork) cudaEventDestroy(s_->side_fork);
+  if (s_->side_join) cudaEventDestroy(s_->side_join);
+  if (s_->side_stream) cudaStreamDestroy(s_->side_stream);
   if (s_->stream) cudaStreamDestroy(s_->stream);
 }
 
@@ -375,16 +392,26 @@ void CudaModel::attention(int64_t layer, int32_t T) {
   cudaStream_t st = s.stream;
 
   const uint16_t* x = s.normed.data();
-  // Queries.
+  // The queries (and the indexer's, which read qr) on the step's stream; alongside them on the
+  // side lane, everything that writes the cache: the shared KV row, the compressors and the
+  // indexer's head weights. Joined before the indexer's selection and the attention read both.
+  s.fork_side();
   s.lin(x, T, a.wq_a, s.qr.data(), nullptr);
   rms_norm(s.qr.data(), T, c.q_lora_rank, a.q_norm.data(), eps, s.qr.data(), st);
   s.lin(s.qr.data(), T, a.wq_b, s.q.data(), nullptr);
   unweighted_head_norm(s.q.data(), T * H, d, eps, st);
   apply_rope(s.q.data(), T, H, d, H * d, rope, s.positions, false, st);
-  // The shared KV row.
-  s.lin(x, T, a.wkv, s.kv.data(), nullptr);
-  rms_norm(s.kv.data(), T, d, a.kv_norm.data(), eps, s.kv.data(), st);
-  apply_rope(s.kv.data(), T, 1, d, d, rope, s.positions, false, st);
+  const int64_t nI = c.index_n_heads, dI = c.index_head_dim;
+  if (a.indexer) {
+    s.lin(s.qr.data(), T, a.indexer->wq_b, s.idx_q.data(), nullptr);
+    apply_rope(s.idx_q.data(), T, nI, dI, nI * dI, s.compress_rope, s.positions, false, st);
+    indexer_query_rotate(s.idx_q.data(), T * nI, dI, st);
+  }
+
+  cudaStream_t side = s.side_stream;
+  s.lin(x, T, a.wkv, s.kv.data(), nullptr, true);
+  rms_norm(s.kv.data(), T, d, a.kv_norm.data(), eps, s.kv.data(), side);
+  apply_rope(s.kv.data(), T, 1, d, d, rope, s.positions, false, side);
   KvWriteArgs kw;
   kw.batch = s.batch;
   kw.kv = s.kv.data();
@@ -392,14 +419,14 @@ void CudaModel::attention(int64_t layer, int32_t T) {
   kw.rope_dim = int32_t(rd);
   kw.chunk_rows = s.chunk_rows.data();
   kw.window = int32_t(c.window_size);
-  write_kv_rows(kw, st);
+  write_kv_rows(kw, side);
 
   const auto L = int32_t(layer);
   const bool sparse = spec.attention == AttentionKind::kCompressedSparse;
   // The main KV compressor (entries) and the indexer's (index keys) differ only in these.
   const auto compress = [&](const DeviceCompressor& w, float* kv, float* gate, bool indexer) {
-    s.lin(x, T, w.wkv, nullptr, kv);
-    s.lin(x, T, w.wgate, nullptr, gate);
+    s.lin(x, T, w.wkv, nullptr, kv, true);
+    s.lin(x, T, w.wgate, nullptr, gate, true);
     CompressorArgs ca;
     ca.batch = s.batch;
     ca.kv = kv;
@@ -415,21 +442,19 @@ void CudaModel::attention(int64_t layer, int32_t T) {
     ca.rope_dim = int32_t(rd);
     ca.overlap = indexer || sparse;
     ca.norm_eps = eps;
-    compressor_step(ca, st);
+    compressor_step(ca, side);
   };
   if (a.compressor) compress(*a.compressor, s.comp_kv.data(), s.comp_gate.data(), false);
+  if (a.indexer) {
+    s.lin(x, T, a.indexer->weights_proj, s.idx_w.data(), nullptr, true);
+    scale_bf16(s.idx_w.data(), T * nI, float(1.0 / std::sqrt(double(dI)) / std::sqrt(double(nI))),
+               side);
+    compress(a.indexer->compressor, s.idx_kv.data(), s.idx_gate.data(), true);
+  }
+  s.join_side();
+
   IndexerArgs ia;
   if (a.indexer) {
-    const DeviceIndexer& idx = *a.indexer;
-    const int64_t nI = c.index_n_heads, dI = c.index_head_dim;
-    s.lin(s.qr.data(), T, idx.wq_b, s.idx_q.data(), nullptr);
-    apply_rope(s.idx_q.data(), T, nI, dI, nI * dI, s.compress_rope, s.positions, false, st);
-    indexer_query_rotate(s.idx_q.data(), T * nI, dI, st);
-    s.lin(x, T, idx.weights_proj, s.idx_w.data(), nullptr);
-    scale_bf16(s.idx_w.data(), T * nI, float(1.0 / std::sqrt(double(dI)) / std::sqrt(double(nI))),
-               st);
-    compress(idx.compressor, s.idx_kv.data(), s.idx_gate.data(), true);
-
     ia.batch = s.batch;
     ia.q = s.idx_q.data();
     ia.weights = s.idx_w.data();
@@ -497,6 +522,28 @@ void CudaModel::moe(int64_t layer, int32_t T) {
   const auto limit = float(c.swiglu_limit);
   cudaStream_t st = s.stream;
 
+  // x quantized once: the routed experts read it in grouped order, the shared expert as it is.
+  quantize_activations_fp8(s.normed.data(), T, D, s.x_codes.data(), s.x_scales.data(), st);
+
+  // The shared expert, w1 and w3 in one GEMM ([g | u] per row) too. FP8 (the checkpoints'): on
+  // the side lane alongside the router and the routed experts (the kernels of both are short at
+  // decode and leave SMs idle), w1|w3 reading x's quantization above, w2 the fused SwiGLU's.
+  const DeviceExpert& shared = m.shared;
+  const int64_t shared_inter = shared.w13.rows / 2;
+  const bool shared_alongside = block_scaled(shared.w13.format) && block_scaled(shared.w2.format);
+  if (shared_alongside) {
+    cudaStream_t ss = s.side_stream;
+    State::LinearScratch& lane = s.side_lane;
+    uint16_t* g = s.shared_gate_up.data();
+    s.fork_side();
+    scaled_gemm(s.x_codes.data(), s.x_scales.data(), T, shared.w13.view(), {nullptr, g}, ss,
+                lane.split());
+    swiglu_quantize_fp8(g, 2 * shared_inter, g + shared_inter, 2 * shared_inter, T, shared_inter,
+                        nullptr, nullptr, limit, lane.codes.data(), lane.scales.data(), ss);
+    scaled_gemm(lane.codes.data(), lane.scales.data(), T, shared.w2.view(),
+                {nullptr, s.shared_out.data()}, ss, lane.split());
+  }
+
   s.lin(s.normed.data(), T, m.gate, nullptr, s.router_logits.data());
   RouterShape shape{E, K, parse_score_func(c.score_func), float(c.route_scale)};
   moe_route(s.router_logits.data(), T, shape,
@@ -505,46 +552,24 @@ void CudaModel::moe(int64_t layer, int32_t T) {
             s.route_weights.data(), st);
   moe_group(s.experts.data(), T, K, E, s.counts.data(), s.offsets.data(), s.order.data(),
             s.position.data(), st);
-  // x quantized once: the routed experts read it in grouped order, the shared expert as it is.
-  quantize_activations_fp8(s.normed.data(), T, D, s.x_codes.data(), s.x_scales.data(), st);
-
-  // The shared expert, w1 and w3 in one GEMM ([g | u] per row) too. FP8 (the checkpoints'): on
-  // its own stream alongside the routed experts (the kernels of both are short at decode and
-  // leave SMs idle), w1|w3 reading x's quantization above, w2 the fused SwiGLU's.
-  const DeviceExpert& shared = m.shared;
-  const int64_t shared_inter = shared.w13.rows / 2;
-  const bool shared_alongside = block_scaled(shared.w13.format) && block_scaled(shared.w2.format);
-  if (shared_alongside) {
-    cudaStream_t ss = s.shared_stream;
-    uint16_t* g = s.shared_gate_up.data();
-    DSV4_CUDA_CHECK(cudaEventRecord(s.moe_input_ready, st));
-    DSV4_CUDA_CHECK(cudaStreamWaitEvent(ss, s.moe_input_ready));
-    scaled_gemm(s.x_codes.data(), s.x_scales.data(), T, shared.w13.view(), {nullptr, g}, ss,
-                s.split());
-    swiglu_quantize_fp8(g, 2 * shared_inter, g + shared_inter, 2 * shared_inter, T, shared_inter,
-                        nullptr, nullptr, limit, s.shared_codes.data(), s.shared_scales.data(), ss);
-    scaled_gemm(s.shared_codes.data(), s.shared_scales.data(), T, shared.w2.view(),
-                {nullptr, s.shared_out.data()}, ss, s.split());
-    DSV4_CUDA_CHECK(cudaEventRecord(s.shared_expert_done, ss));
-  }
 
   moe_gather_quantized(s.x_codes.data(), s.x_scales.data(), s.order.data(), T, K, D,
-                       s.fp8_codes.data(), s.fp8_scales.data(), st);
+                       s.main_lane.codes.data(), s.main_lane.scales.data(), st);
   plan_expert_tiles(s.offsets.data(), E, s.expert_tiles, st);
 
   // w1 and w3 in one GEMM ([g | u] per row), SwiGLU with the routing weight quantized for w2,
   // then w2.
   const int64_t inter = m.w13.storage.rows / 2;
-  expert_scaled_gemm(s.fp8_codes.data(), s.fp8_scales.data(), s.offsets.data(), T, s.expert_tiles,
-                     m.w13.view(), {nullptr, s.gate_up.data()}, st);
+  expert_scaled_gemm(s.main_lane.codes.data(), s.main_lane.scales.data(), s.offsets.data(), T,
+                     s.expert_tiles, m.w13.view(), {nullptr, s.gate_up.data()}, st);
   swiglu_quantize_fp8(s.gate_up.data(), 2 * inter, s.gate_up.data() + inter, 2 * inter, T * K,
-                      inter, s.route_weights.data(), s.order.data(), limit, s.fp8_codes.data(),
-                      s.fp8_scales.data(), st);
-  expert_scaled_gemm(s.fp8_codes.data(), s.fp8_scales.data(), s.offsets.data(), T, s.expert_tiles,
-                     m.w2.view(), {nullptr, s.expert_out.data()}, st);
+                      inter, s.route_weights.data(), s.order.data(), limit,
+                      s.main_lane.codes.data(), s.main_lane.scales.data(), st);
+  expert_scaled_gemm(s.main_lane.codes.data(), s.main_lane.scales.data(), s.offsets.data(), T,
+                     s.expert_tiles, m.w2.view(), {nullptr, s.expert_out.data()}, st);
 
   if (shared_alongside) {
-    DSV4_CUDA_CHECK(cudaStreamWaitEvent(st, s.shared_expert_done));
+    s.join_side();
   } else {
     uint16_t* g = s.gate_up.data();
     s.lin(s.normed.data(), T, shared.w13, g, nullptr);

@@ -22,11 +22,12 @@ namespace dsv4::cuda {
 
 struct CudaModel::State {
   cudaStream_t stream = nullptr;
-  // The FP8 shared expert runs on its own stream alongside the routed experts: forked from
-  // `stream` once the MoE input is quantized (moe_input_ready), joined before the combine
-  // (shared_expert_done). While it runs the split sums are its alone.
-  cudaStream_t shared_stream = nullptr;
-  cudaEvent_t moe_input_ready = nullptr, shared_expert_done = nullptr;
+  // Chains of a layer that do not depend on each other run side by side: the side lane's work
+  // (the attention's KV row, compressors and indexer weights; the MoE's FP8 shared expert) goes
+  // to side_stream with scratch of its own, forked from `stream` (fork_side) and joined back
+  // (join_side) within the layer, so a step's graph holds two parallel branches a layer.
+  cudaStream_t side_stream = nullptr;
+  cudaEvent_t side_fork = nullptr, side_join = nullptr;
   DeviceWeights w;
   std::unique_ptr<KvCache> cache;
   RopeTable rope, compress_rope;
@@ -66,14 +67,15 @@ struct CudaModel::State {
   DeviceBuffer<float> x_scales;
   DeviceBuffer<uint16_t> gate_up, expert_out, shared_out;
   DeviceBuffer<uint16_t> h;  // the shared expert's SwiGLU output where its weights are not FP8
-  // The FP8 shared expert's own scratch: its [g | u] and its w2 input's codes and scales.
-  DeviceBuffer<uint16_t> shared_gate_up;
-  DeviceBuffer<uint8_t> shared_codes;
-  DeviceBuffer<float> shared_scales;
-  // GEMM inputs: FP8 codes and scales for FP8/FP4 weights, fp32 widenings for plain ones.
-  DeviceBuffer<uint8_t> fp8_codes;
-  DeviceBuffer<float> fp8_scales, x_wide;
-  DeviceBuffer<float> split_sums;  // partial sums of linears split over their inputs
+  DeviceBuffer<uint16_t> shared_gate_up;  // the FP8 shared expert's [g | u] (side lane)
+  // A lane's GEMM inputs: FP8 codes and scales for FP8/FP4 weights, fp32 widenings for plain
+  // ones, and the partial sums of linears split over their inputs.
+  struct LinearScratch {
+    DeviceBuffer<uint8_t> codes;
+    DeviceBuffer<float> scales, wide, split_sums;
+    SplitSums split() { return {split_sums.data(), int64_t(split_sums.size())}; }
+  };
+  LinearScratch main_lane, side_lane;
   DeviceBuffer<float> logits;
   int32_t last_tokens = 0;
 
@@ -89,9 +91,14 @@ struct CudaModel::State {
 
   // y = x · Wᵀ for bf16 activations x [m, weight.cols]: FP8/FP4 weights quantize x straight
   // from bf16 (the same codes as from its fp32 widening); bf16 weights take x as it is on
-  // sm_90; other plain weights widen x first.
-  void lin(const uint16_t* x, int64_t m, const DeviceLinear& weight, uint16_t* bf16, float* f32);
-  SplitSums split() { return {split_sums.data(), int64_t(split_sums.size())}; }
+  // sm_90; other plain weights widen x first. On `stream` with the main lane's scratch, or
+  // (side) on side_stream with the side lane's.
+  void lin(const uint16_t* x, int64_t m, const DeviceLinear& weight, uint16_t* bf16, float* f32,
+           bool side = false);
+  SplitSums split() { return main_lane.split(); }
+  // side_stream waits for everything `stream` has been given so far; and the reverse.
+  void fork_side();
+  void join_side();
 };
 
 }  // namespace dsv4::cuda
