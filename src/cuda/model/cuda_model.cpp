@@ -207,10 +207,7 @@ CudaModel::CudaModel(const ModelConfig& config, DeviceWeights weights,
     lane.scales = DeviceBuffer<float>(size_t(code_rows * ceil_div(max_cols, 128)));
     lane.wide = DeviceBuffer<float>(size_t(T * max_cols));
     lane.split_sums = DeviceBuffer<float>(size_t(scaled_gemm_split_floats()));
-    if (lane.split_sums.size()) {
-      DSV4_CUDA_CHECK(
-          cudaMemset(lane.split_sums.data(), 0, lane.split_sums.size() * sizeof(float)));
-    }
+    lane.split_sums.fill_zero();
   };
   make_lane(s.main_lane, rows);
   make_lane(s.side_lane, T);

@@ -41,6 +41,10 @@ class DeviceBuffer {
     if (host.size() != count_) fail("DeviceBuffer::upload: {} values into {}", host.size(), count_);
     DSV4_CUDA_CHECK(cudaMemcpy(data_, host.data(), count_ * sizeof(T), cudaMemcpyHostToDevice));
   }
+  // Every byte to zero (synchronously: for scratch that kernels expect zero-filled once).
+  void fill_zero() {
+    if (count_ > 0) DSV4_CUDA_CHECK(cudaMemset(data_, 0, count_ * sizeof(T)));
+  }
   std::vector<T> download() const {
     std::vector<T> host(count_);
     DSV4_CUDA_CHECK(cudaMemcpy(host.data(), data_, count_ * sizeof(T), cudaMemcpyDeviceToHost));

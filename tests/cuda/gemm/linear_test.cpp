@@ -60,7 +60,7 @@ Result run_gpu(const std::vector<float>& x, int64_t m, const LinearWeight& w, Pa
   auto scales = test::poisoned<float>(size_t(m * k / 128 + 1));
   const LinearOutput out{y.data(), yb.data()};
   DeviceBuffer<float> split_sums(size_t(std::max<int64_t>(1, scaled_gemm_split_floats())));
-  DSV4_CUDA_CHECK(cudaMemset(split_sums.data(), 0, split_sums.size() * sizeof(float)));
+  split_sums.fill_zero();
   if (groups > 0 && path == Path::kPlain) {
     grouped_gemm(dx.data(), m, groups, dw.view(), out, nullptr);
   } else if (path == Path::kDispatch) {

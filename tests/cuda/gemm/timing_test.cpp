@@ -41,7 +41,7 @@ void time_weight(const LinearWeight& host, const char* label) {
       quantize_activations_fp8(x.data(), m, host.cols, codes.data(), scales.data(), nullptr);
     DSV4_CUDA_CHECK(cudaDeviceSynchronize());
     DeviceBuffer<float> split_sums(size_t(std::max<int64_t>(1, scaled_gemm_split_floats())));
-    DSV4_CUDA_CHECK(cudaMemset(split_sums.data(), 0, split_sums.size() * sizeof(float)));
+    split_sums.fill_zero();
     const SplitSums split{split_sums.data(), scaled_gemm_split_floats()};
     const float gemm = median_ms(copies, [&](int i, cudaStream_t s) {
       if (quantized) {
