@@ -153,6 +153,21 @@ __device__ __forceinline__ void wgmma_m64n16k32_e4m3_ss(float (&d)[8], uint64_t 
       : "l"(desc_a), "l"(desc_b), "r"(int(accumulate)));
 }
 
+// d (+)= A·Bᵀ, A [64 x 32] e4m3 from registers, B [8 x 32] e4m3 K-major in shared memory
+// (128-byte rows). A fragment (lane l of warp w; four codes a register, lowest k in the lowest
+// byte): a[0] = row 16w + l/4, k 4·(l%4) .. +3; a[1] = row + 8; a[2] = k + 16; a[3] = both.
+// d as for every m64nN shape (d[e]: row 16w + l/4 (+ 8 for e >= 2), column 2·(l%4) + (e & 1));
+// tests/cuda/gemm/wgmma_fragment_test.cu checks both layouts against a host product.
+__device__ __forceinline__ void wgmma_m64n8k32_e4m3_rs(float (&d)[4], const uint32_t (&a)[4],
+                                                       uint64_t desc_b, bool accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n8k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, p, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(int(accumulate)));
+}
+
 // d (+)= A·Bᵀ, A [64 x 16] and B [16 x 16] bf16, both K-major in shared memory (128-byte rows).
 __device__ __forceinline__ void wgmma_m64n16k16_bf16_ss(float (&d)[8], uint64_t desc_a,
                                                         uint64_t desc_b, bool accumulate) {
