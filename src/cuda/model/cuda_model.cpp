@@ -500,7 +500,7 @@ void CudaModel::attention(int64_t layer, int32_t T) {
   apply_rope(s.attn_out.data(), T, H, d, H * d, rope, s.positions, true, st);
   if (bf16_gemm_available(a.wo_a.view(), c.o_groups)) {
     bf16_gemm(s.attn_out.data(), T, c.o_groups, a.wo_a.view(), {nullptr, s.grouped.data()}, st,
-              s.split());
+              s.main_lane.split());
   } else {
     bf16_to_f32(s.attn_out.data(), T * H * d, s.attn_f32.data(), st);
     grouped_gemm(s.attn_f32.data(), T, c.o_groups, a.wo_a.view(), {nullptr, s.grouped.data()}, st);

@@ -95,7 +95,6 @@ struct CudaModel::State {
   // (side) on side_stream with the side lane's.
   void lin(const uint16_t* x, int64_t m, const DeviceLinear& weight, uint16_t* bf16, float* f32,
            bool side = false);
-  SplitSums split() { return main_lane.split(); }
   // side_stream waits for everything `stream` has been given so far; and the reverse.
   void fork_side();
   void join_side();

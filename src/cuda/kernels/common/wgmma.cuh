@@ -157,7 +157,7 @@ __device__ __forceinline__ void wgmma_m64n16k32_e4m3_ss(float (&d)[8], uint64_t 
 // (128-byte rows). A fragment (lane l of warp w; four codes a register, lowest k in the lowest
 // byte): a[0] = row 16w + l/4, k 4·(l%4) .. +3; a[1] = row + 8; a[2] = k + 16; a[3] = both.
 // d as for every m64nN shape (d[e]: row 16w + l/4 (+ 8 for e >= 2), column 2·(l%4) + (e & 1));
-// tests/cuda/gemm/wgmma_fragment_test.cu checks both layouts against a host product.
+// tests/cuda/gemm/wgmma_fragment_test.cpp checks both layouts against a host product.
 __device__ __forceinline__ void wgmma_m64n8k32_e4m3_rs(float (&d)[4], const uint32_t (&a)[4],
                                                        uint64_t desc_b, bool accumulate) {
   asm volatile(
