@@ -33,25 +33,27 @@ struct FoldedRowTables {
   }
 };
 
-// A 32-bit AND the compiler cannot narrow: byte_perm reads only the low 16 bits of its
-// selector, and left to itself the compiler masks the two halves of a word separately.
-template <uint32_t kMask>
-__device__ __forceinline__ uint32_t and_whole_word(uint32_t a) {
+// PRMT as inline PTX: the selector is used as given (the intrinsic's lowering masks it with
+// 0x7777 before every permute, a wasted instruction each).
+__device__ __forceinline__ uint32_t byte_permute(uint32_t a, uint32_t b, uint32_t selector) {
   uint32_t r;
-  asm("and.b32 %0, %1, %2;" : "=r"(r) : "r"(a), "n"(kMask));
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(selector));
   return r;
 }
 
 // Eight e2m1 codes (a 32-bit word of packed codes, k order from the low nibble) → their eight
-// e4m3 codes in k order (x: k 0-3, y: k 4-7): one byte permute for the magnitudes and one for
-// the signs (nibble bit 3 → selector 4, a byte of 0x80) per four codes; the masks are shared by
-// both halves (11 instructions per word).
+// e4m3 codes in k order (x: k 0-3, y: k 4-7), 9 instructions: a byte permute of the table by the
+// magnitudes per four codes, and one that moves each code's sign bit to bit 7 of its byte (the
+// even nibbles' signs are bit 3 of a byte, read from the word shifted by 4; the odd ones' are
+// bit 7 already).
 __device__ __forceinline__ uint2 e2m1x8_to_e4m3(uint32_t codes, uint2 table) {
-  const uint32_t magnitude = and_whole_word<0x77777777u>(codes);
-  const uint32_t sign = and_whole_word<0x44444444u>(codes >> 1);
-  return make_uint2(
-      __byte_perm(table.x, table.y, magnitude) | __byte_perm(0u, 0x80808080u, sign),
-      __byte_perm(table.x, table.y, magnitude >> 16) | __byte_perm(0u, 0x80808080u, sign >> 16));
+  const uint32_t magnitude = codes & 0x77777777u;
+  const uint32_t shifted = codes << 4;
+  const uint32_t low = byte_permute(table.x, table.y, magnitude);
+  const uint32_t high = byte_permute(table.x, table.y, magnitude >> 16);
+  const uint32_t sign_low = byte_permute(codes, shifted, 0x1504u);   // nibbles 0-3
+  const uint32_t sign_high = byte_permute(codes, shifted, 0x3726u);  // nibbles 4-7
+  return make_uint2(low | (sign_low & 0x80808080u), high | (sign_high & 0x80808080u));
 }
 
 #endif  // __CUDA_ARCH__ >= 900
