@@ -36,20 +36,14 @@ struct ExpertRun {
   float quiet_block_scale = 0.0f;
 };
 
-void check_experts(std::mt19937_64& rng, WeightFormat format, int64_t rows, int64_t cols,
-                   const std::vector<int32_t>& counts, ExpertRun run = {}, double bound = kBound) {
+// expert_scaled_gemm on x (rows of weights[0].cols inputs, counts[e] of them for expert e);
+// y has one row more than the tokens, poisoned (the caller checks it stays so).
+std::vector<float> run_experts(const std::vector<LinearWeight>& weights,
+                               const std::vector<float>& x, const std::vector<int32_t>& counts,
+                               bool tensor_cores) {
   const auto n_experts = int64_t(counts.size());
-  std::vector<LinearWeight> weights;
+  const int64_t rows = weights[0].rows, cols = weights[0].cols;
   std::vector<const LinearWeight*> pointers;
-  for (int64_t e = 0; e < n_experts; ++e) {
-    weights.push_back(format == WeightFormat::kFp4
-                          ? test::fp4_weight(rng, rows, cols, run.scale_factor)
-                      : format == WeightFormat::kNvFp4 ? test::nvfp4_weight(rng, rows, cols)
-                                                       : test::fp8_weight(rng, rows, cols));
-  }
-  if (run.quiet_block_scale != 0.0f) {
-    for (LinearWeight& w : weights) w.scales[size_t(cols / 32)] = run.quiet_block_scale;
-  }
   for (const LinearWeight& w : weights) pointers.push_back(&w);
   std::vector<int32_t> offsets(size_t(n_experts + 1), 0);
   int32_t max_rows = 0;
@@ -58,14 +52,12 @@ void check_experts(std::mt19937_64& rng, WeightFormat format, int64_t rows, int6
     max_rows = std::max(max_rows, counts[size_t(e)]);
   }
   const int64_t m = offsets.back();
-  const std::vector<float> x = test::random_floats(rng, size_t(m * cols));
-
   const DevicePackedLinears packed = upload_packed(pointers);
   const DeviceBuffer<float> dx(x);
   const DeviceBuffer<int32_t> doffsets(offsets);
   auto codes = test::poisoned<uint8_t>(size_t(m * cols));
   auto scales = test::poisoned<float>(size_t(m * cols / 128));
-  auto y = test::poisoned<float>(size_t((m + 1) * rows));  // one row more: must stay poisoned
+  auto y = test::poisoned<float>(size_t((m + 1) * rows));
   // The tile lists at the capacities a step of m slots gets, poisoned first.
   const int64_t narrow = expert_narrow_tiles_capacity(n_experts, m);
   const int64_t wide = expert_wide_tiles_capacity(m);
@@ -75,9 +67,37 @@ void check_experts(std::mt19937_64& rng, WeightFormat format, int64_t rows, int6
   quantize_activations_fp8(dx.data(), m, cols, codes.data(), scales.data(), nullptr);
   plan_expert_tiles(doffsets.data(), n_experts, tiles, nullptr);
   expert_scaled_gemm(codes.data(), scales.data(), doffsets.data(), max_rows, tiles, packed.view(),
-                     {y.data(), nullptr}, nullptr, run.tensor_cores);
+                     {y.data(), nullptr}, nullptr, tensor_cores);
   DSV4_CUDA_CHECK(cudaDeviceSynchronize());
-  const std::vector<float> got = y.download();
+  return y.download();
+}
+
+std::vector<LinearWeight> random_experts(std::mt19937_64& rng, WeightFormat format, int64_t n,
+                                         int64_t rows, int64_t cols, const ExpertRun& run) {
+  std::vector<LinearWeight> weights;
+  for (int64_t e = 0; e < n; ++e) {
+    weights.push_back(format == WeightFormat::kFp4
+                          ? test::fp4_weight(rng, rows, cols, run.scale_factor)
+                      : format == WeightFormat::kNvFp4 ? test::nvfp4_weight(rng, rows, cols)
+                                                       : test::fp8_weight(rng, rows, cols));
+  }
+  if (run.quiet_block_scale != 0.0f) {
+    for (LinearWeight& w : weights) w.scales[size_t(cols / 32)] = run.quiet_block_scale;
+  }
+  return weights;
+}
+
+void check_experts(std::mt19937_64& rng, WeightFormat format, int64_t rows, int64_t cols,
+                   const std::vector<int32_t>& counts, ExpertRun run = {}, double bound = kBound) {
+  const auto n_experts = int64_t(counts.size());
+  const std::vector<LinearWeight> weights = random_experts(rng, format, n_experts, rows, cols, run);
+  std::vector<int32_t> offsets(size_t(n_experts + 1), 0);
+  for (int64_t e = 0; e < n_experts; ++e) {
+    offsets[size_t(e + 1)] = offsets[size_t(e)] + counts[size_t(e)];
+  }
+  const int64_t m = offsets.back();
+  const std::vector<float> x = test::random_floats(rng, size_t(m * cols));
+  const std::vector<float> got = run_experts(weights, x, counts, run.tensor_cores);
 
   for (int64_t e = 0; e < n_experts; ++e) {
     const int64_t n = counts[size_t(e)];
@@ -106,6 +126,31 @@ TEST(ExpertGemm, Fp4ExpertsWithUnevenRowCountsMatchCpuLinear) {
   std::mt19937_64 rng(seed);
   check_experts(rng, WeightFormat::kFp4, 256, 512, {3, 0, 1, 17, 0, 5, 2, 9});
   check_experts(rng, WeightFormat::kFp4, 512, 256, {1, 1, 1, 1});  // decode: one row each
+}
+
+// Decode steps reproduce a prefill only if a token's sums do not depend on how many tokens share
+// its expert: the same token alone, in a narrow tile, and at two places of wide tiles (5-16).
+TEST(ExpertGemm, Fp4TokenSumsDoNotDependOnTheTokensSharingTheExpert) {
+  DSV4_REQUIRE_GPU();
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  constexpr int64_t kRows = 256, kCols = 512;
+  const std::vector<LinearWeight> weights =
+      random_experts(rng, WeightFormat::kFp4, 2, kRows, kCols, {});
+  const std::vector<float> tokens = test::random_floats(rng, size_t(16 * kCols));
+  const std::vector<float> token(tokens.begin(), tokens.begin() + kCols);
+  const std::vector<float> alone = run_experts(weights, token, {0, 1}, true);
+  for (const int32_t count : {3, 7, 16}) {
+    std::vector<float> x(tokens.begin(), tokens.begin() + count * kCols);
+    const int32_t last = count - 1;
+    std::copy(token.begin(), token.end(), x.begin() + last * kCols);
+    const std::vector<float> shared = run_experts(weights, x, {0, count}, true);
+    for (const int32_t at : {0, last}) {
+      EXPECT_EQ(std::memcmp(shared.data() + at * kRows, alone.data(), kRows * sizeof(float)), 0)
+          << "token " << at << " of " << count;
+    }
+  }
 }
 
 TEST(ExpertGemm, Fp4ExpertsOnCudaCoresMatchCpuLinear) {
