@@ -111,10 +111,12 @@ TEST(CudaModel, NvFp4ExpertsMeetTheBound) {
   EXPECT_GE(r.gpu.argmax_agreement(), kArgmaxAgreement) << name;
 }
 
-// The floor is a summation order; the GPU's FP8 linears also accumulate each 128-input block
-// on the FP8 tensor cores (about 14 bits, as DeepSeek's reference GEMM on Hopper) where the
-// CPU adds in exact fp32, which the whole random model amplifies further. Measured (seed 1):
-// raw model argmax 0.70 vs the floor's 0.78; outputs / 32: within the bound 0.74 vs 0.88.
+// The floor is a summation order; the GPU's FP8 linears also accumulate each 128-input block,
+// and its FP4 experts each 32-input block, on the FP8 tensor cores (about 14 bits, as
+// DeepSeek's reference GEMM on Hopper) where the CPU adds in exact fp32, which the whole random
+// model amplifies further. Measured (seed 1, H200): raw model argmax 0.68 vs the floor's 0.78;
+// outputs / 32: within the bound 0.64 vs 0.88 (0.74 while the experts' block sums were exact
+// fp32; the margin below was 0.2 then), mean 5.1e-3 vs 4.2e-3.
 TEST(CudaModel, WholeModelAgreesAsWellAsTwoCpuSummationOrders) {
   DSV4_REQUIRE_GPU();
   const LoadedModel calm =
@@ -123,7 +125,7 @@ TEST(CudaModel, WholeModelAgreesAsWellAsTwoCpuSummationOrders) {
                                     std::pair{&calm, "synthetic:tiny, outputs / 32"}}) {
     const Agreement r = compare(*model, 1, name);
     EXPECT_LE(r.gpu.mean(), 2.0 * r.floor.mean() + 1e-4) << name;
-    EXPECT_GE(r.gpu.fraction_within(kBound), r.floor.fraction_within(kBound) - 0.2) << name;
+    EXPECT_GE(r.gpu.fraction_within(kBound), r.floor.fraction_within(kBound) - 0.25) << name;
     EXPECT_GE(r.gpu.argmax_agreement(), r.floor.argmax_agreement() - 0.12) << name;
   }
 }

@@ -16,6 +16,8 @@ namespace dsv4::cuda::gemm_detail {
 // The magnitude table of the unscaled encoding (x: magnitudes 0-3, y: 4-7): value · 2^-6 is
 // the e2m1 magnitude bits moved onto e4m3 bits 2..4 (0.5 · 2^-6 is the e4m3 subnormal 0x04).
 constexpr uint32_t kUnscaledLow = 0x0c080400u, kUnscaledHigh = 0x1c181410u;
+// What sums over unscaled codes are multiplied by to undo the 2^-6.
+constexpr float kE2m1AsE4m3Unfold = 64.0f;
 
 // The scale-folded tables of one row (e4m3 codes of the magnitudes times 2^s): for s in
 // [−5, 6] every entry but 0 is a normal, so the table is the one for s = 0

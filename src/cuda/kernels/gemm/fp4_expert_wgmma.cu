@@ -1,4 +1,4 @@
-// Routed MXFP4 experts at prefill sizes on sm_90 FP8 warpgroup MMAs (fp4_expert_mma.h).
+// Routed MXFP4 experts at prefill sizes on sm_90 FP8 warpgroup MMAs (fp4_expert_gemm.h).
 //
 // A CTA takes one expert and 128 of its weight rows and walks all of the expert's tokens in
 // tiles of 128 (the wgmma N), 128 inputs (one activation scale block) per stage. Warp-
@@ -29,7 +29,7 @@
 #include "cuda/kernels/common/numerics.cuh"
 #include "cuda/kernels/common/wgmma.cuh"
 #include "cuda/kernels/gemm/fp4_e4m3_conversion.cuh"
-#include "cuda/kernels/gemm/fp4_expert_mma.h"
+#include "cuda/kernels/gemm/fp4_expert_gemm.h"
 #include "cuda/kernels/gemm/wgmma_gemm_stage.cuh"
 #include "cuda/runtime/check.h"
 #include "cuda/runtime/launch.h"
@@ -73,9 +73,6 @@ constexpr int kConsumerRegisters = 168, kProducerRegisters = 88;  // setmaxnreg,
 // Largest spread of block exponents within a row that the scale-folded encoding takes: s ≥ −5,
 // where every e2m1 value times 2^s is an e4m3 normal (fp4_e4m3_conversion.cuh).
 constexpr uint32_t kMaxFoldedSpread = 11;
-
-// The unscaled codes are value · 2^-6; the exact promotion multiplies its sums back.
-constexpr float kE2m1AsE4m3Unfold = 64.0f;
 
 // Byte offset of row r's 16-byte chunk c among a stage's FP4 codes: the XOR spreads the eight
 // rows a quarter-warp reads at once over the banks.

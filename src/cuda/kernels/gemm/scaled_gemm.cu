@@ -1,7 +1,7 @@
 #include "cuda/kernels/gemm/scaled_gemm.h"
 
 #include "core/error.h"
-#include "cuda/kernels/gemm/fp4_expert_mma.h"
+#include "cuda/kernels/gemm/fp4_expert_gemm.h"
 #include "cuda/kernels/gemm/linear_wgmma.h"
 #include "cuda/kernels/gemm/weight_stream.cuh"
 #include "cuda/runtime/device.h"
@@ -72,7 +72,7 @@ void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int
     if (max_rows >= kExpertWgmmaMinTokens) {
       launch_fp4_expert_wgmma(p, experts.count, stream);
     } else {
-      launch_fp4_expert_mma(p, tiles, stream);
+      launch_fp4_expert_stream(p, tiles, stream);
     }
   } else if (w.format == WeightFormat::kFp4) {
     launch_tuned_experts<Fp4Weight, Fp8Activations>(p, tiles, stream);

@@ -15,7 +15,7 @@
 // scale then multiplies the sum, as in cpu::linear.
 //
 // For m > 4 this is FMA-bound (m FMAs per weight element). MXFP4 routed experts on sm_90 run
-// on tensor cores instead (fp4_expert_mma.h), and so do dense FP8 and bf16 linears
+// on tensor cores instead (fp4_expert_gemm.h), and so do dense FP8 and bf16 linears
 // (linear_wgmma.h); this kernel serves the other formats, f32 weights, NVFP4 experts and GPUs
 // without sm_90 code.
 #pragma once

@@ -1,0 +1,24 @@
+// The routed experts' MXFP4 GEMMs on tensor cores (sm_90; internal to the gemm domain). Hopper
+// has no FP4 tensor cores, so each e2m1 code becomes an e4m3 code (fp4_e4m3_conversion.cuh)
+// feeding FP8 warpgroup MMAs with the FP8 activations; the weight scales per 32 inputs and the
+// activation scales per 128 are applied in fp32.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "cuda/kernels/gemm/expert_tiles.h"
+#include "cuda/kernels/gemm/weight_stream_formats.cuh"
+
+namespace dsv4::cuda::gemm_detail {
+
+// Decode sizes (fp4_expert_stream_wgmma.cu): the tile lists of plan_expert_tiles, the weights
+// as the MMAs' register operand, one MMA per 32-input block; p as for expert_stream_kernel (FP4
+// weights with ue8m0 or float scales, FP8 activations). Used below kExpertWgmmaMinTokens
+// (expert_tiles.h) tokens per step, at every tile width.
+void launch_fp4_expert_stream(const StreamParams& p, const ExpertTiles& tiles, cudaStream_t stream);
+
+// Prefill sizes (fp4_expert_wgmma.cu): a CTA per (expert, 128 weight rows) walking all of the
+// expert's tokens, converted A tiles in shared memory; used from kExpertWgmmaMinTokens tokens.
+void launch_fp4_expert_wgmma(const StreamParams& p, int64_t n_experts, cudaStream_t stream);
+
+}  // namespace dsv4::cuda::gemm_detail

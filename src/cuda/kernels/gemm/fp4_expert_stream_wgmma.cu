@@ -1,0 +1,376 @@
+// Routed MXFP4 experts at decode sizes (tile lists of 1-16 tokens, plan_expert_tiles) on sm_90
+// FP8 warpgroup MMAs with the weights as the register operand (fp4_expert_gemm.h).
+//
+// A CTA of two warpgroups owns 64 weight rows (the MMA's M) and walks the tiles y, y + gridDim.y,
+// ... of a list; its warpgroups take the first and the second half of the inputs and add their
+// sums through shared memory (first half + second half) at the end of a tile. A warpgroup
+// streams its half through its own ring of cp.async stages of 128 inputs (one activation scale
+// block): its 64 rows' FP4 codes and scales, the tile's token codes and activation scales.
+// Per stage, lane (g, q) of warp w reads with ldmatrix bytes 4q .. 4q + 3 of every block of rows
+// 16w + g and 16w + g + 8 (codes k 8q .. 8q + 7 of the block), turns them into e4m3 codes of
+// value · 2^-6 (fp4_e4m3_conversion.cuh) and hands k 8q .. 8q + 3 to the MMA as its k 4q .. 4q + 3
+// and k 8q + 4 .. 8q + 7 as its k 16 + 4q .. +3: each block is multiplied in that permuted k
+// order, and the token codes are copied into the B tiles in the same order (4-byte pieces), so
+// every product is the reference's. One m64nNk32 MMA per 32-input block into fresh accumulators,
+// then the block's weight scale and the stage's activation scale in fp32: the reference's per-32
+// partials, up to the FP8 tensor cores' accumulation inside one MMA (expert_gemm_test's bound).
+// The same kernel runs at every token count below kExpertWgmmaMinTokens, so a token's sums do
+// not depend on how many tokens share its expert (decode steps reproduce a prefill).
+#include <algorithm>
+#include <cstdint>
+
+#include "core/error.h"
+#include "cuda/kernels/common/async_copy.cuh"
+#include "cuda/kernels/common/grid_dependency.cuh"
+#include "cuda/kernels/common/mma_sm80.cuh"
+#include "cuda/kernels/common/numerics.cuh"
+#include "cuda/kernels/common/wgmma.cuh"
+#include "cuda/kernels/gemm/fp4_e4m3_conversion.cuh"
+#include "cuda/kernels/gemm/fp4_expert_gemm.h"
+#include "cuda/runtime/check.h"
+#include "cuda/runtime/launch.h"
+
+namespace dsv4::cuda::gemm_detail {
+namespace {
+
+constexpr int kGroupThreads = 128;  // a warpgroup
+constexpr int kHalves = 2;          // warpgroups per CTA: the two halves of the inputs
+constexpr int kThreads = kHalves * kGroupThreads;
+constexpr int kRows = 64;  // weight rows per CTA
+constexpr int kStepInputs = 128;
+constexpr int kStages = 4;         // 5 or 6: within 1% (H200, dsv4_moe_bench)
+constexpr int kMinBlocks = 3;      // narrow list (n8): ≤ 80 registers
+constexpr int kMinBlocksWide = 2;  // wide list (n16)
+
+// A slot of a warpgroup's ring for tiles of kTokens (8 or 16) tokens: the token codes (K-major
+// 128-byte-swizzled atoms of 8 tokens, 1024-byte aligned), the rows' FP4 codes (64 bytes a
+// row, 16-byte chunks XOR-swizzled for ldmatrix), their scales (four per row: floats or ue8m0
+// bytes) and the tokens' activation scales. One stride for all four keeps a thread's shared
+// addresses at fixed offsets from the slot.
+template <int kTokens, bool kFloatScales>
+struct Slot {
+  static constexpr int kCodesAt = kTokens * kStepInputs;
+  static constexpr int kScalesAt = kCodesAt + kRows * kStepInputs / 2;
+  static constexpr int kTokenScalesAt = kScalesAt + kRows * (kFloatScales ? 16 : 4);
+  static constexpr int kBytes = (kTokenScalesAt + kTokens * 4 + 1023) / 1024 * 1024;
+  static constexpr int kRingBytes = kStages * kBytes;
+};
+
+// Dynamic shared memory of a CTA: the two rings, 1024-byte aligned from a 1024-byte slack.
+template <int kTokens, bool kFloatScales>
+__host__ __device__ constexpr int shared_bytes() {
+  return kHalves * Slot<kTokens, kFloatScales>::kRingBytes + 1024;
+}
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+
+constexpr int kBlocks = kStepInputs / 32;  // weight scale blocks per stage
+
+// Row r's 16-byte block b among a slot's FP4 codes: the XOR puts the eight rows one ldmatrix
+// matrix reads into eight different 16-byte bank groups.
+__device__ __forceinline__ int swizzled_block(int row, int block) {
+  return row * 64 + 16 * (block ^ ((row >> 1) & 3));
+}
+
+// Where the MMA finds token t's code of stage input 4·word .. +3 (word 0..31): block j = word / 8
+// holds memory words 2i and 2i + 1 as the MMA's k 4i and 16 + 4i (the A fragments' order), in
+// the 128-byte swizzle (16-byte chunk c of row t at c ^ (t % 8)) of atom t / 8.
+__device__ __forceinline__ int token_piece(int token, int word) {
+  const int within = word & 7, i = within >> 1;
+  const int k = 32 * (word >> 3) + 4 * i + 16 * (within & 1);
+  const int row = token & 7;
+  return (token >> 3) * 1024 + row * 128 + 16 * ((k >> 4) ^ row) + (k & 15);
+}
+
+// The four weight scales of a row from its shared address in a slot.
+template <bool kFloatScales>
+__device__ __forceinline__ void row_scales(uint32_t row, float (&s)[kBlocks]) {
+  if constexpr (kFloatScales) {
+    const float4 v = ld_shared_f32x4(row);
+    s[0] = v.x, s[1] = v.y, s[2] = v.z, s[3] = v.w;
+  } else {
+    const uint32_t codes = ld_shared_u32(row);
+#pragma unroll
+    for (int j = 0; j < kBlocks; ++j) s[j] = ue8m0_byte_to_float(codes, j);
+  }
+}
+
+template <int kTokens>
+__device__ __forceinline__ void block_mma(float (&d)[kTokens / 2], const uint32_t (&a)[4],
+                                          uint64_t desc_b) {
+  if constexpr (kTokens == 8) {
+    wgmma_m64n8k32_e4m3_rs(d, a, desc_b, false);
+  } else {
+    wgmma_m64n16k32_e4m3_rs(d, a, desc_b, false);
+  }
+}
+
+// One warpgroup: the CTA's 64 rows of an expert times the tile's tokens [first_token, +here)
+// over the stages [begin, end) of the inputs; acc (per thread: rows 16w + g (+ 8), columns of
+// the accumulator fragment) gets the sums times 2^-6.
+template <int kTokens, bool kFloatScales>
+__device__ __forceinline__ void multiply_half(const StreamParams& p, uint8_t* ring_bytes,
+                                              const uint8_t* w_expert, const uint8_t* s_expert,
+                                              int64_t row0, int64_t first_token, int here,
+                                              int begin, int end, int half,
+                                              float (&acc)[kTokens / 2]) {
+  using S = Slot<kTokens, kFloatScales>;
+  constexpr int kAcc = kTokens / 2;
+  constexpr int kPieces = kTokens == 8 ? 1 : 4;      // narrow tiles hold at most 4 tokens
+  constexpr int kScaleStep = kFloatScales ? 16 : 4;  // scale bytes per row and stage
+  const int t = int(threadIdx.x) % kGroupThreads, warp = t >> 5, lane = t & 31;
+  const int g = lane >> 2, q = lane & 3;
+  const int n = end - begin;
+  const uint32_t ring = shared_address(ring_bytes);
+
+  // Copies: thread t moves block t % 4 of rows t / 4 and t / 4 + 32 (the same swizzle, 2048
+  // bytes apart), the scales of row t (t < 64), the 4-byte word t % 32 of tokens t / 32 + 4i
+  // and the activation scale of token t.
+  const int copy_row = t >> 2;
+  const uint8_t* w_src[2];
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const int64_t row = min(row0 + copy_row + 32 * i, p.rows - 1);  // past the end: not stored
+    w_src[i] = w_expert + row * p.w_row_bytes + 16 * (t & 3) + int64_t(begin) * 64;
+  }
+  const uint32_t w_dst = opaque(uint32_t(S::kCodesAt + swizzled_block(copy_row, t & 3)));
+  const int64_t scale_row = min(row0 + (t & (kRows - 1)), p.rows - 1);
+  const uint8_t* s_src =
+      s_expert + scale_row * p.w_scale_cols * (kFloatScales ? 4 : 1) + begin * kScaleStep;
+  const uint32_t s_dst = opaque(uint32_t(S::kScalesAt + (t & (kRows - 1)) * kScaleStep));
+  const auto* x = static_cast<const uint8_t*>(p.x);
+  const uint8_t* x_src[kPieces];
+  uint32_t x_dst[kPieces];
+  bool x_copied[kPieces];
+#pragma unroll
+  for (int i = 0; i < kPieces; ++i) {
+    const int token = (t >> 5) + 4 * i;
+    x_copied[i] = token < here;  // tokens past `here` feed only columns that are not stored
+    x_src[i] = x + (first_token + min(token, here - 1)) * p.x_row_stride +
+               int64_t(begin) * kStepInputs + 4 * (t & 31);
+    x_dst[i] = opaque(uint32_t(token_piece(token, t & 31)));
+  }
+  const int64_t x_scale_cols = p.x_row_stride / kStepInputs;
+  const float* xs_src = p.x_scales + (first_token + min(t, here - 1)) * x_scale_cols + begin;
+  const uint32_t xs_dst = opaque(uint32_t(S::kTokenScalesAt + 4 * t));
+
+  int issued = 0;
+  const auto issue_stage = [&](uint32_t fill) {
+    if (issued < n) {
+      cp_async_16(ring + fill + w_dst, w_src[0]);
+      cp_async_16(ring + fill + w_dst + 2048, w_src[1]);
+      w_src[0] += 64;
+      w_src[1] += 64;
+      if (t < kRows) {
+        if constexpr (kFloatScales) {
+          cp_async_16(ring + fill + s_dst, s_src);
+        } else {
+          cp_async_4(ring + fill + s_dst, s_src);
+        }
+      }
+      s_src += kScaleStep;
+#pragma unroll
+      for (int i = 0; i < kPieces; ++i) {
+        if (x_copied[i]) cp_async_4(ring + fill + x_dst[i], x_src[i]);
+        x_src[i] += kStepInputs;
+      }
+      if (t < here) cp_async_4(ring + fill + xs_dst, xs_src);
+      xs_src += 1;
+    }
+    ++issued;
+    cp_async_commit();  // empty past the end: the group count stays uniform
+  };
+
+  // ldmatrix rows: lanes 8m .. 8m + 7 address matrix m = (rows 0-7 | 8-15 of the warp) × (block
+  // 2h | 2h + 1).
+  const int m = lane >> 3, ldm_row = 16 * warp + (lane & 7) + 8 * (m & 1);
+  const uint32_t ldm_offset[2] = {
+      opaque(uint32_t(S::kCodesAt + swizzled_block(ldm_row, m >> 1)) + ring),
+      opaque(uint32_t(S::kCodesAt + swizzled_block(ldm_row, 2 + (m >> 1))) + ring)};
+  // Row g's scales (row g + 8's follow 8 rows later), the activation scales of columns 2q, 2q + 1
+  // (+ 8).
+  const uint32_t scale_read = opaque(ring + uint32_t(S::kScalesAt + (16 * warp + g) * kScaleStep));
+  const uint32_t token_scale_read = opaque(ring + uint32_t(S::kTokenScalesAt + 8 * q));
+  const uint64_t desc_ring = smem_descriptor(ring_bytes, 16, 1024);
+  const uint32_t desc_low = uint32_t(desc_ring), desc_high = uint32_t(desc_ring >> 32);
+  const uint2 table = make_uint2(kUnscaledLow, kUnscaledHigh);
+
+#pragma unroll
+  for (int e = 0; e < kAcc; ++e) acc[e] = 0.0f;
+
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) issue_stage(uint32_t(s * S::kBytes));
+  // Stage i reads slot i % kStages and refills slot (i - 1) % kStages (read by stage i - 1) with
+  // stage i + kStages - 1. The loop runs kStages stages a trip, so that the slots' offsets (and
+  // the copies' offsets from their sources) are constants in the code.
+  const auto run_stage = [&](uint32_t read) {
+    cp_async_wait<kStages - 2>();
+    fence_proxy_async_shared();  // this thread's token copies, for the MMAs' reads
+    // Every thread's copies of this stage have landed; every thread is done with the oldest slot.
+    if (half == 0) {  // ids fixed at compile time: a computed id reserves all sixteen
+      named_barrier_sync(1, kGroupThreads);
+    } else {
+      named_barrier_sync(2, kGroupThreads);
+    }
+    issue_stage(read == 0 ? uint32_t(S::kRingBytes - S::kBytes) : read - uint32_t(S::kBytes));
+
+    uint32_t words[kBlocks][2];  // [block][row g, row g + 8]
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      uint32_t f[4];
+      ldmatrix_x4(f, ldm_offset[h] + read);
+      words[2 * h][0] = f[0];
+      words[2 * h][1] = f[1];
+      words[2 * h + 1][0] = f[2];
+      words[2 * h + 1][1] = f[3];
+    }
+    uint32_t a[kBlocks][4];
+#pragma unroll
+    for (int j = 0; j < kBlocks; ++j) {
+      const uint2 top = e2m1x8_to_e4m3(words[j][0], table);
+      const uint2 bottom = e2m1x8_to_e4m3(words[j][1], table);
+      a[j][0] = top.x, a[j][1] = bottom.x, a[j][2] = top.y, a[j][3] = bottom.y;
+    }
+    float d[kBlocks][kAcc];
+    wgmma_fence();
+#pragma unroll
+    for (int j = 0; j < kBlocks; ++j) {
+      // Block j starts 32 bytes further into each token row (2 in the descriptor's units).
+      block_mma<kTokens>(d[j], a[j],
+                         descriptor_from_halves(desc_low + (read >> 4) + 2 * j, desc_high));
+    }
+    wgmma_commit();
+
+    float s_top[kBlocks], s_bottom[kBlocks];
+    row_scales<kFloatScales>(scale_read + read, s_top);
+    row_scales<kFloatScales>(scale_read + read + 8 * kScaleStep, s_bottom);
+    float x_scale[kAcc / 2];  // columns 2q, 2q + 1 (, 8 + 2q, 9 + 2q)
+#pragma unroll
+    for (int c = 0; c < kAcc / 2; ++c) {
+      x_scale[c] = ld_shared_f32(token_scale_read + read + 4 * (8 * (c >> 1) + (c & 1)));
+    }
+
+    wgmma_wait<0>();
+#pragma unroll
+    for (int j = 0; j < kBlocks; ++j) wgmma_fence_operands(d[j]);
+      // s_x is a power of two: (Σ_j partial_j · s_w,j) · s_x adds the same products as the
+      // reference's Σ_j partial_j · s_x · s_w,j, grouped differently.
+#pragma unroll
+    for (int e = 0; e < kAcc; ++e) {
+      const float* s_w = (e >> 1) & 1 ? s_bottom : s_top;
+      float partial = d[0][e] * s_w[0];
+#pragma unroll
+      for (int j = 1; j < kBlocks; ++j) partial = fmaf(d[j][e], s_w[j], partial);
+      acc[e] = fmaf(partial, x_scale[((e >> 2) << 1) | (e & 1)], acc[e]);
+    }
+  };
+  for (int i = 0; i < n; i += kStages) {
+#pragma unroll
+    for (int u = 0; u < kStages; ++u) {
+      if (i + u < n) run_stage(uint32_t(u * S::kBytes));
+    }
+  }
+  cp_async_wait<0>();
+}
+
+#endif  // __CUDA_ARCH__ >= 900
+
+// CTA (x, y): rows [64x, 64x + 64) and the tiles y, y + gridDim.y, ... of a tile list of at
+// most kTokens tokens a tile (8: the narrow list, 16: the wide one).
+template <int kTokens, bool kFloatScales>
+__global__ void __launch_bounds__(kThreads, kTokens == 8 ? kMinBlocks : kMinBlocksWide)
+    fp4_expert_stream_kernel(const __grid_constant__ StreamParams p,
+                             const int32_t* __restrict__ tiles, const int32_t* __restrict__ count) {
+  wait_for_previous_kernel();
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  constexpr int kAcc = kTokens / 2;
+  extern __shared__ uint8_t rings_unaligned[];
+  uint8_t* rings = rings_unaligned + ((1024u - (shared_address(rings_unaligned) & 1023u)) & 1023u);
+  __shared__ float exchange[kAcc][kGroupThreads];
+  const int half = int(threadIdx.x) / kGroupThreads, t = int(threadIdx.x) % kGroupThreads;
+  uint8_t* ring = rings + half * Slot<kTokens, kFloatScales>::kRingBytes;
+  const int64_t row0 = int64_t(blockIdx.x) * kRows;
+  const int steps = int(p.cols / kStepInputs), middle = (steps + 1) / 2;
+  const int lane = t & 31, g = lane >> 2, q = lane & 3, warp = t >> 5;
+  const int32_t n_tiles = *count;
+  for (int32_t y = int32_t(blockIdx.y); y < n_tiles; y += int32_t(gridDim.y)) {
+    const int32_t entry = tiles[y];
+    const int64_t e = entry >> 16, tok0 = int64_t(entry & 0xffff) * 16;
+    const int64_t first_token = p.expert_offsets[e] + tok0;
+    const int here = int(min(p.expert_offsets[e + 1] - first_token, int64_t(16)));
+    if (here > (kTokens == 8 ? 4 : 16)) __trap();  // narrow tiles copy 4 tokens (kPieces)
+    const uint8_t* w = p.w + e * p.expert_w_bytes;
+    const uint8_t* s = static_cast<const uint8_t*>(p.w_scales) + e * p.expert_scale_bytes;
+    float acc[kAcc];
+    multiply_half<kTokens, kFloatScales>(p, ring, w, s, row0, first_token, here,
+                                         half == 0 ? 0 : middle, half == 0 ? middle : steps, half,
+                                         acc);
+    if (half == 1) {
+#pragma unroll
+      for (int i = 0; i < kAcc; ++i) exchange[i][t] = acc[i];
+    }
+    __syncthreads();
+    if (half == 0) {
+#pragma unroll
+      for (int i = 0; i < kAcc; ++i) {
+        const int64_t row = row0 + 16 * warp + g + 8 * ((i >> 1) & 1);
+        const int token = 8 * (i >> 2) + 2 * q + (i & 1);
+        const float v = (acc[i] + exchange[i][t]) * kE2m1AsE4m3Unfold;
+        if (row >= p.rows || token >= here) continue;
+        const int64_t at = (first_token + token) * p.rows + row;
+        if (p.y_f32) p.y_f32[at] = v;
+        if (p.y_bf16) p.y_bf16[at] = float_to_bf16_bits(v);
+      }
+    }
+    __syncthreads();  // `exchange` and the rings are free for the next tile
+  }
+#else
+  (void)p, (void)tiles, (void)count;
+  __trap();  // launched only where sm90_kernels_available()
+#endif
+}
+
+}  // namespace
+
+void launch_fp4_expert_stream(const StreamParams& p, const ExpertTiles& tiles,
+                              cudaStream_t stream) {
+  if (p.w_scale_storage != ScaleStorage::kUe8m0 && p.w_scale_storage != ScaleStorage::kF32) {
+    fail("FP4 expert GEMM: the weight scales are neither ue8m0 bytes nor floats");
+  }
+  if (p.cols % kStepInputs != 0 || p.x_row_stride != p.cols || p.rows_per_group != p.rows) {
+    fail("FP4 expert GEMM: {} inputs per row (a multiple of {} is needed)", p.cols, kStepInputs);
+  }
+  const auto launch = [&](auto tokens, auto float_scales, const int32_t* list, int64_t capacity,
+                          const int32_t* count) {
+    constexpr int kTokens = decltype(tokens)::value;
+    constexpr bool kFloat = decltype(float_scales)::value;
+    const dim3 grid(unsigned((p.rows + kRows - 1) / kRows),
+                    unsigned(std::min(capacity, kExpertTileSlots)));
+    const auto kernel = fp4_expert_stream_kernel<kTokens, kFloat>;
+    constexpr int kShared = shared_bytes<kTokens, kFloat>();
+    static const bool attributes_set = [&] {
+      DSV4_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                           cudaSharedmemCarveoutMaxShared));
+      DSV4_CUDA_CHECK(
+          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kShared));
+      return true;
+    }();
+    (void)attributes_set;
+    launch_dependent(kernel, grid, kThreads, kShared, stream, p, list, count);
+  };
+  const auto both = [&](auto float_scales) {
+    launch(std::integral_constant<int, 8>{}, float_scales, tiles.narrow, tiles.narrow_capacity,
+           tiles.counts);
+    if (p.m > 4) {
+      launch(std::integral_constant<int, 16>{}, float_scales, tiles.wide, tiles.wide_capacity,
+             tiles.counts + 1);
+    }
+  };
+  if (p.w_scale_storage == ScaleStorage::kF32) {
+    both(std::true_type{});
+  } else {
+    both(std::false_type{});
+  }
+}
+
+}  // namespace dsv4::cuda::gemm_detail
