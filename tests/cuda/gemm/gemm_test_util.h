@@ -19,7 +19,6 @@
 
 namespace dsv4::cuda::test {
 
-// Fresh randomness each run; the seed goes into failure messages.
 // MXFP4 experts on sm_90 tensor cores run on FP8 warpgroup MMAs, which do not add their products
 // in exact fp32 (Hopper keeps about 13-14 bits when adding products of different magnitude).
 // Decode sizes: one k32 MMA per 32-input scale block (measured 3.3e-5 to 4.9e-5 relative at
@@ -28,6 +27,7 @@ namespace dsv4::cuda::test {
 inline constexpr double kFp8MmaBlockBound = 1e-4;
 inline constexpr double kFp8MmaChainBound = 3e-4;
 
+// Fresh randomness each run; the seed goes into failure messages.
 inline uint64_t fresh_seed() {
   std::random_device device;
   return (uint64_t(device()) << 32) | device();
