@@ -39,21 +39,30 @@ __device__ __forceinline__ uint64_t selection_key(float value, int e) {
   return (uint64_t(ordered) << 32) | uint32_t(0xffffffffu - uint32_t(e));
 }
 
-// The CTA's sum (op = add) or maximum of one value per thread; every thread gets it.
-template <bool kMax>
-__device__ float block_reduce(float v, float* scratch) {
+// The CTA's maximum of one value per thread; every thread gets it.
+__device__ float block_reduce_max(float v, float* scratch) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
 #pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) {
-    const float other = __shfl_xor_sync(0xffffffffu, v, offset);
-    v = kMax ? fmaxf(v, other) : v + other;
-  }
-  __syncthreads();  // scratch is free (an earlier reduction's readers are done)
+  for (int offset = 16; offset > 0; offset >>= 1)
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
   if (lane == 0) scratch[warp] = v;
   __syncthreads();
   v = scratch[0];
-  for (int w = 1; w < warps; ++w) v = kMax ? fmaxf(v, scratch[w]) : v + scratch[w];
+  for (int w = 1; w < warps; ++w) v = fmaxf(v, scratch[w]);
   return v;
+}
+
+// values[0] + values[1] + ... in that order, as cpu::route adds the softmax terms (a tree sum
+// differs from it in the last bits); every thread gets it. Only softmax routing pays for it.
+__device__ float sum_in_expert_order(const float* values, int count, float* scratch) {
+  __syncthreads();  // values are written; scratch's readers (the maximum) are done
+  if (threadIdx.x == 0) {
+    float sum = 0.0f;
+    for (int i = 0; i < count; ++i) sum = __fadd_rn(sum, values[i]);
+    scratch[0] = sum;
+  }
+  __syncthreads();
+  return scratch[0];
 }
 
 __global__ void __launch_bounds__(kMaxExperts)
@@ -71,9 +80,10 @@ __global__ void __launch_bounds__(kMaxExperts)
   const bool live = e < experts;
   float s = live ? score_of(logits[t * experts + e], func) : 0.0f;
   if (func == ScoreFunc::kSoftmax) {
-    const float max = block_reduce<true>(live ? s : -INFINITY, scratch);
+    const float max = block_reduce_max(live ? s : -INFINITY, scratch);
     s = live ? exp_rn(__fsub_rn(s, max)) : 0.0f;
-    s = __fdiv_rn(s, block_reduce<false>(s, scratch));
+    if (live) scores[e] = s;
+    s = __fdiv_rn(s, sum_in_expert_order(scores, experts, scratch));
   }
   if (live) scores[e] = s;
   if (tid2eid) {
