@@ -1,15 +1,15 @@
 // Routed MXFP4 experts at prefill sizes on sm_90 FP8 warpgroup MMAs (fp4_expert_gemm.h).
 //
 // A CTA takes one expert and 128 of its weight rows and walks all of the expert's tokens in
-// tiles of 128 (the wgmma N), 128 inputs (one activation scale block) per stage. Warp-
+// tiles of 128 (two wgmma M of 64), 128 inputs (one activation scale block) per stage. Warp-
 // specialised, four warpgroups:
 //   - two producer warpgroups (one thread per weight row each) take alternate stages: copy a
 //     stage's token codes (in the 128-byte-swizzled K-major layout wgmma reads), FP4 codes,
 //     weight and activation scales into a slot of the load ring with cp.async, and kLag of
-//     their stages later convert its FP4 codes into an e4m3 A tile (fp4_e4m3_conversion.cuh)
-//     of the A ring, then signal `converted`;
-//   - two consumer warpgroups (64 rows each) run the MMAs with both operands in shared memory,
-//     promote the results, and free the load slot and the A tile.
+//     their stages later convert its FP4 codes into an e4m3 weight tile (fp4_e4m3_conversion.cuh)
+//     of the weight-tile ring, then signal `converted`;
+//   - two consumer warpgroups (64 tokens each, against all 128 rows) run the MMAs with both
+//     operands in shared memory, promote the results, and free the load slot and the weight tile.
 // Two encodings, chosen per CTA from its rows' weight scales:
 //   - scale-folded (the usual case): each 32-input block's scale exponent, relative to its
 //     row's largest, is folded into the e4m3 codes, so four chained k32 MMAs cover a stage and
@@ -42,8 +42,8 @@ using namespace wgmma_gemm;
 constexpr int kProducerThreads = 128;  // per producer warpgroup: one thread per weight row
 constexpr int kProducers = 2;          // producer warpgroups, taking alternate stages
 constexpr int kThreads = kConsumerThreads + kProducers * kProducerThreads;
-constexpr int kLoadSlots = 6;  // ring of copied stages
-constexpr int kATiles = 3;     // ring of converted A tiles
+constexpr int kLoadSlots = 6;    // ring of copied stages
+constexpr int kWeightTiles = 3;  // ring of converted weight tiles
 // A producer converts a stage kLag of its own stages after copying it (2 · kLag stages in
 // all, fewer than kLoadSlots: a slot it waits for is one whose conversion came earlier).
 constexpr int kLag = 2;
@@ -51,17 +51,17 @@ static_assert(kProducers * kLag < kLoadSlots);
 
 // A load slot: the token codes (1024-byte aligned for the swizzle), the FP4 codes (64 bytes
 // a row, 16-byte chunks XOR-swizzled), the weight scales (float or ue8m0), the activation
-// scales (token_scale_slot). An A tile: 128 rows of 128 e4m3 codes, 128-byte swizzle.
+// scales (token_scale_slot). A weight tile: 128 rows of 128 e4m3 codes, 128-byte swizzle.
 constexpr int kCodesOffset = 0;
 constexpr int kWeightsOffset = kCodesOffset + kTokens * kStepInputs;
 constexpr int kWeightScalesOffset = kWeightsOffset + kRows * kStepInputs / 2;
 constexpr int kTokenScalesOffset = kWeightScalesOffset + kRows * 16;
 constexpr int kLoadSlotBytes = (kTokenScalesOffset + kTokenScaleBytes + 1023) / 1024 * 1024;
-constexpr int kATileBytes = kRows * kStepInputs;
-constexpr int kATilesOffset = kLoadSlots * kLoadSlotBytes;
+constexpr int kWeightTileBytes = kRows * kStepInputs;
+constexpr int kWeightTilesOffset = kLoadSlots * kLoadSlotBytes;
 // After the rings: the barriers, then each row's final scale.
-constexpr int kBarriersOffset = kATilesOffset + kATiles * kATileBytes;
-constexpr int kBarriers = kATiles + kLoadSlots + kATiles;
+constexpr int kBarriersOffset = kWeightTilesOffset + kWeightTiles * kWeightTileBytes;
+constexpr int kBarriers = kWeightTiles + kLoadSlots + kWeightTiles;
 constexpr int kRowScalesOffset = kBarriersOffset + kBarriers * 8;
 constexpr int kFoldedOffset = kRowScalesOffset + kRows * 4;
 constexpr int kSharedBytes = kFoldedOffset + 16 + 1024;
@@ -82,13 +82,15 @@ __device__ __forceinline__ int weight_chunk(int row, int chunk) {
 
 struct Ring {
   uint8_t* smem;
-  uint64_t* converted;  // [kATiles], kProducerThreads arrivals: the A tile is ready
-  uint64_t* load_free;  // [kLoadSlots], 8 arrivals (consumer warps): the slot may be refilled
-  uint64_t* a_free;     // [kATiles], 8 arrivals: the A tile may be rewritten
-  float* row_scales;    // [kRows]: what each row's sums are multiplied by at the end
-  int* folded;          // whether the A tiles carry the block scales (scale-folded encoding)
+  uint64_t* converted;    // [kWeightTiles], kProducerThreads arrivals: the weight tile is ready
+  uint64_t* load_free;    // [kLoadSlots], 8 arrivals (consumer warps): the slot may be refilled
+  uint64_t* weight_free;  // [kWeightTiles], 8 arrivals: the weight tile may be rewritten
+  float* row_scales;      // [kRows]: what each row's sums are multiplied by at the end
+  int* folded;            // whether the weight tiles carry the block scales (scale-folded encoding)
   __device__ uint8_t* load_slot(int slot) const { return smem + slot * kLoadSlotBytes; }
-  __device__ uint8_t* a_tile(int slot) const { return smem + kATilesOffset + slot * kATileBytes; }
+  __device__ uint8_t* weight_tile(int slot) const {
+    return smem + kWeightTilesOffset + slot * kWeightTileBytes;
+  }
 };
 
 // The CTA's work: `count` tokens of one expert from `first_token`, in tiles of kTokens, each
@@ -228,23 +230,23 @@ struct TileCopies {
   }
 };
 
-// Producer thread `row`: its row of an A tile (128 e4m3 codes, 128-byte swizzle) from the FP4
+// Producer thread `row`: its row of a weight tile (128 e4m3 codes, 128-byte swizzle) from the FP4
 // codes and scales in a load slot.
 template <bool kFloatScales>
-__device__ void convert_row(const uint8_t* slot, uint8_t* a_tile, int row, bool folded,
+__device__ void convert_row(const uint8_t* slot, uint8_t* weight_tile, int row, bool folded,
                             uint32_t high) {
   const uint32_t codes = scale_codes<kFloatScales>(slot, row);
   const FoldedRowTables fold(high);
-  uint8_t* a_row = a_tile + row * kStepInputs;
+  uint8_t* tile_row = weight_tile + row * kStepInputs;
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
     const uint2 table = folded ? fold(codes, j) : make_uint2(kUnscaledLow, kUnscaledHigh);
     const uint4 fp4 = *reinterpret_cast<const uint4*>(slot + kWeightsOffset + weight_chunk(row, j));
     const uint2 k0 = e2m1x8_to_e4m3(fp4.x, table), k1 = e2m1x8_to_e4m3(fp4.y, table);
     const uint2 k2 = e2m1x8_to_e4m3(fp4.z, table), k3 = e2m1x8_to_e4m3(fp4.w, table);
-    *reinterpret_cast<uint4*>(a_row + 16 * ((2 * j) ^ (row & 7))) =
+    *reinterpret_cast<uint4*>(tile_row + 16 * ((2 * j) ^ (row & 7))) =
         make_uint4(k0.x, k0.y, k1.x, k1.y);
-    *reinterpret_cast<uint4*>(a_row + 16 * ((2 * j + 1) ^ (row & 7))) =
+    *reinterpret_cast<uint4*>(tile_row + 16 * ((2 * j + 1) ^ (row & 7))) =
         make_uint4(k2.x, k2.y, k3.x, k3.y);
   }
 }
@@ -255,7 +257,7 @@ template <bool kFloatScales>
 __device__ void produce(const Work& k, const Ring& ring, int64_t items, int producer, int row) {
   const int64_t own = (items - producer + kProducers - 1) / kProducers;
   RingCursor<kLoadSlots> load(producer), convert_load(producer);
-  RingCursor<kATiles> convert_a(producer);
+  RingCursor<kWeightTiles> convert_tile(producer);
   int64_t tile = 0;  // of the next item to copy
   int step = producer;
   for (; step >= k.steps; step -= k.steps) ++tile;
@@ -291,90 +293,105 @@ __device__ void produce(const Work& k, const Ring& ring, int64_t items, int prod
     // Convert own item n − kLag first: the conversion must not wait behind a slot that only
     // frees up once the consumers are past the stage this conversion is for.
     cp_async_wait<kLag - 1>();  // this thread's copies of it (its row's codes) have landed
-    convert_a.wait_free(ring.a_free);
-    convert_row<kFloatScales>(ring.load_slot(convert_load.slot), ring.a_tile(convert_a.slot), row,
-                              folded, high);
-    // The A tile row and this thread's copied token codes are visible to wgmma; the consumers
+    convert_tile.wait_free(ring.weight_free);
+    convert_row<kFloatScales>(ring.load_slot(convert_load.slot),
+                              ring.weight_tile(convert_tile.slot), row, folded, high);
+    // The weight tile row and this thread's copied token codes are visible to wgmma; the consumers
     // read them once every producer thread has arrived.
     fence_proxy_async_shared();
-    mbarrier_arrive(&ring.converted[convert_a.slot]);
+    mbarrier_arrive(&ring.converted[convert_tile.slot]);
     convert_load.advance(kProducers);
-    convert_a.advance(kProducers);
+    convert_tile.advance(kProducers);
     issue(n);
   }
 }
 
+// Token t's activation scale in a load slot.
+__device__ __forceinline__ float token_scale(const uint8_t* slot, int t) {
+  return reinterpret_cast<const float*>(slot + kTokenScalesOffset)[token_scale_slot(t)];
+}
+
+// Consumer warpgroup w takes tokens [64w, 64w + 64) of each tile as the MMA's M against all
+// 128 weight rows as its N, so that a thread's sums share two activation scales (its two
+// token rows) and a warpgroup whose tokens are all past the tile's end skips its MMAs.
 template <bool kFloatScales>
 __device__ void consume(const Work& k, const Ring& ring, int64_t items, int tid) {
   const int warpgroup = tid >> 7, lane = tid & 31, q = lane & 3;
-  const int row_a = 64 * warpgroup + 16 * ((tid >> 5) & 3) + lane / 4, row_b = row_a + 8;
-  const uint64_t a_descriptor =
-      smem_descriptor(ring.smem + kATilesOffset + warpgroup * 64 * kStepInputs, 16, 1024);
-  const uint64_t b_descriptor = smem_descriptor(ring.smem + kCodesOffset, 16, 1024);
+  const int token_a = 64 * warpgroup + 16 * ((tid >> 5) & 3) + lane / 4, token_b = token_a + 8;
+  const uint64_t token_descriptor =
+      smem_descriptor(ring.smem + kCodesOffset + warpgroup * 64 * kStepInputs, 16, 1024);
+  const uint64_t weight_descriptor = smem_descriptor(ring.smem + kWeightTilesOffset, 16, 1024);
   float acc[64], d[64];
 #pragma unroll
   for (int i = 0; i < 64; ++i) acc[i] = d[i] = 0.0f;
   int64_t tile = 0;
   int step = 0;
+  int here = int(min(k.count, int64_t(kTokens)));  // tokens in the current tile
   bool folded = false;
   RingCursor<kLoadSlots> load(0);
-  RingCursor<kATiles> a(0);
+  RingCursor<kWeightTiles> tile_ring(0);
   for (int64_t item = 0; item < items; ++item) {
     const uint8_t* slot = ring.load_slot(load.slot);
-    mbarrier_wait(&ring.converted[a.slot], a.pass & 1u);
+    mbarrier_wait(&ring.converted[tile_ring.slot], tile_ring.pass & 1u);
     if (item == 0) folded = *ring.folded != 0;  // set before the first `converted`
     // Descriptors advance in 16-byte units of their start address: 32 bytes per block.
-    const uint64_t a_offset = uint64_t(a.slot * kATileBytes) >> 4;
-    const uint64_t b_offset = uint64_t(load.slot * kLoadSlotBytes) >> 4;
-    if (folded) {
+    const uint64_t token_offset = uint64_t(load.slot * kLoadSlotBytes) >> 4;
+    const uint64_t weight_offset = uint64_t(tile_ring.slot * kWeightTileBytes) >> 4;
+    if (here > 64 * warpgroup && folded) {
       wgmma_fence();
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        wgmma_m64n128k32_e4m3_ss(d, a_descriptor + a_offset + 2 * j,
-                                 b_descriptor + b_offset + 2 * j, j > 0);
+        wgmma_m64n128k32_e4m3_ss(d, token_descriptor + token_offset + 2 * j,
+                                 weight_descriptor + weight_offset + 2 * j, j > 0);
       }
       wgmma_commit();
+      const float scale_a = token_scale(slot, token_a), scale_b = token_scale(slot, token_b);
       wgmma_wait<0>();
       wgmma_fence_operands(d);
-      promote(slot + kTokenScalesOffset, q, d, 1.0f, 1.0f, acc);
-    } else {
+#pragma unroll
+      for (int i = 0; i < 64; ++i) acc[i] = fmaf(d[i], (i & 2) ? scale_b : scale_a, acc[i]);
+    } else if (here > 64 * warpgroup) {
+      const float scale_a = token_scale(slot, token_a), scale_b = token_scale(slot, token_b);
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         wgmma_fence();
-        wgmma_m64n128k32_e4m3_ss(d, a_descriptor + a_offset + 2 * j,
-                                 b_descriptor + b_offset + 2 * j, false);
+        wgmma_m64n128k32_e4m3_ss(d, token_descriptor + token_offset + 2 * j,
+                                 weight_descriptor + weight_offset + 2 * j, false);
         wgmma_commit();
         wgmma_wait<0>();
         wgmma_fence_operands(d);
-        promote(slot + kTokenScalesOffset, q, d,
-                weight_scale<kFloatScales>(slot, row_a, j) * kE2m1AsE4m3Unfold,
-                weight_scale<kFloatScales>(slot, row_b, j) * kE2m1AsE4m3Unfold, acc);
+#pragma unroll
+        for (int i = 0; i < 64; ++i) {
+          const int row = 8 * (i >> 2) + 2 * q + (i & 1);
+          const float weight = weight_scale<kFloatScales>(slot, row, j) * kE2m1AsE4m3Unfold;
+          acc[i] = fmaf(d[i], ((i & 2) ? scale_b : scale_a) * weight, acc[i]);
+        }
       }
     }
     __syncwarp();
     if (lane == 0) {
       mbarrier_arrive(&ring.load_free[load.slot]);
-      mbarrier_arrive(&ring.a_free[a.slot]);
+      mbarrier_arrive(&ring.weight_free[tile_ring.slot]);
     }
     load.advance(1);
-    a.advance(1);
+    tile_ring.advance(1);
 
     if (++step == k.steps) {  // the tile's last stage: store, start over
-      const int here = int(min(k.count - tile * kTokens, int64_t(kTokens)));
-      const float scale_a = ring.row_scales[row_a], scale_b = ring.row_scales[row_b];
+      const int64_t first = k.first_token + tile * kTokens;
 #pragma unroll
       for (int i = 0; i < 64; ++i) {
-        const int64_t row = k.row0 + ((i & 2) ? row_b : row_a);
-        const int token = 8 * (i >> 2) + 2 * q + (i & 1);
-        const float v = acc[i] * ((i & 2) ? scale_b : scale_a);
+        const int token = (i & 2) ? token_b : token_a, col = 8 * (i >> 2) + 2 * q + (i & 1);
+        const int64_t row = k.row0 + col;
+        const float v = acc[i] * ring.row_scales[col];
         acc[i] = 0.0f;
         if (row >= k.p.rows || token >= here) continue;
-        const int64_t at = (k.first_token + tile * kTokens + token) * k.p.rows + row;
+        const int64_t at = (first + token) * k.p.rows + row;
         if (k.p.y_f32) k.p.y_f32[at] = v;
         if (k.p.y_bf16) k.p.y_bf16[at] = float_to_bf16_bits(v);
       }
       step = 0;
       ++tile;
+      here = int(min(k.count - tile * kTokens, int64_t(kTokens)));
     }
   }
 }
@@ -400,17 +417,17 @@ __global__ void __launch_bounds__(kThreads, 1)
   auto* barriers = reinterpret_cast<uint64_t*>(smem + kBarriersOffset);
   const Ring ring{smem,
                   barriers,
-                  barriers + kATiles,
-                  barriers + kATiles + kLoadSlots,
+                  barriers + kWeightTiles,
+                  barriers + kWeightTiles + kLoadSlots,
                   reinterpret_cast<float*>(smem + kRowScalesOffset),
                   reinterpret_cast<int*>(smem + kFoldedOffset)};
   const int64_t items = (count + kTokens - 1) / kTokens * work.steps;
 
   const bool producer = tid >= kConsumerThreads;
   if (tid == 0) {
-    for (int s = 0; s < kATiles; ++s) {
+    for (int s = 0; s < kWeightTiles; ++s) {
       mbarrier_init(&ring.converted[s], kProducerThreads);
-      mbarrier_init(&ring.a_free[s], kConsumerThreads / 32);
+      mbarrier_init(&ring.weight_free[s], kConsumerThreads / 32);
     }
     for (int s = 0; s < kLoadSlots; ++s) mbarrier_init(&ring.load_free[s], kConsumerThreads / 32);
     fence_barrier_init();

@@ -1,8 +1,9 @@
 // What the sm_90 warpgroup-MMA GEMMs (fp4_expert_wgmma.cu, linear_wgmma.cu) share
-// (internal to the gemm domain): their shape (128 weight rows a CTA as the MMA's M, two
-// consumer warpgroups of 64; 128 tokens as its N; 128 inputs, one activation scale block, a
-// stage), the ring cursor their producers and consumers follow, where a stage keeps its
-// tokens' activation scales, and the promotion of a stage's MMA sums with those scales.
+// (internal to the gemm domain): their tile (128 weight rows and 128 tokens a CTA, two
+// consumer warpgroups; 128 inputs, one activation scale block, a stage), the ring cursor their
+// producers and consumers follow, where a stage keeps its tokens' activation scales, and the
+// promotion of a stage's MMA sums with those scales when the tokens are the MMA's N
+// (linear_wgmma.cu; the expert kernel makes them its M).
 #pragma once
 
 #include <cstdint>
