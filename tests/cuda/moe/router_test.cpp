@@ -103,7 +103,11 @@ void check_router(const RouterCase& c) {
     test::report("router weights (fp32 ulps)", w);
     EXPECT_TRUE(w.finite);
     EXPECT_LE(w.relative, 1e-6);
-    EXPECT_LE(w.max_ulp, 4);
+    // A score may be 1 ulp off the CPU's (the GPU's log1p rounds once from double, glibc's
+    // log1pf is within an ulp). A weight s / sum(s) · route_scale then differs by up to
+    // ~6·2^-24 relative (the score's and the sum's ulps, the quotient's and the product's
+    // roundings), i.e. up to 6 ulps; 5 were seen on an H200.
+    EXPECT_LE(w.max_ulp, 8);
   }
   test::report_time(fmt::format("moe_route T={} E={}", c.tokens, c.experts).c_str(),
                     test::median_us(launch));
