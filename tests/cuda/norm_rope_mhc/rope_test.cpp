@@ -54,6 +54,22 @@ std::vector<float> cpu_rope(std::vector<float> x, const RopeCase& c, const cpu::
   return x;
 }
 
+// Outputs further from the CPU's than one bf16 ulp plus what a 1-ulp difference in cos or sin
+// (and the roundings after it) can make of their pair (x[j], x[j ^ 1]), 2^-22 · (|a| + |b|): the
+// GPU's cos/sin are correctly rounded, glibc's cosf/sinf are in all but rare cases, and where a
+// rotation nearly cancels, such a difference is many bf16 ulps of the small result (8 seen on
+// an H200).
+size_t beyond_rounding(const std::vector<float>& got, const std::vector<float>& want,
+                       const std::vector<float>& x) {
+  size_t count = 0;
+  for (size_t j = 0; j < want.size(); ++j) {
+    const float bf16_ulp = std::ldexp(1.0f, std::ilogb(want[j]) - 7);
+    const float trig_ulp = std::ldexp(std::fabs(x[j]) + std::fabs(x[j ^ 1]), -22);
+    if (!(std::fabs(got[j] - want[j]) <= bf16_ulp + trig_ulp)) ++count;
+  }
+  return count;
+}
+
 void check_rope(const RopeCase& c, const cpu::Rope& rope, const std::vector<float>& table,
                 const char* what) {
   std::mt19937_64 rng(test::fresh_seed(what));
@@ -66,9 +82,13 @@ void check_rope(const RopeCase& c, const cpu::Rope& rope, const std::vector<floa
   DeviceBuffer<int32_t> d_positions(positions);
   apply_rope(d_x.data(), c.rows, c.heads, c.head_dim, c.row_stride, d_table, d_positions.data(),
              c.inverse, nullptr);
-  const test::Stats s = test::compare(test::from_bf16(d_x.download()), expected, true);
+  const std::vector<float> got = test::from_bf16(d_x.download());
+  const test::Stats s = test::compare(got, expected, true);
   test::report(what, s);
-  DSV4_EXPECT_CLOSE_BF16(s, 1, 1e-4);
+  EXPECT_TRUE(s.finite);
+  EXPECT_LE(s.relative, 1e-4);
+  EXPECT_LE(double(s.differ), 1e-4 * double(s.count) + 0.5);
+  EXPECT_EQ(beyond_rounding(got, expected, x), 0u);
   const double us = test::median_us([&] {
     apply_rope(d_x.data(), c.rows, c.heads, c.head_dim, c.row_stride, d_table, d_positions.data(),
                c.inverse, nullptr);
