@@ -27,6 +27,11 @@ __device__ __forceinline__ float round_bf16(float value) {
   return bf16_bits_to_float(float_to_bf16_bits(value));
 }
 
+// Two values rounded to bf16 in one word, `low` in the lower half (the first in memory).
+__device__ __forceinline__ uint32_t pack_bf16x2(float low, float high) {
+  return uint32_t(float_to_bf16_bits(low)) | (uint32_t(float_to_bf16_bits(high)) << 16);
+}
+
 // Eight bf16 values in one 16-byte vector (uint4) <-> eight floats.
 __device__ __forceinline__ void unpack_bf16x8(const uint4& v, float (&out)[8]) {
   const uint32_t words[4] = {v.x, v.y, v.z, v.w};
@@ -40,10 +45,7 @@ __device__ __forceinline__ void unpack_bf16x8(const uint4& v, float (&out)[8]) {
 __device__ __forceinline__ uint4 pack_bf16x8(const float (&in)[8]) {
   uint32_t words[4];
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    words[i] = uint32_t(float_to_bf16_bits(in[2 * i])) |
-               (uint32_t(float_to_bf16_bits(in[2 * i + 1])) << 16);
-  }
+  for (int i = 0; i < 4; ++i) words[i] = pack_bf16x2(in[2 * i], in[2 * i + 1]);
   return make_uint4(words[0], words[1], words[2], words[3]);
 }
 
@@ -79,10 +81,7 @@ __device__ __forceinline__ void store_bf16(uint16_t* p, const float (&in)[N]) {
   } else {
     uint32_t words[N / 2];
 #pragma unroll
-    for (int i = 0; i < N / 2; ++i) {
-      words[i] = uint32_t(float_to_bf16_bits(in[2 * i])) |
-                 (uint32_t(float_to_bf16_bits(in[2 * i + 1])) << 16);
-    }
+    for (int i = 0; i < N / 2; ++i) words[i] = pack_bf16x2(in[2 * i], in[2 * i + 1]);
     if constexpr (N == 4) {
       *reinterpret_cast<uint2*>(p) = make_uint2(words[0], words[1]);
     } else {

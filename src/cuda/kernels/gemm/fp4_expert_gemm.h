@@ -18,7 +18,8 @@ namespace dsv4::cuda::gemm_detail {
 void launch_fp4_expert_stream(const StreamParams& p, const ExpertTiles& tiles, cudaStream_t stream);
 
 // Prefill sizes (fp4_expert_wgmma.cu): a CTA per (expert, 128 weight rows) walking all of the
-// expert's tokens, converted A tiles in shared memory; used from kExpertWgmmaMinTokens tokens.
+// expert's tokens, converted weight tiles in shared memory; used from kExpertWgmmaMinTokens
+// tokens where the rows are a multiple of 8.
 void launch_fp4_expert_wgmma(const StreamParams& p, int64_t n_experts, cudaStream_t stream);
 
 }  // namespace dsv4::cuda::gemm_detail

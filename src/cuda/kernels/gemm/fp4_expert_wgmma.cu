@@ -311,6 +311,54 @@ __device__ __forceinline__ float token_scale(const uint8_t* slot, int t) {
   return reinterpret_cast<const float*>(slot + kTokenScalesOffset)[token_scale_slot(t)];
 }
 
+// Stores a consumer thread's sums of a finished tile (rows in groups of 8 that exist or not
+// together: p.rows % 8 == 0) and zeroes them. acc[4c + e] is token token_a (e < 2) or token_a + 8,
+// weight row 8c + 2q + (e & 1). bf16 outputs are gathered across the quad in two shuffle rounds
+// so that each lane stores 16 bytes (8 rows of one token): 32 bytes a token per pair of lanes.
+__device__ __forceinline__ void store_tile(const Work& k, const Ring& ring, float (&acc)[64],
+                                           int64_t tile, int here, int token_a, int q) {
+  const int64_t first = k.first_token + tile * kTokens;
+  const int64_t rows = k.p.rows;
+  const bool odd = (q & 1) != 0, upper = (q & 2) != 0;
+  const int token = odd ? token_a + 8 : token_a;  // the token this lane's bf16 stores belong to
+  uint32_t half[16][2];  // bf16 rows [8c + 4·upper, +4) of `token`, after the first round
+#pragma unroll
+  for (int c = 0; c < 16; ++c) {
+    const float2 scale = *reinterpret_cast<const float2*>(ring.row_scales + 8 * c + 2 * q);
+    const float2 a = make_float2(acc[4 * c] * scale.x, acc[4 * c + 1] * scale.y);
+    const float2 b = make_float2(acc[4 * c + 2] * scale.x, acc[4 * c + 3] * scale.y);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[4 * c + e] = 0.0f;
+    const bool row_ok = k.row0 + 8 * c < rows;
+    if (k.p.y_f32 && row_ok) {
+      const int64_t at = first * rows + k.row0 + 8 * c + 2 * q;
+      if (token_a < here) *reinterpret_cast<float2*>(k.p.y_f32 + at + token_a * rows) = a;
+      if (token_a + 8 < here) *reinterpret_cast<float2*>(k.p.y_f32 + at + (token_a + 8) * rows) = b;
+    }
+    const uint32_t word_a = pack_bf16x2(a.x, a.y), word_b = pack_bf16x2(b.x, b.y);
+    // Even lanes keep token_a's rows and take their odd neighbour's; odd lanes the reverse.
+    const uint32_t other = __shfl_xor_sync(0xffffffffu, odd ? word_a : word_b, 1);
+    half[c][0] = odd ? other : word_a;
+    half[c][1] = odd ? word_b : other;
+  }
+  if (!k.p.y_bf16) return;  // uniform: every lane takes part in the shuffles below
+#pragma unroll
+  for (int c = 0; c < 16; c += 2) {
+    // Lanes q and q ^ 2 hold the two halves of groups c and c + 1: the lower lane gathers group
+    // c, the upper one group c + 1.
+    const uint32_t send0 = upper ? half[c][0] : half[c + 1][0];
+    const uint32_t send1 = upper ? half[c][1] : half[c + 1][1];
+    const uint32_t got0 = __shfl_xor_sync(0xffffffffu, send0, 2);
+    const uint32_t got1 = __shfl_xor_sync(0xffffffffu, send1, 2);
+    const int group = upper ? c + 1 : c;
+    const uint4 out = upper ? make_uint4(got0, got1, half[c + 1][0], half[c + 1][1])
+                            : make_uint4(half[c][0], half[c][1], got0, got1);
+    if (token < here && k.row0 + 8 * group < rows) {
+      *reinterpret_cast<uint4*>(k.p.y_bf16 + (first + token) * rows + k.row0 + 8 * group) = out;
+    }
+  }
+}
+
 // Consumer warpgroup w takes tokens [64w, 64w + 64) of each tile as the MMA's M against all
 // 128 weight rows as its N, so that a thread's sums share two activation scales (its two
 // token rows) and a warpgroup whose tokens are all past the tile's end skips its MMAs.
@@ -377,18 +425,7 @@ __device__ void consume(const Work& k, const Ring& ring, int64_t items, int tid)
     tile_ring.advance(1);
 
     if (++step == k.steps) {  // the tile's last stage: store, start over
-      const int64_t first = k.first_token + tile * kTokens;
-#pragma unroll
-      for (int i = 0; i < 64; ++i) {
-        const int token = (i & 2) ? token_b : token_a, col = 8 * (i >> 2) + 2 * q + (i & 1);
-        const int64_t row = k.row0 + col;
-        const float v = acc[i] * ring.row_scales[col];
-        acc[i] = 0.0f;
-        if (row >= k.p.rows || token >= here) continue;
-        const int64_t at = (first + token) * k.p.rows + row;
-        if (k.p.y_f32) k.p.y_f32[at] = v;
-        if (k.p.y_bf16) k.p.y_bf16[at] = float_to_bf16_bits(v);
-      }
+      store_tile(k, ring, acc, tile, here, token_a, q);
       step = 0;
       ++tile;
       here = int(min(k.count - tile * kTokens, int64_t(kTokens)));
@@ -456,6 +493,7 @@ void launch_fp4_expert_wgmma(const StreamParams& p, int64_t n_experts, cudaStrea
   if (p.cols % kStepInputs != 0 || p.x_row_stride != p.cols || p.rows_per_group != p.rows) {
     fail("FP4 expert GEMM: {} inputs per row (a multiple of {} is needed)", p.cols, kStepInputs);
   }
+  if (p.rows % 8 != 0) fail("FP4 expert GEMM: {} rows (a multiple of 8 is needed)", p.rows);
   const dim3 grid(unsigned((p.rows + kRows - 1) / kRows), unsigned(n_experts));
   const auto launch = [&](auto float_scales) {
     const auto kernel = fp4_expert_wgmma_kernel<decltype(float_scales)::value>;
