@@ -13,9 +13,9 @@
 namespace dsv4::cuda::gemm_detail::wgmma_gemm {
 
 constexpr int kRows = 128;    // weight rows per CTA
-constexpr int kTokens = 128;  // tokens per tile: the wgmma N
+constexpr int kTokens = 128;  // tokens per tile (linear_wgmma.cu: the wgmma N; experts: 2 M of 64)
 constexpr int kStepInputs = 128;
-constexpr int kConsumerThreads = 256;  // two warpgroups, 64 rows each
+constexpr int kConsumerThreads = 256;  // two warpgroups, each half of the tile
 constexpr int kTokenScaleStride = 36;  // floats from one lane's run of scales to the next
 constexpr int kTokenScaleBytes = 16 * kTokenScaleStride;  // a stage's activation scales
 
