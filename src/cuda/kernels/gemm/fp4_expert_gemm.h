@@ -17,9 +17,11 @@ namespace dsv4::cuda::gemm_detail {
 // (expert_tiles.h) tokens per step, at every tile width.
 void launch_fp4_expert_stream(const StreamParams& p, const ExpertTiles& tiles, cudaStream_t stream);
 
-// Prefill sizes (fp4_expert_wgmma.cu): a CTA per (expert, 128 weight rows) walking all of the
-// expert's tokens, converted weight tiles in shared memory; used from kExpertWgmmaMinTokens
-// tokens where the rows are a multiple of 8.
+// Prefill sizes (fp4_expert_wgmma.cu): a resident CTA per SM walking tiles of 128 tokens of an
+// expert against 128 of its weight rows, converted weight tiles in shared memory; used from
+// kExpertWgmmaMinTokens tokens where the rows are a multiple of 8 and there are at most
+// kFp4ExpertWgmmaMaxExperts experts (each CTA lists the experts' tiles in shared memory).
+inline constexpr int64_t kFp4ExpertWgmmaMaxExperts = 512;
 void launch_fp4_expert_wgmma(const StreamParams& p, int64_t n_experts, cudaStream_t stream);
 
 }  // namespace dsv4::cuda::gemm_detail

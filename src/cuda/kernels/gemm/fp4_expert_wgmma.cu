@@ -1,7 +1,9 @@
 // Routed MXFP4 experts at prefill sizes on sm_90 FP8 warpgroup MMAs (fp4_expert_gemm.h).
 //
-// A CTA takes one expert and 128 of its weight rows and walks all of the expert's tokens in
-// tiles of 128 (two wgmma M of 64), 128 inputs (one activation scale block) per stage. Warp-
+// A unit of work is a tile of up to 128 of one expert's tokens (two wgmma M of 64) against 128
+// of its weight rows, 128 inputs (one activation scale block) per stage. A resident CTA per SM
+// walks its share of the units as one stream of stages, so that its rings stay full from one
+// unit into the next (the loads of the next unit overlap the stores of the last). Warp-
 // specialised, four warpgroups:
 //   - two producer warpgroups (one thread per weight row each) take alternate stages: copy a
 //     stage's token codes (in the 128-byte-swizzled K-major layout wgmma reads), FP4 codes,
@@ -10,7 +12,7 @@
 //     of the weight-tile ring, then signal `converted`;
 //   - two consumer warpgroups (64 tokens each, against all 128 rows) run the MMAs with both
 //     operands in shared memory, promote the results, and free the load slot and the weight tile.
-// Two encodings, chosen per CTA from its rows' weight scales:
+// Two encodings, chosen per unit from its rows' weight scales:
 //   - scale-folded (the usual case): each 32-input block's scale exponent, relative to its
 //     row's largest, is folded into the e4m3 codes, so four chained k32 MMAs cover a stage and
 //     their sum is promoted once with the activation scales; the row's largest scale multiplies
@@ -20,6 +22,8 @@
 //     promoted with its weight scale times the activation scales.
 // Both follow the official numerics up to the order of fp32 additions and the FP8 tensor
 // cores' accumulation inside an MMA chain.
+#include <cub/block/block_scan.cuh>
+
 #include <algorithm>
 #include <cstdint>
 
@@ -32,6 +36,7 @@
 #include "cuda/kernels/gemm/fp4_expert_gemm.h"
 #include "cuda/kernels/gemm/wgmma_gemm_stage.cuh"
 #include "cuda/runtime/check.h"
+#include "cuda/runtime/device.h"
 #include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda::gemm_detail {
@@ -59,16 +64,19 @@ constexpr int kTokenScalesOffset = kWeightScalesOffset + kRows * 16;
 constexpr int kLoadSlotBytes = (kTokenScalesOffset + kTokenScaleBytes + 1023) / 1024 * 1024;
 constexpr int kWeightTileBytes = kRows * kStepInputs;
 constexpr int kWeightTilesOffset = kLoadSlots * kLoadSlotBytes;
-// After the rings: the barriers, then each row's final scale.
+// After the rings: the barriers, then two units' row scales and encodings.
 constexpr int kBarriersOffset = kWeightTilesOffset + kWeightTiles * kWeightTileBytes;
-constexpr int kBarriers = kWeightTiles + kLoadSlots + kWeightTiles;
+constexpr int kBarriers = kWeightTiles + kLoadSlots + kWeightTiles + 2;
 constexpr int kRowScalesOffset = kBarriersOffset + kBarriers * 8;
-constexpr int kFoldedOffset = kRowScalesOffset + kRows * 4;
-constexpr int kSharedBytes = kFoldedOffset + 16 + 1024;
+constexpr int kFoldedOffset = kRowScalesOffset + 2 * kRows * 4;
+constexpr int kMaxExperts = int(kFp4ExpertWgmmaMaxExperts);
+constexpr int kTileStartsOffset = kFoldedOffset + 16;
+constexpr int kSharedBytes = kTileStartsOffset + (kMaxExperts + 1) * 4 + 1024;
+static_assert(kSharedBytes <= 227 * 1024, "more shared memory than an sm_90 CTA can have");
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
-constexpr int kConsumerRegisters = 168, kProducerRegisters = 88;  // setmaxnreg, per role
+constexpr int kConsumerRegisters = 160, kProducerRegisters = 96;  // setmaxnreg, per role
 
 // Largest spread of block exponents within a row that the scale-folded encoding takes: s ≥ −5,
 // where every e2m1 value times 2^s is an e4m3 normal (fp4_e4m3_conversion.cuh).
@@ -85,22 +93,65 @@ struct Ring {
   uint64_t* converted;    // [kWeightTiles], kProducerThreads arrivals: the weight tile is ready
   uint64_t* load_free;    // [kLoadSlots], 8 arrivals (consumer warps): the slot may be refilled
   uint64_t* weight_free;  // [kWeightTiles], 8 arrivals: the weight tile may be rewritten
-  float* row_scales;      // [kRows]: what each row's sums are multiplied by at the end
-  int* folded;            // whether the weight tiles carry the block scales (scale-folded encoding)
+  uint64_t* unit_done;    // [2], 8 arrivals: the consumers have stored a unit (sequence parity)
+  // Per unit, by sequence parity: what each row's sums are multiplied by at the end, and
+  // whether the weight tiles carry the block scales (scale-folded encoding).
+  float* row_scales;  // [2][kRows]
+  int* folded;        // [2]
   __device__ uint8_t* load_slot(int slot) const { return smem + slot * kLoadSlotBytes; }
   __device__ uint8_t* weight_tile(int slot) const {
     return smem + kWeightTilesOffset + slot * kWeightTileBytes;
   }
 };
 
-// The CTA's work: `count` tokens of one expert from `first_token`, in tiles of kTokens, each
-// tile `steps` stages of kStepInputs inputs; the producers and consumers walk them as items.
-struct Work {
-  const StreamParams& p;
-  const uint8_t* w;       // the expert's FP4 codes
-  const uint8_t* scales;  // the expert's weight scales
-  int64_t row0, first_token, count;
-  int steps;
+// The launch's units of work: each expert's tokens in tiles of kTokens (the last one possibly
+// shorter), the tiles of all experts in expert order, and each tile against each block of kRows
+// weight rows: unit u is row block u % row_blocks of tile u / row_blocks. A resident CTA takes
+// units blockIdx.x, + gridDim.x, ... as one stream of stages (items, `steps` a unit), so that its
+// rings run on from one unit into the next and a hot expert's tiles spread over every CTA.
+struct Units {
+  int row_blocks, steps, n_experts;
+  const int* tile_starts;  // [n_experts + 1], shared memory: each expert's first tile; the total
+  int count;
+};
+
+// Where a CTA is in its stream of items.
+struct ItemCursor {
+  int unit, sequence = -1;  // the unit (≥ Units::count once past the last), its index in the CTA's
+  int expert = 0, row0 = 0, first_token = 0, here = 0;  // here: the tile's tokens
+  int step = 0;
+
+  // At the CTA's item `item`.
+  __device__ ItemCursor(const StreamParams& p, const Units& units, int item)
+      : unit(int(blockIdx.x) - int(gridDim.x)) {
+    next_unit(p, units);
+    advance(p, units, item);
+  }
+  __device__ bool done(const Units& units) const { return unit >= units.count; }
+  __device__ void next_unit(const StreamParams& p, const Units& units) {
+    ++sequence;
+    unit += int(gridDim.x);
+    if (done(units)) return;
+    const int tile = unit / units.row_blocks;
+    row0 = (unit - tile * units.row_blocks) * kRows;
+    // The last expert whose tiles start at or before `tile` (one without tokens starts where
+    // the next one does): tile_starts[low] ≤ tile < tile_starts[high].
+    int low = 0, high = units.n_experts;
+    while (high - low > 1) {
+      const int middle = (low + high) / 2;
+      if (units.tile_starts[middle] <= tile) {
+        low = middle;
+      } else {
+        high = middle;
+      }
+    }
+    expert = low;
+    first_token = p.expert_offsets[low] + (tile - units.tile_starts[low]) * kTokens;
+    here = min(p.expert_offsets[low + 1] - first_token, kTokens);
+  }
+  __device__ void advance(const StreamParams& p, const Units& units, int by) {
+    for (step += by; step >= units.steps && !done(units); step -= units.steps) next_unit(p, units);
+  }
 };
 
 // Row r's four weight scale exponent codes of a stage, byte j = block j (a float scale 2^e
@@ -167,6 +218,16 @@ __device__ uint32_t scan_row_scales(const uint8_t* row_scales, int64_t blocks, b
   return high;
 }
 
+// The weight scales of row `row` of the cursor's unit (the last row stands in for rows past the
+// end).
+template <bool kFloatScales>
+__device__ __forceinline__ const uint8_t* row_scale_codes(const StreamParams& p,
+                                                          const ItemCursor& at, int row) {
+  constexpr int64_t scale_bytes = kFloatScales ? 4 : 1;
+  return static_cast<const uint8_t*>(p.w_scales) + at.expert * p.expert_scale_bytes +
+         min(int64_t(at.row0) + row, p.rows - 1) * p.w_scale_cols * scale_bytes;
+}
+
 // Producer thread `row`'s copies into a load slot: its sources for the current token tile
 // (advanced by a stage's inputs per step) and destinations, worked out once per tile. A thread
 // copies the FP4 codes and scales of its own weight row, which it converts, so that the
@@ -187,21 +248,21 @@ struct TileCopies {
   bool weight_row_valid, token_scale_valid;
   int row;
 
-  __device__ TileCopies(const Work& k, int64_t tile, int row) {
-    const int64_t first = k.first_token + tile * kTokens;
-    const int here = int(min(k.count - tile * kTokens, int64_t(kTokens)));
+  __device__ TileCopies(const StreamParams& p, const ItemCursor& at, int row) {
+    const int64_t first = at.first_token;
+    const int here = at.here;
     const int t = row >> 3, c = row & 7;
     code_chunks = here > t ? (here - t + 15) / 16 : 0;
-    code_src = static_cast<const uint8_t*>(k.p.x) + (first + t) * k.p.x_row_stride + 16 * c;
-    code_stride = 16 * k.p.x_row_stride;
+    code_src = static_cast<const uint8_t*>(p.x) + (first + t) * p.x_row_stride + 16 * c;
+    code_stride = 16 * p.x_row_stride;
     code_dst = kCodesOffset + token_code_offset(t, c);  // + 16 rows: + 2048
-    weight_row_valid = k.row0 + row < k.p.rows;
-    weight_src = k.w + (k.row0 + row) * k.p.w_row_bytes;
+    weight_row_valid = at.row0 + row < p.rows;
+    weight_src = p.w + at.expert * p.expert_w_bytes + (at.row0 + row) * p.w_row_bytes;
     this->row = row;
-    scale_src = k.scales + min(k.row0 + row, k.p.rows - 1) * k.p.w_scale_cols * (kScaleStep / 4);
+    scale_src = row_scale_codes<kFloatScales>(p, at, row);
     scale_dst = kWeightScalesOffset + row * kScaleStep;
     token_scale_valid = row < here;
-    token_scale_src = k.p.x_scales + (first + min(row, here - 1)) * (k.p.cols / kStepInputs);
+    token_scale_src = p.x_scales + (first + min(row, here - 1)) * (p.cols / kStepInputs);
     token_scale_dst = kTokenScalesOffset + 4 * token_scale_slot(row);
   }
 
@@ -254,43 +315,50 @@ __device__ void convert_row(const uint8_t* slot, uint8_t* weight_tile, int row, 
 // Producer warpgroup `producer` takes the items producer, producer + kProducers, ...: copies
 // each, and kLag of its items later converts it once this thread's copies have landed.
 template <bool kFloatScales>
-__device__ void produce(const Work& k, const Ring& ring, int64_t items, int producer, int row) {
-  const int64_t own = (items - producer + kProducers - 1) / kProducers;
+__device__ void produce(const StreamParams& p, const Units& units, const Ring& ring, int producer,
+                        int row) {
   RingCursor<kLoadSlots> load(producer), convert_load(producer);
   RingCursor<kWeightTiles> convert_tile(producer);
-  int64_t tile = 0;  // of the next item to copy
-  int step = producer;
-  for (; step >= k.steps; step -= k.steps) ++tile;
-  TileCopies<kFloatScales> copies(k, tile, row);
-  // Copies of own item n, n < own (an empty commit group past the end, so that the group
-  // count stays uniform).
-  const auto issue = [&](int64_t n) {
-    if (n < own) {
+  ItemCursor copy_at(p, units, producer), convert_at(p, units, producer);
+  TileCopies<kFloatScales> copies(p, copy_at, row);
+  // Copies of the next own item (an empty commit group past the end, so that the group count
+  // stays uniform).
+  const auto issue = [&] {
+    if (!copy_at.done(units)) {
       load.wait_free(ring.load_free);
-      copies.issue(ring.load_slot(load.slot), step);
+      copies.issue(ring.load_slot(load.slot), copy_at.step);
       load.advance(kProducers);
-      const int64_t old_tile = tile;
-      for (step += kProducers; step >= k.steps; step -= k.steps) ++tile;
-      if (tile != old_tile && n + 1 < own) copies = TileCopies<kFloatScales>(k, tile, row);
+      const int old_sequence = copy_at.sequence;
+      copy_at.advance(p, units, kProducers);
+      if (copy_at.sequence != old_sequence && !copy_at.done(units)) {
+        copies = TileCopies<kFloatScales>(p, copy_at, row);
+      }
     }
     cp_async_commit();
   };
-  // The first copies go out before the scan of the rows' scales, whose loads then overlap them.
-  for (int64_t n = 0; n < kLag; ++n) issue(n);
-  bool foldable = true;
-  const uint32_t high = scan_row_scales<kFloatScales>(
-      k.scales + min(k.row0 + row, k.p.rows - 1) * k.p.w_scale_cols * (kFloatScales ? 4 : 1),
-      k.p.w_scale_cols, foldable);
-  // Both producer warpgroups reach the same answer; the first tells the consumers (before its
-  // first `converted`, which they wait for).
-  const bool folded = producer == 0 ? named_barrier_and<1>(kProducerThreads, foldable)
-                                    : named_barrier_and<2>(kProducerThreads, foldable);
-  if (producer == 0) {
-    ring.row_scales[row] = folded ? __uint_as_float((high - 6u) << 23) : 1.0f;
-    if (row == 0) *ring.folded = folded ? 1 : 0;
-  }
-  for (int64_t n = kLag; n < own + kLag; ++n) {
-    // Convert own item n − kLag first: the conversion must not wait behind a slot that only
+  for (int n = 0; n < kLag; ++n) issue();
+  int scanned = -1;  // the unit (sequence) whose rows `high` and `folded` describe
+  uint32_t high = 0;
+  bool folded = false;
+  while (!convert_at.done(units)) {
+    if (convert_at.sequence != scanned) {  // a new unit: its rows' scales decide the encoding
+      scanned = convert_at.sequence;
+      bool foldable = true;
+      high = scan_row_scales<kFloatScales>(row_scale_codes<kFloatScales>(p, convert_at, row),
+                                           p.w_scale_cols, foldable);
+      folded = producer == 0 ? named_barrier_and<1>(kProducerThreads, foldable)
+                             : named_barrier_and<2>(kProducerThreads, foldable);
+      // Both producer warpgroups reach the same answer; the one converting the unit's first item
+      // tells the consumers (before its `converted`, which they wait for), once they are done
+      // with the unit two before, which used the same place.
+      if (convert_at.step == 0) {
+        const int buffer = scanned & 1;
+        if (scanned >= 2) mbarrier_wait(&ring.unit_done[buffer], uint32_t((scanned >> 1) - 1) & 1u);
+        ring.row_scales[buffer * kRows + row] = folded ? __uint_as_float((high - 6u) << 23) : 1.0f;
+        if (row == 0) ring.folded[buffer] = folded ? 1 : 0;
+      }
+    }
+    // Convert before copying the next item: the conversion must not wait behind a slot that only
     // frees up once the consumers are past the stage this conversion is for.
     cp_async_wait<kLag - 1>();  // this thread's copies of it (its row's codes) have landed
     convert_tile.wait_free(ring.weight_free);
@@ -302,7 +370,8 @@ __device__ void produce(const Work& k, const Ring& ring, int64_t items, int prod
     mbarrier_arrive(&ring.converted[convert_tile.slot]);
     convert_load.advance(kProducers);
     convert_tile.advance(kProducers);
-    issue(n);
+    convert_at.advance(p, units, kProducers);
+    issue();
   }
 }
 
@@ -315,25 +384,25 @@ __device__ __forceinline__ float token_scale(const uint8_t* slot, int t) {
 // together: p.rows % 8 == 0) and zeroes them. acc[4c + e] is token token_a (e < 2) or token_a + 8,
 // weight row 8c + 2q + (e & 1). bf16 outputs are gathered across the quad in two shuffle rounds
 // so that each lane stores 16 bytes (8 rows of one token): 32 bytes a token per pair of lanes.
-__device__ __forceinline__ void store_tile(const Work& k, const Ring& ring, float (&acc)[64],
-                                           int64_t tile, int here, int token_a, int q) {
-  const int64_t first = k.first_token + tile * kTokens;
-  const int64_t rows = k.p.rows;
+__device__ __forceinline__ void store_tile(const StreamParams& p, const ItemCursor& at,
+                                           const float* row_scales, float (&acc)[64], int here,
+                                           int token_a, int q) {
+  const int64_t first = at.first_token;
+  const int64_t rows = p.rows, row0 = at.row0;
   const bool odd = (q & 1) != 0, upper = (q & 2) != 0;
   const int token = odd ? token_a + 8 : token_a;  // the token this lane's bf16 stores belong to
   uint32_t half[16][2];  // bf16 rows [8c + 4·upper, +4) of `token`, after the first round
 #pragma unroll
   for (int c = 0; c < 16; ++c) {
-    const float2 scale = *reinterpret_cast<const float2*>(ring.row_scales + 8 * c + 2 * q);
+    const float2 scale = *reinterpret_cast<const float2*>(row_scales + 8 * c + 2 * q);
     const float2 a = make_float2(acc[4 * c] * scale.x, acc[4 * c + 1] * scale.y);
     const float2 b = make_float2(acc[4 * c + 2] * scale.x, acc[4 * c + 3] * scale.y);
 #pragma unroll
     for (int e = 0; e < 4; ++e) acc[4 * c + e] = 0.0f;
-    const bool row_ok = k.row0 + 8 * c < rows;
-    if (k.p.y_f32 && row_ok) {
-      const int64_t at = first * rows + k.row0 + 8 * c + 2 * q;
-      if (token_a < here) *reinterpret_cast<float2*>(k.p.y_f32 + at + token_a * rows) = a;
-      if (token_a + 8 < here) *reinterpret_cast<float2*>(k.p.y_f32 + at + (token_a + 8) * rows) = b;
+    if (p.y_f32 && row0 + 8 * c < rows) {
+      float* y = p.y_f32 + first * rows + row0 + 8 * c + 2 * q;
+      if (token_a < here) *reinterpret_cast<float2*>(y + token_a * rows) = a;
+      if (token_a + 8 < here) *reinterpret_cast<float2*>(y + (token_a + 8) * rows) = b;
     }
     const uint32_t word_a = pack_bf16x2(a.x, a.y), word_b = pack_bf16x2(b.x, b.y);
     // Even lanes keep token_a's rows and take their odd neighbour's; odd lanes the reverse.
@@ -341,7 +410,7 @@ __device__ __forceinline__ void store_tile(const Work& k, const Ring& ring, floa
     half[c][0] = odd ? other : word_a;
     half[c][1] = odd ? word_b : other;
   }
-  if (!k.p.y_bf16) return;  // uniform: every lane takes part in the shuffles below
+  if (!p.y_bf16) return;  // uniform: every lane takes part in the shuffles below
 #pragma unroll
   for (int c = 0; c < 16; c += 2) {
     // Lanes q and q ^ 2 hold the two halves of groups c and c + 1: the lower lane gathers group
@@ -353,8 +422,8 @@ __device__ __forceinline__ void store_tile(const Work& k, const Ring& ring, floa
     const int group = upper ? c + 1 : c;
     const uint4 out = upper ? make_uint4(got0, got1, half[c + 1][0], half[c + 1][1])
                             : make_uint4(half[c][0], half[c][1], got0, got1);
-    if (token < here && k.row0 + 8 * group < rows) {
-      *reinterpret_cast<uint4*>(k.p.y_bf16 + (first + token) * rows + k.row0 + 8 * group) = out;
+    if (token < here && row0 + 8 * group < rows) {
+      *reinterpret_cast<uint4*>(p.y_bf16 + (first + token) * rows + row0 + 8 * group) = out;
     }
   }
 }
@@ -363,7 +432,7 @@ __device__ __forceinline__ void store_tile(const Work& k, const Ring& ring, floa
 // 128 weight rows as its N, so that a thread's sums share two activation scales (its two
 // token rows) and a warpgroup whose tokens are all past the tile's end skips its MMAs.
 template <bool kFloatScales>
-__device__ void consume(const Work& k, const Ring& ring, int64_t items, int tid) {
+__device__ void consume(const StreamParams& p, const Units& units, const Ring& ring, int tid) {
   const int warpgroup = tid >> 7, lane = tid & 31, q = lane & 3;
   const int token_a = 64 * warpgroup + 16 * ((tid >> 5) & 3) + lane / 4, token_b = token_a + 8;
   const uint64_t token_descriptor =
@@ -372,47 +441,47 @@ __device__ void consume(const Work& k, const Ring& ring, int64_t items, int tid)
   float acc[64], d[64];
 #pragma unroll
   for (int i = 0; i < 64; ++i) acc[i] = d[i] = 0.0f;
-  int64_t tile = 0;
-  int step = 0;
-  int here = int(min(k.count, int64_t(kTokens)));  // tokens in the current tile
   bool folded = false;
   RingCursor<kLoadSlots> load(0);
   RingCursor<kWeightTiles> tile_ring(0);
-  for (int64_t item = 0; item < items; ++item) {
+  for (ItemCursor at(p, units, 0); !at.done(units); at.advance(p, units, 1)) {
     const uint8_t* slot = ring.load_slot(load.slot);
+    const int here = at.here;
     mbarrier_wait(&ring.converted[tile_ring.slot], tile_ring.pass & 1u);
-    if (item == 0) folded = *ring.folded != 0;  // set before the first `converted`
+    // Set before the unit's first `converted`.
+    if (at.step == 0) folded = ring.folded[at.sequence & 1] != 0;
     // Descriptors advance in 16-byte units of their start address: 32 bytes per block.
     const uint64_t token_offset = uint64_t(load.slot * kLoadSlotBytes) >> 4;
     const uint64_t weight_offset = uint64_t(tile_ring.slot * kWeightTileBytes) >> 4;
-    if (here > 64 * warpgroup && folded) {
-      wgmma_fence();
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        wgmma_m64n128k32_e4m3_ss(d, token_descriptor + token_offset + 2 * j,
-                                 weight_descriptor + weight_offset + 2 * j, j > 0);
-      }
-      wgmma_commit();
+    if (here > 64 * warpgroup) {
       const float scale_a = token_scale(slot, token_a), scale_b = token_scale(slot, token_b);
-      wgmma_wait<0>();
-      wgmma_fence_operands(d);
-#pragma unroll
-      for (int i = 0; i < 64; ++i) acc[i] = fmaf(d[i], (i & 2) ? scale_b : scale_a, acc[i]);
-    } else if (here > 64 * warpgroup) {
-      const float scale_a = token_scale(slot, token_a), scale_b = token_scale(slot, token_b);
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
+      if (folded) {
         wgmma_fence();
-        wgmma_m64n128k32_e4m3_ss(d, token_descriptor + token_offset + 2 * j,
-                                 weight_descriptor + weight_offset + 2 * j, false);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          wgmma_m64n128k32_e4m3_ss(d, token_descriptor + token_offset + 2 * j,
+                                   weight_descriptor + weight_offset + 2 * j, j > 0);
+        }
         wgmma_commit();
         wgmma_wait<0>();
         wgmma_fence_operands(d);
 #pragma unroll
-        for (int i = 0; i < 64; ++i) {
-          const int row = 8 * (i >> 2) + 2 * q + (i & 1);
-          const float weight = weight_scale<kFloatScales>(slot, row, j) * kE2m1AsE4m3Unfold;
-          acc[i] = fmaf(d[i], ((i & 2) ? scale_b : scale_a) * weight, acc[i]);
+        for (int i = 0; i < 64; ++i) acc[i] = fmaf(d[i], (i & 2) ? scale_b : scale_a, acc[i]);
+      } else {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          wgmma_fence();
+          wgmma_m64n128k32_e4m3_ss(d, token_descriptor + token_offset + 2 * j,
+                                   weight_descriptor + weight_offset + 2 * j, false);
+          wgmma_commit();
+          wgmma_wait<0>();
+          wgmma_fence_operands(d);
+#pragma unroll
+          for (int i = 0; i < 64; ++i) {
+            const int row = 8 * (i >> 2) + 2 * q + (i & 1);
+            const float weight = weight_scale<kFloatScales>(slot, row, j) * kE2m1AsE4m3Unfold;
+            acc[i] = fmaf(d[i], ((i & 2) ? scale_b : scale_a) * weight, acc[i]);
+          }
         }
       }
     }
@@ -424,62 +493,83 @@ __device__ void consume(const Work& k, const Ring& ring, int64_t items, int tid)
     load.advance(1);
     tile_ring.advance(1);
 
-    if (++step == k.steps) {  // the tile's last stage: store, start over
-      store_tile(k, ring, acc, tile, here, token_a, q);
-      step = 0;
-      ++tile;
-      here = int(min(k.count - tile * kTokens, int64_t(kTokens)));
+    if (at.step == units.steps - 1) {  // the unit's last stage
+      const int buffer = at.sequence & 1;
+      store_tile(p, at, ring.row_scales + buffer * kRows, acc, here, token_a, q);
+      __syncwarp();  // the unit's row scales may be rewritten
+      if (lane == 0) mbarrier_arrive(&ring.unit_done[buffer]);
     }
   }
 }
 
+// Every CTA's list of where each expert's token tiles start (Units::tile_starts), through a
+// block-wide scan whose scratch is the first load slot (not yet in use).
+__device__ void list_token_tiles(const StreamParams& p, int n_experts, int* tile_starts,
+                                 uint8_t* scratch) {
+  using Scan = cub::BlockScan<int, kThreads>;
+  static_assert(sizeof(typename Scan::TempStorage) <= kLoadSlotBytes);
+  constexpr int kPerThread = (kMaxExperts + kThreads - 1) / kThreads;
+  const int first = kPerThread * int(threadIdx.x);
+  int tiles[kPerThread], starts[kPerThread], total = 0;
+#pragma unroll
+  for (int i = 0; i < kPerThread; ++i) {
+    const int e = first + i;
+    const int count = e < n_experts ? p.expert_offsets[e + 1] - p.expert_offsets[e] : 0;
+    tiles[i] = (count + kTokens - 1) / kTokens;
+  }
+  Scan(*reinterpret_cast<typename Scan::TempStorage*>(scratch)).ExclusiveSum(tiles, starts, total);
+#pragma unroll
+  for (int i = 0; i < kPerThread; ++i) {
+    if (first + i < n_experts) tile_starts[first + i] = starts[i];
+  }
+  if (threadIdx.x == 0) tile_starts[n_experts] = total;
+}
+
 #endif  // __CUDA_ARCH__ >= 900
 
-// CTA (x, y): rows [128x, 128x + 128) of expert y, all of its tokens.
+// A resident CTA per SM walking its share of the units (Units).
 template <bool kFloatScales>
 __global__ void __launch_bounds__(kThreads, 1)
-    fp4_expert_wgmma_kernel(const __grid_constant__ StreamParams p) {
+    fp4_expert_wgmma_kernel(const __grid_constant__ StreamParams p, int n_experts) {
   wait_for_previous_kernel();
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   extern __shared__ uint8_t smem_unaligned[];
   uint8_t* smem = smem_unaligned + ((1024u - (shared_address(smem_unaligned) & 1023u)) & 1023u);
   const int tid = int(threadIdx.x);
-  const int64_t e = blockIdx.y, row0 = int64_t(blockIdx.x) * kRows;
-  const int64_t first_token = p.expert_offsets[e];
-  const int64_t count = p.expert_offsets[e + 1] - first_token;
-  if (count == 0) return;  // the whole CTA
-  const auto* scales = static_cast<const uint8_t*>(p.w_scales) + e * p.expert_scale_bytes;
-  const Work work{p,     p.w + e * p.expert_w_bytes, scales, row0, first_token,
-                  count, int(p.cols / kStepInputs)};
+  auto* tile_starts = reinterpret_cast<int*>(smem + kTileStartsOffset);
+  list_token_tiles(p, n_experts, tile_starts, smem);
   auto* barriers = reinterpret_cast<uint64_t*>(smem + kBarriersOffset);
   const Ring ring{smem,
                   barriers,
                   barriers + kWeightTiles,
                   barriers + kWeightTiles + kLoadSlots,
+                  barriers + kWeightTiles + kLoadSlots + kWeightTiles,
                   reinterpret_cast<float*>(smem + kRowScalesOffset),
                   reinterpret_cast<int*>(smem + kFoldedOffset)};
-  const int64_t items = (count + kTokens - 1) / kTokens * work.steps;
-
-  const bool producer = tid >= kConsumerThreads;
   if (tid == 0) {
     for (int s = 0; s < kWeightTiles; ++s) {
       mbarrier_init(&ring.converted[s], kProducerThreads);
       mbarrier_init(&ring.weight_free[s], kConsumerThreads / 32);
     }
     for (int s = 0; s < kLoadSlots; ++s) mbarrier_init(&ring.load_free[s], kConsumerThreads / 32);
+    for (int s = 0; s < 2; ++s) mbarrier_init(&ring.unit_done[s], kConsumerThreads / 32);
     fence_barrier_init();
   }
   __syncthreads();
-  if (producer) {
+  const int row_blocks = int((p.rows + kRows - 1) / kRows);
+  const Units units{row_blocks, int(p.cols / kStepInputs), n_experts, tile_starts,
+                    tile_starts[n_experts] * row_blocks};
+  if (tid >= kConsumerThreads) {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegisters));
-    produce<kFloatScales>(work, ring, items, (tid - kConsumerThreads) / kProducerThreads,
+    produce<kFloatScales>(p, units, ring, (tid - kConsumerThreads) / kProducerThreads,
                           (tid - kConsumerThreads) % kProducerThreads);
   } else {
     asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegisters));
-    consume<kFloatScales>(work, ring, items, tid);
+    consume<kFloatScales>(p, units, ring, tid);
   }
 #else
   (void)p;
+  (void)n_experts;
   __trap();  // launched only where sm90_kernels_available()
 #endif
 }
@@ -494,7 +584,17 @@ void launch_fp4_expert_wgmma(const StreamParams& p, int64_t n_experts, cudaStrea
     fail("FP4 expert GEMM: {} inputs per row (a multiple of {} is needed)", p.cols, kStepInputs);
   }
   if (p.rows % 8 != 0) fail("FP4 expert GEMM: {} rows (a multiple of 8 is needed)", p.rows);
-  const dim3 grid(unsigned((p.rows + kRows - 1) / kRows), unsigned(n_experts));
+  if (n_experts > kMaxExperts) {
+    fail("FP4 expert GEMM: {} experts (at most {})", n_experts, kMaxExperts);
+  }
+  // The units (int on the device): p.m bounds each expert's tokens.
+  const int64_t most_units =
+      (p.rows + kRows - 1) / kRows * ((p.m + kTokens - 1) / kTokens * n_experts);
+  if (most_units > INT32_MAX / 2) {
+    fail("FP4 expert GEMM: {} experts of {} rows and up to {} tokens", n_experts, p.rows, p.m);
+  }
+  // Every SM, each CTA with its share of the units (the launch's units are counted on the device).
+  const dim3 grid(unsigned(current_device_traits().sm_count));
   const auto launch = [&](auto float_scales) {
     const auto kernel = fp4_expert_wgmma_kernel<decltype(float_scales)::value>;
     static const bool configured = [&] {
@@ -503,7 +603,7 @@ void launch_fp4_expert_wgmma(const StreamParams& p, int64_t n_experts, cudaStrea
       return true;
     }();
     (void)configured;
-    launch_dependent(kernel, grid, kThreads, kSharedBytes, stream, p);
+    launch_dependent(kernel, grid, kThreads, kSharedBytes, stream, p, int(n_experts));
   };
   if (p.w_scale_storage == ScaleStorage::kF32) {
     launch(std::true_type{});
