@@ -76,7 +76,7 @@ static_assert(kSharedBytes <= 227 * 1024, "more shared memory than an sm_90 CTA 
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
-constexpr int kConsumerRegisters = 160, kProducerRegisters = 96;  // setmaxnreg, per role
+constexpr int kConsumerRegisters = 152, kProducerRegisters = 104;  // setmaxnreg, per role
 
 // Largest spread of block exponents within a row that the scale-folded encoding takes: s ≥ −5,
 // where every e2m1 value times 2^s is an e4m3 normal (fp4_e4m3_conversion.cuh).
@@ -228,11 +228,13 @@ __device__ __forceinline__ const uint8_t* row_scale_codes(const StreamParams& p,
          min(int64_t(at.row0) + row, p.rows - 1) * p.w_scale_cols * scale_bytes;
 }
 
-// Producer thread `row`'s copies into a load slot: its sources for the current token tile
-// (advanced by a stage's inputs per step) and destinations, worked out once per tile. A thread
-// copies the FP4 codes and scales of its own weight row, which it converts, so that the
-// conversion waits for its own copies only. Token and weight rows past the end keep whatever
-// the slot held: their MMA rows and columns are never stored.
+// Producer thread `row`'s copies into a load slot: its sources for the current unit (advanced
+// by a stage's inputs per step) and destinations, worked out once per unit. A warp copies the
+// FP4 codes of the 32 weight rows it converts, four lanes a row, so that a copy instruction reads
+// eight whole 64-byte runs (one per row) rather than 16 bytes of 32 rows (which costs an L1
+// wavefront per row and a 32-byte sector read for 16 bytes); the conversion waits for the warp's
+// copies. Token and weight rows past the end keep whatever the slot held: their MMA rows and
+// columns are never stored.
 template <bool kFloatScales>
 struct TileCopies {
   static constexpr int kCodeChunks = kTokens * 8 / kProducerThreads;  // token rows 16 apart
@@ -244,9 +246,10 @@ struct TileCopies {
   const float* token_scale_src;
   int64_t code_stride;  // 16 token rows
   uint32_t code_dst, scale_dst, token_scale_dst;
-  int code_chunks;  // how many of this thread's token chunks exist
-  bool weight_row_valid, token_scale_valid;
-  int row;
+  int code_chunks;    // how many of this thread's token chunks exist
+  int weight_groups;  // how many of this thread's four weight rows (8 apart) exist
+  uint32_t weight_dst;
+  bool token_scale_valid;
 
   __device__ TileCopies(const StreamParams& p, const ItemCursor& at, int row) {
     const int64_t first = at.first_token;
@@ -256,9 +259,12 @@ struct TileCopies {
     code_src = static_cast<const uint8_t*>(p.x) + (first + t) * p.x_row_stride + 16 * c;
     code_stride = 16 * p.x_row_stride;
     code_dst = kCodesOffset + token_code_offset(t, c);  // + 16 rows: + 2048
-    weight_row_valid = at.row0 + row < p.rows;
-    weight_src = p.w + at.expert * p.expert_w_bytes + (at.row0 + row) * p.w_row_bytes;
-    this->row = row;
+    // Lane l copies 16-byte chunk l % 4 of rows (row & ~31) + l / 4 + 8i, i < 4 (p.rows % 8 == 0).
+    const int first_row = (row & ~31) + (row & 31) / 4, chunk = row & 3;
+    weight_groups = int(max(int64_t(0), min(int64_t(4), (p.rows - at.row0 - first_row + 7) / 8)));
+    weight_src =
+        p.w + at.expert * p.expert_w_bytes + (at.row0 + first_row) * p.w_row_bytes + 16 * chunk;
+    weight_dst = kWeightsOffset + weight_chunk(first_row, chunk);  // + 8 rows: + 512
     scale_src = row_scale_codes<kFloatScales>(p, at, row);
     scale_dst = kWeightScalesOffset + row * kScaleStep;
     token_scale_valid = row < here;
@@ -266,7 +272,7 @@ struct TileCopies {
     token_scale_dst = kTokenScalesOffset + 4 * token_scale_slot(row);
   }
 
-  __device__ void issue(uint8_t* slot, int step) const {
+  __device__ void issue(uint8_t* slot, int step, int64_t w_row_bytes) const {
     const uint32_t base = shared_address(slot);
 #pragma unroll
     for (int i = 0; i < kCodeChunks; ++i) {
@@ -275,11 +281,11 @@ struct TileCopies {
                     code_src + i * code_stride + step * kStepInputs);
       }
     }
-    if (weight_row_valid) {
 #pragma unroll
-      for (int c = 0; c < 4; ++c) {
-        cp_async_16(base + kWeightsOffset + weight_chunk(row, c),
-                    weight_src + step * (kStepInputs / 2) + 16 * c);
+    for (int i = 0; i < 4; ++i) {
+      if (i < weight_groups) {
+        cp_async_16(base + weight_dst + i * 8 * 64,
+                    weight_src + i * 8 * w_row_bytes + step * (kStepInputs / 2));
       }
     }
     if constexpr (kFloatScales) {
@@ -326,7 +332,7 @@ __device__ void produce(const StreamParams& p, const Units& units, const Ring& r
   const auto issue = [&] {
     if (!copy_at.done(units)) {
       load.wait_free(ring.load_free);
-      copies.issue(ring.load_slot(load.slot), copy_at.step);
+      copies.issue(ring.load_slot(load.slot), copy_at.step, p.w_row_bytes);
       load.advance(kProducers);
       const int old_sequence = copy_at.sequence;
       copy_at.advance(p, units, kProducers);
@@ -360,7 +366,8 @@ __device__ void produce(const StreamParams& p, const Units& units, const Ring& r
     }
     // Convert before copying the next item: the conversion must not wait behind a slot that only
     // frees up once the consumers are past the stage this conversion is for.
-    cp_async_wait<kLag - 1>();  // this thread's copies of it (its row's codes) have landed
+    cp_async_wait<kLag - 1>();  // this thread's copies of it have landed,
+    __syncwarp();               // and the warp's (its rows' codes)
     convert_tile.wait_free(ring.weight_free);
     convert_row<kFloatScales>(ring.load_slot(convert_load.slot),
                               ring.weight_tile(convert_tile.slot), row, folded, high);
