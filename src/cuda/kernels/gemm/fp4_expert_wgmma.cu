@@ -228,6 +228,11 @@ __device__ __forceinline__ const uint8_t* row_scale_codes(const StreamParams& p,
          min(int64_t(at.row0) + row, p.rows - 1) * p.w_scale_cols * scale_bytes;
 }
 
+// Where token t's activation scale sits in a load slot.
+__device__ __forceinline__ uint32_t token_scale_offset(int t) {
+  return kTokenScalesOffset + 4 * token_scale_slot(t);
+}
+
 // Producer thread `row`'s copies into a load slot: its sources for the current unit (advanced
 // by a stage's inputs per step) and destinations, worked out once per unit. A warp copies the
 // FP4 codes of the 32 weight rows it converts, four lanes a row, so that a copy instruction reads
@@ -269,24 +274,21 @@ struct TileCopies {
     scale_dst = kWeightScalesOffset + row * kScaleStep;
     token_scale_valid = row < here;
     token_scale_src = p.x_scales + (first + min(row, here - 1)) * (p.cols / kStepInputs);
-    token_scale_dst = kTokenScalesOffset + 4 * token_scale_slot(row);
+    token_scale_dst = token_scale_offset(row);
   }
 
   __device__ void issue(uint8_t* slot, int step, int64_t w_row_bytes) const {
     const uint32_t base = shared_address(slot);
+    // Running pointers: an add per copy rather than a 64-bit multiply-add.
+    const uint8_t* code = code_src + step * kStepInputs;
 #pragma unroll
-    for (int i = 0; i < kCodeChunks; ++i) {
-      if (i < code_chunks) {
-        cp_async_16(base + code_dst + i * 16 * kStepInputs,
-                    code_src + i * code_stride + step * kStepInputs);
-      }
+    for (int i = 0; i < kCodeChunks; ++i, code += code_stride) {
+      if (i < code_chunks) cp_async_16(base + code_dst + i * 16 * kStepInputs, code);
     }
+    const uint8_t* weight = weight_src + step * (kStepInputs / 2);
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      if (i < weight_groups) {
-        cp_async_16(base + weight_dst + i * 8 * 64,
-                    weight_src + i * 8 * w_row_bytes + step * (kStepInputs / 2));
-      }
+    for (int i = 0; i < 4; ++i, weight += 8 * w_row_bytes) {
+      if (i < weight_groups) cp_async_16(base + weight_dst + i * 8 * 64, weight);
     }
     if constexpr (kFloatScales) {
       cp_async_16(base + scale_dst, scale_src + step * kScaleStep);
@@ -382,11 +384,6 @@ __device__ void produce(const StreamParams& p, const Units& units, const Ring& r
   }
 }
 
-// Token t's activation scale in a load slot.
-__device__ __forceinline__ float token_scale(const uint8_t* slot, int t) {
-  return reinterpret_cast<const float*>(slot + kTokenScalesOffset)[token_scale_slot(t)];
-}
-
 // Stores a consumer thread's sums of a finished tile (rows in groups of 8 that exist or not
 // together: p.rows % 8 == 0) and zeroes them. acc[4c + e] is token token_a (e < 2) or token_a + 8,
 // weight row 8c + 2q + (e & 1). bf16 outputs are gathered across the quad in two shuffle rounds
@@ -442,6 +439,7 @@ template <bool kFloatScales>
 __device__ void consume(const StreamParams& p, const Units& units, const Ring& ring, int tid) {
   const int warpgroup = tid >> 7, lane = tid & 31, q = lane & 3;
   const int token_a = 64 * warpgroup + 16 * ((tid >> 5) & 3) + lane / 4, token_b = token_a + 8;
+  const uint32_t scale_a_at = token_scale_offset(token_a), scale_b_at = token_scale_offset(token_b);
   const uint64_t token_descriptor =
       smem_descriptor(ring.smem + kCodesOffset + warpgroup * 64 * kStepInputs, 16, 1024);
   const uint64_t weight_descriptor = smem_descriptor(ring.smem + kWeightTilesOffset, 16, 1024);
@@ -461,7 +459,8 @@ __device__ void consume(const StreamParams& p, const Units& units, const Ring& r
     const uint64_t token_offset = uint64_t(load.slot * kLoadSlotBytes) >> 4;
     const uint64_t weight_offset = uint64_t(tile_ring.slot * kWeightTileBytes) >> 4;
     if (here > 64 * warpgroup) {
-      const float scale_a = token_scale(slot, token_a), scale_b = token_scale(slot, token_b);
+      const float scale_a = *reinterpret_cast<const float*>(slot + scale_a_at);
+      const float scale_b = *reinterpret_cast<const float*>(slot + scale_b_at);
       if (folded) {
         wgmma_fence();
 #pragma unroll
