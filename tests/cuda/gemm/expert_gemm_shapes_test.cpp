@@ -134,7 +134,8 @@ void check_shape(std::mt19937_64& rng, const Shape& s, int64_t tokens, bool hot)
     want.insert(want.end(), row.begin(), row.end());
     have.insert(have.end(), got.begin() + slot * s.rows, got.begin() + (slot + 1) * s.rows);
   }
-  const double bound = tokens >= kExpertWgmmaMinTokens ? kFp8MmaChainBound : kFp8MmaBlockBound;
+  const double bound =
+      tokens >= expert_wgmma_min_tokens(s.experts) ? kFp8MmaChainBound : kFp8MmaBlockBound;
   EXPECT_LE(test::relative_error(have, want), bound) << sample.size() << " rows checked";
 }
 

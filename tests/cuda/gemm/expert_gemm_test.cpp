@@ -183,7 +183,7 @@ TEST(ExpertGemm, Fp4ExpertsWithLongRowsAndAPartialRowTileMatchCpuLinear) {
   check_experts(rng, WeightFormat::kFp4, 200, 4096, {1, 16, 0, 9, 3, 40}, {}, kFp8MmaBlockBound);
 }
 
-// From kExpertWgmmaMinTokens tokens a step the FP4 experts run on FP8 warpgroup MMAs, whose
+// From expert_wgmma_min_tokens tokens a step the FP4 experts run on FP8 warpgroup MMAs, whose
 // accumulation inside an MMA chain is not exact fp32 (Hopper keeps about 14 bits when adding
 // products of different magnitude): bound kFp8MmaChainBound.
 // Token tiles of 128 with a partial last one, an expert with one token, a partial row tile.

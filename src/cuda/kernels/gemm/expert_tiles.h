@@ -7,6 +7,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 
 namespace dsv4::cuda {
@@ -23,9 +24,14 @@ inline constexpr int64_t kExpertTileSlots = 128;
 
 // From this many tokens a step (the most one expert can get), MXFP4 experts on sm_90 skip the
 // tile lists: the FP8 warpgroup-MMA kernel (fp4_expert_wgmma.cu) walks each expert's tokens.
-// Measured on an H200 (one MoE layer, both kernels forced): at 1024 tokens the tile-list kernel
-// is 1% (Flash) and 10% (Pro) faster, at 1536 tokens 24% and 21% slower.
-inline constexpr int64_t kExpertWgmmaMinTokens = 1152;
+// It converts every expert's weights whatever the tokens, so its time hardly grows with them
+// while the tile-list kernel's does. Measured on an H200 (one MoE layer, both kernels forced,
+// bench/RESULTS.md 2026-12-01): they cross at ~900 tokens for Flash's 256 experts and ~1050-1150
+// for Pro's 384; three tokens per expert takes the faster kernel for Pro from 1152 tokens and for
+// Flash from 768 (up to 12% slower there until ~900).
+inline int64_t expert_wgmma_min_tokens(int64_t n_experts) {
+  return std::max<int64_t>(768, 3 * n_experts);
+}
 
 // The most tiles of each kind `slots` (token, expert) pairs over n_experts experts can make: at
 // most one narrow tile per expert and slot; a wide tile holds at least 5 slots.

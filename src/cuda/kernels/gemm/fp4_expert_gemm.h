@@ -13,13 +13,13 @@ namespace dsv4::cuda::gemm_detail {
 
 // Decode sizes (fp4_expert_stream_wgmma.cu): the tile lists of plan_expert_tiles, the weights
 // as the MMAs' register operand, one MMA per 32-input block; p as for expert_stream_kernel (FP4
-// weights with ue8m0 or float scales, FP8 activations). Used below kExpertWgmmaMinTokens
+// weights with ue8m0 or float scales, FP8 activations). Used below expert_wgmma_min_tokens
 // (expert_tiles.h) tokens per step, at every tile width.
 void launch_fp4_expert_stream(const StreamParams& p, const ExpertTiles& tiles, cudaStream_t stream);
 
 // Prefill sizes (fp4_expert_wgmma.cu): a resident CTA per SM walking tiles of 128 tokens of an
 // expert against 128 of its weight rows, converted weight tiles in shared memory; used from
-// kExpertWgmmaMinTokens tokens where the rows are a multiple of 8 and there are at most
+// expert_wgmma_min_tokens tokens where the rows are a multiple of 8 and there are at most
 // kFp4ExpertWgmmaMaxExperts experts (each CTA lists the experts' tiles in shared memory).
 inline constexpr int64_t kFp4ExpertWgmmaMaxExperts = 512;
 void launch_fp4_expert_wgmma(const StreamParams& p, int64_t n_experts, cudaStream_t stream);

@@ -14,7 +14,7 @@
 // every product is the reference's. One m64nNk32 MMA per 32-input block into fresh accumulators,
 // then the block's weight scale and the stage's activation scale in fp32: the reference's per-32
 // partials, up to the FP8 tensor cores' accumulation inside one MMA (expert_gemm_test's bound).
-// The same kernel runs at every token count below kExpertWgmmaMinTokens, so a token's sums do
+// The same kernel runs at every token count below expert_wgmma_min_tokens(), so a token's sums do
 // not depend on how many tokens share its expert (decode steps reproduce a prefill).
 #include <algorithm>
 #include <cstdint>

@@ -70,7 +70,7 @@ void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int
     launch_tuned_experts<Fp8Weight, Fp8Activations>(p, tiles, stream);
   } else if (w.format == WeightFormat::kFp4 && tensor_cores && sm90_kernels_available()) {
     // Its stores take 8 rows at once; its CTAs list the experts' tiles in shared memory.
-    if (max_rows >= kExpertWgmmaMinTokens && w.rows % 8 == 0 &&
+    if (max_rows >= expert_wgmma_min_tokens(experts.count) && w.rows % 8 == 0 &&
         experts.count <= kFp4ExpertWgmmaMaxExperts) {
       launch_fp4_expert_wgmma(p, experts.count, stream);
     } else {
