@@ -2,14 +2,13 @@
 // inter 2048) and Pro (dim 7168, 384 experts of inter 3072) shapes, 6 experts per token, MXFP4
 // weights (random, as `dsv4 bench` makes them), at 1 to 8192 tokens per step with uniform
 // routing (6 distinct random experts per token) and skewed routing (expert 0 takes every token,
-// the other 5 random). Timed, as one CUDA graph: grouping (moe_group, plan_expert_tiles), FP8
-// quantization of the inputs, the w1|w3 expert GEMM, the clamped SwiGLU with the routing
-// weight and the FP8 quantization of the w2 inputs in one kernel (as the engine runs them), and
-// the w2 expert GEMM. FLOPs = 6·slots·inter·dim
-// (slots = tokens · 6); bytes = the FP4 weights and scales of every expert that gets a token,
-// plus the FP8 inputs and the bf16 outputs. Ceilings measured in the same run: HBM read, and a
-// cuBLASLt FP8 GEMM at 8192³ as the FP8 tensor peak; the roofline is the larger of bytes / HBM
-// and FLOPs / FP8 peak.
+// the other 5 random). Timed, as one CUDA graph, as the engine runs them: grouping (moe_group,
+// which also lists the expert tiles), FP8 quantization of the inputs, the w1|w3 expert GEMM, the
+// clamped SwiGLU with the routing weight and the FP8 quantization of the w2 inputs in one
+// kernel, and the w2 expert GEMM. FLOPs = 6·slots·inter·dim (slots = tokens · 6); bytes = the
+// FP4 weights and scales of every expert that gets a token, plus the FP8 inputs and the bf16
+// outputs. Ceilings measured in the same run: HBM read, and a cuBLASLt FP8 GEMM at 8192³ as the
+// FP8 tensor peak; the roofline is the larger of bytes / HBM and FLOPs / FP8 peak.
 // Baseline: the same layer's two GEMMs with cuBLASLt, on the experts' weights converted to FP8
 // (one per-tensor scale, no block scales), one GEMM per expert that gets tokens (token counts
 // padded to 16), also as a CUDA graph; it omits the grouping, quantization and SwiGLU that the
@@ -275,8 +274,7 @@ void run_model(const Case& c, const std::vector<int64_t>& token_counts, const Ce
         for (int32_t n : r.counts) distinct += n > 0 ? 1.0 : 0.0;
         ours.push_back(std::make_unique<Graph>(stream, [&] {
           moe_group(r.experts.data(), tokens, k, n_experts, r.device_counts.data(),
-                    r.offsets.data(), r.order.data(), r.position.data(), stream);
-          plan_expert_tiles(r.offsets.data(), n_experts, r.tiles, stream);
+                    r.offsets.data(), r.order.data(), r.position.data(), &r.tiles, stream);
           quantize_activations_fp8(x.data(), slots, dim, codes.data(), scales.data(), stream);
           expert_scaled_gemm(codes.data(), scales.data(), r.offsets.data(), tokens, r.tiles,
                              moe.w13.view(), {nullptr, gate_up.data()}, stream);

@@ -548,11 +548,10 @@ void CudaModel::moe(int64_t layer, int32_t T) {
             hash ? m.tid2eid.data() : nullptr, hash ? s.ids : nullptr, s.experts.data(),
             s.route_weights.data(), st);
   moe_group(s.experts.data(), T, K, E, s.counts.data(), s.offsets.data(), s.order.data(),
-            s.position.data(), st);
+            s.position.data(), &s.expert_tiles, st);
 
   moe_gather_quantized(s.x_codes.data(), s.x_scales.data(), s.order.data(), T, K, D,
                        s.main_lane.codes.data(), s.main_lane.scales.data(), st);
-  plan_expert_tiles(s.offsets.data(), E, s.expert_tiles, st);
 
   // w1 and w3 in one GEMM ([g | u] per row), SwiGLU with the routing weight quantized for w2,
   // then w2.

@@ -61,7 +61,7 @@ struct CudaModel::State {
   // MoE.
   DeviceBuffer<float> router_logits, route_weights;
   DeviceBuffer<int32_t> experts, counts, offsets, order, position;
-  DeviceBuffer<int32_t> expert_tile_lists;  // plan_expert_tiles: narrow, wide, counts
+  DeviceBuffer<int32_t> expert_tile_lists;  // moe_group lists them: narrow, wide, counts
   ExpertTiles expert_tiles;
   DeviceBuffer<uint8_t> x_codes;  // the MoE input quantized once for every expert
   DeviceBuffer<float> x_scales;

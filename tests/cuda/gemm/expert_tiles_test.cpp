@@ -1,12 +1,11 @@
-// plan_expert_tiles against the tiles written out by hand from the per-expert token counts:
-// every expert's tokens in tiles of 16, the last one (1-15 tokens) narrow when it has at most
-// 4, listed in expert order; the lists start poisoned.
+// plan_expert_tiles against the tiles written out by hand from the per-expert token counts
+// (expert_tiles_check.h).
 #include <gtest/gtest.h>
 
 #include <vector>
 
 #include "cuda/kernels/gemm/expert_tiles.h"
-#include "gemm/gemm_test_util.h"
+#include "gemm/expert_tiles_check.h"
 #include "gpu_test_support.h"
 
 namespace dsv4::cuda {
@@ -14,33 +13,13 @@ namespace {
 
 TEST(ExpertTiles, ListsEveryTileOnceNarrowUpToFourTokens) {
   DSV4_REQUIRE_GPU();
-  // Tokens per expert: none, 1, 4 (narrow), 5 (wide), 16 (one full tile), 17 (full + narrow),
-  // 36 (16 + 16 + 4: two full, then narrow), 21 (16 + 5: both wide).
-  const std::vector<int32_t> counts{0, 1, 4, 5, 16, 17, 36, 21};
-  std::vector<int32_t> offsets{0};
-  for (int32_t n : counts) offsets.push_back(offsets.back() + n);
-  const int64_t experts = int64_t(counts.size()), slots = offsets.back();
-  const auto tile = [](int32_t e, int32_t t) { return e * 65536 + t; };
-  const std::vector<int32_t> want_narrow{tile(1, 0), tile(2, 0), tile(5, 1), tile(6, 2)};
-  const std::vector<int32_t> want_wide{tile(3, 0), tile(4, 0), tile(5, 0), tile(6, 0),
-                                       tile(6, 1), tile(7, 0), tile(7, 1)};
-
-  const int64_t narrow = expert_narrow_tiles_capacity(experts, slots);
-  const int64_t wide = expert_wide_tiles_capacity(slots);
-  auto lists = test::poisoned<int32_t>(size_t(narrow + wide + 2));
-  const ExpertTiles tiles{lists.data(), lists.data() + narrow, lists.data() + narrow + wide, narrow,
-                          wide};
-  const DeviceBuffer<int32_t> d_offsets(offsets);
-  plan_expert_tiles(d_offsets.data(), experts, tiles, nullptr);
-  DSV4_CUDA_CHECK(cudaDeviceSynchronize());
-  const std::vector<int32_t> got = lists.download();
-  ASSERT_EQ(got[size_t(narrow + wide)], int32_t(want_narrow.size()));
-  ASSERT_EQ(got[size_t(narrow + wide + 1)], int32_t(want_wide.size()));
-  EXPECT_EQ(std::vector<int32_t>(got.begin(), got.begin() + std::ptrdiff_t(want_narrow.size())),
-            want_narrow);
-  EXPECT_EQ(std::vector<int32_t>(got.begin() + narrow,
-                                 got.begin() + narrow + std::ptrdiff_t(want_wide.size())),
-            want_wide);
+  test::check_listed_tiles([](const std::vector<int32_t>& counts, const ExpertTiles& tiles) {
+    std::vector<int32_t> offsets{0};
+    for (int32_t n : counts) offsets.push_back(offsets.back() + n);
+    const DeviceBuffer<int32_t> d_offsets(offsets);
+    plan_expert_tiles(d_offsets.data(), int64_t(counts.size()), tiles, nullptr);
+    DSV4_CUDA_CHECK(cudaDeviceSynchronize());
+  });
 }
 
 }  // namespace

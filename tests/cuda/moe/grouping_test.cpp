@@ -3,10 +3,13 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <random>
 
 #include "cuda/kernels/moe/grouping.h"
+#include "gemm/expert_tiles_check.h"
 #include "gpu_test_support.h"
 #include "kernel_test_util.h"
 
@@ -53,7 +56,7 @@ void check_grouping(int64_t tokens, int64_t k, int64_t n_experts, int64_t dim, b
   test::poison(d_position);
   const auto launch = [&] {
     moe_group(d_experts.data(), tokens, k, n_experts, d_counts.data(), d_offsets.data(),
-              d_order.data(), d_position.data(), nullptr);
+              d_order.data(), d_position.data(), nullptr, nullptr);
   };
   launch();
   EXPECT_EQ(d_counts.download(), counts);
@@ -101,6 +104,27 @@ TEST(Grouping, MatchesAtOddShapesAndRepeatedExperts) {
   check_grouping(7, 3, 5, 100, false);
   check_grouping(13, 4, 3, 36, true);  // experts repeat within a token; some may be empty
   check_grouping(300, 2, 1000, 8, false);
+}
+
+// moe_group's counting launch lists the expert GEMMs' tiles as plan_expert_tiles does
+// (expert_tiles_check.h), from routed experts (one per token here, in shuffled order).
+TEST(Grouping, ListsTheExpertTilesWhileCounting) {
+  DSV4_REQUIRE_GPU();
+  test::check_listed_tiles([](const std::vector<int32_t>& counts, const ExpertTiles& tiles) {
+    std::vector<int32_t> experts;
+    for (size_t e = 0; e < counts.size(); ++e)
+      experts.insert(experts.end(), size_t(counts[e]), int32_t(e));
+    std::mt19937_64 rng(test::fresh_seed("expert tiles"));
+    std::shuffle(experts.begin(), experts.end(), rng);
+    const auto slots = int64_t(experts.size()), n_experts = int64_t(counts.size());
+    const DeviceBuffer<int32_t> d_experts(experts);
+    DeviceBuffer<int32_t> d_counts(static_cast<size_t>(n_experts)),
+        d_offsets(static_cast<size_t>(n_experts + 1)), d_order(static_cast<size_t>(slots)),
+        d_position(static_cast<size_t>(slots));
+    moe_group(d_experts.data(), slots, 1, n_experts, d_counts.data(), d_offsets.data(),
+              d_order.data(), d_position.data(), &tiles, nullptr);
+    DSV4_CUDA_CHECK(cudaDeviceSynchronize());
+  });
 }
 
 }  // namespace

@@ -127,7 +127,7 @@ TEST(Combine, SumsInAscendingExpertIdThenAddsTheSharedExpert) {
   DeviceBuffer<int32_t> d_experts(experts), d_counts(static_cast<size_t>(n_experts)),
       d_offsets(size_t(n_experts + 1)), d_order(slots), d_position(slots);
   moe_group(d_experts.data(), tokens, k, n_experts, d_counts.data(), d_offsets.data(),
-            d_order.data(), d_position.data(), nullptr);
+            d_order.data(), d_position.data(), nullptr, nullptr);
   const std::vector<int32_t> position = d_position.download();
   // Expert outputs in grouped order, with a wide dynamic range so the order of the sum shows.
   std::vector<float> expert_out = test::random_normal(rng, slots * size_t(dim), 1.0f);
@@ -260,7 +260,7 @@ void check_moe_layer(int64_t tokens, bool hash) {
             hash ? d_tid2eid.data() : nullptr, hash ? d_ids.data() : nullptr, d_experts.data(),
             d_route.data(), nullptr);
   moe_group(d_experts.data(), tokens, k, E, d_counts.data(), d_offsets.data(), d_order.data(),
-            d_position.data(), nullptr);
+            d_position.data(), nullptr, nullptr);
   moe_gather_quantized(d_x_codes.data(), d_x_scales.data(), d_order.data(), tokens, k, dim,
                        d_gathered_codes.data(), d_gathered_scales.data(), nullptr);
   const cpu::Routing routing = cpu::route(x.data(), ids.data(), tokens, config, weights, hash);

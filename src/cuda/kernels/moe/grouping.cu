@@ -4,10 +4,9 @@
 // all tokens·k ids (from L2): fine at decode sizes, ~E·tokens·k·4 bytes of L2 traffic at
 // prefill. Next optimisation: one pass with per-chunk histograms and a decoupled look-back
 // scan (as a radix-sort digit pass), fused into the router's epilogue.
-#include <cub/block/block_scan.cuh>
-
 #include "core/error.h"
 #include "cuda/kernels/common/grid_dependency.cuh"
+#include "cuda/kernels/gemm/expert_tiles.cuh"
 #include "cuda/kernels/moe/grouping.h"
 #include "cuda/runtime/check.h"
 #include "cuda/runtime/launch.h"
@@ -19,12 +18,13 @@ constexpr int kCountThreads = 1024;
 constexpr int kPlaceThreads = 256;
 constexpr int kGatherThreads = 128;
 
+// tiles.counts set: the same block then lists the expert GEMMs' tiles from its counts.
 __global__ void __launch_bounds__(kCountThreads)
     count_kernel(const int32_t* __restrict__ experts, int64_t slots, int n_experts,
-                 int32_t* __restrict__ counts, int32_t* __restrict__ offsets) {
+                 int32_t* __restrict__ counts, int32_t* __restrict__ offsets, ExpertTiles tiles) {
   wait_for_previous_kernel();
   __shared__ int32_t histogram[kCountThreads];
-  using Scan = cub::BlockScan<int32_t, kCountThreads>;
+  using Scan = expert_tiles_detail::TileScan<kCountThreads>;
   __shared__ typename Scan::TempStorage scan_storage;
   histogram[threadIdx.x] = 0;
   __syncthreads();
@@ -38,6 +38,11 @@ __global__ void __launch_bounds__(kCountThreads)
     offsets[threadIdx.x] = offset;
   }
   if (int(threadIdx.x) == n_experts) offsets[n_experts] = offset;  // = slots
+  if (tiles.counts) {
+    __syncthreads();  // the scan storage is reused
+    expert_tiles_detail::list_expert_tiles<kCountThreads>(int(threadIdx.x), count, tiles,
+                                                          scan_storage);
+  }
 }
 
 __global__ void __launch_bounds__(kPlaceThreads)
@@ -93,13 +98,13 @@ __global__ void __launch_bounds__(kGatherThreads)
 
 void moe_group(const int32_t* experts, int64_t tokens, int64_t k, int64_t n_experts,
                int32_t* counts, int32_t* offsets, int32_t* order, int32_t* position,
-               cudaStream_t stream) {
+               const ExpertTiles* tiles, cudaStream_t stream) {
   if (tokens < 0 || k <= 0 || n_experts <= 0 || n_experts >= kCountThreads ||
       tokens * k > int64_t(INT32_MAX)) {
     fail("moe_group: unsupported shape tokens={} k={} experts={}", tokens, k, n_experts);
   }
   launch_dependent(count_kernel, 1, kCountThreads, 0, stream, experts, tokens * k, int(n_experts),
-                   counts, offsets);
+                   counts, offsets, tiles ? *tiles : ExpertTiles{});
   if (tokens == 0) return;
   launch_dependent(place_kernel, unsigned(n_experts), kPlaceThreads, 0, stream, experts, tokens * k,
                    offsets, order, position);

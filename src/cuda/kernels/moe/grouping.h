@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "cuda/kernels/gemm/expert_tiles.h"
+
 namespace dsv4::cuda {
 
 // experts: int32 [tokens, k], every id in [0, n_experts) (n_experts < 1024).
@@ -14,10 +16,12 @@ namespace dsv4::cuda {
 // prefix sums (offsets[n_experts] = tokens · k); order: int32 [tokens · k], the slot at each
 // grouped position (experts ascending, slots ascending within an expert, i.e. the CPU's
 // member order); position: int32 [tokens · k], the inverse (grouped position of each slot).
+// tiles (optional): the expert GEMMs' tile lists, listed in the counting launch as
+// plan_expert_tiles would list them from `offsets`.
 // Two launches: a one-block count + scan, then one block per expert placing its slots.
 void moe_group(const int32_t* experts, int64_t tokens, int64_t k, int64_t n_experts,
                int32_t* counts, int32_t* offsets, int32_t* order, int32_t* position,
-               cudaStream_t stream);
+               const ExpertTiles* tiles, cudaStream_t stream);
 
 // The expert GEMMs' input in grouped order, already quantized: row p of out is row order[p] / k
 // of the tokens' FP8 codes [tokens, dim] and activation scales [tokens, dim / 128]
