@@ -26,7 +26,8 @@ struct Units {
 
 // Where a CTA is in its stream of items.
 struct ItemCursor {
-  int unit, sequence = -1;  // the unit (≥ Units::count once past the last), its index in the CTA's
+  int unit;           // the unit now (≥ Units::count once past the last)
+  int sequence = -1;  // how many of the CTA's units came before it
   int expert = 0, row0 = 0, first_token = 0, here = 0;  // here: the tile's tokens
   int step = 0;
 
