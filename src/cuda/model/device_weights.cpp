@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/formats.h"
+#include "cuda/kernels/gemm/expert_weight_order.h"
 #include "cuda/runtime/check.h"
 #include "model/tensor_schema.h"
 
@@ -86,6 +87,8 @@ DeviceMoe upload_moe(const MoeWeights& w, int64_t k) {
   const LinearWeight& w1 = w.experts.front().w1;
   m.w13 = upload_packed(w13, 2 * w1.rows, w1.cols, w1.format);
   m.w2 = upload_packed(w2_ptrs);
+  order_experts_for_tensor_cores(m.w13);
+  order_experts_for_tensor_cores(m.w2);
   m.shared = upload_expert(w.shared);
   return m;
 }

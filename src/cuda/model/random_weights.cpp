@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "cuda/kernels/gemm/expert_weight_order.h"
 #include "cuda/model/random_fill.h"
 #include "cuda/runtime/check.h"
 #include "model/synthetic_random.h"
@@ -237,8 +238,9 @@ class Generator {
   uint64_t seed_for(const std::string& name) const { return derive_seed(seed_, name); }
 
   // The routed experts of a layer back to back, as upload_packed lays them out: expert i's rows
-  // are top[i] then bottom[i] (w1 over w3), MXFP4. One fill covers them all, since per-expert
-  // [rows, cols] blocks back to back form one [count · rows, cols] matrix.
+  // are top[i] then bottom[i] (w1 over w3), MXFP4 (then ordered for the device's expert kernels,
+  // as upload_weights does). One fill covers them all, since per-expert [rows, cols] blocks back
+  // to back form one [count · rows, cols] matrix.
   DevicePackedLinears packed(const std::vector<const TensorInfo*>& top,
                              const std::vector<const TensorInfo*>& bottom,
                              const std::string& name) {
@@ -269,6 +271,7 @@ class Generator {
     p.storage.scales = DeviceBuffer<uint8_t>(size_t(p.count * p.scale_bytes));
     fill_random_fp4(p.storage.values.data(), p.storage.scales.data(), p.count * rows, cols,
                     1.0f / std::sqrt(float(cols)), seed_for(name), nullptr);
+    order_experts_for_tensor_cores(p);
     allocated_ += p.bytes();
     return p;
   }

@@ -16,6 +16,7 @@
 
 #include "cpu/linear.h"
 #include "cuda/kernels/gemm/expert_tiles.h"
+#include "cuda/kernels/gemm/expert_weight_order.h"
 #include "cuda/kernels/gemm/fp8_quantize.h"
 #include "cuda/kernels/gemm/linear.h"
 #include "cuda/kernels/gemm/scaled_gemm.h"
@@ -83,7 +84,8 @@ void check_shape(std::mt19937_64& rng, const Shape& s, int64_t tokens, bool hot)
   for (int64_t i = 0; i < kDistinct; ++i) weights.push_back(test::fp4_weight(rng, s.rows, s.cols));
   std::vector<const LinearWeight*> pointers;
   for (const LinearWeight& w : weights) pointers.push_back(&w);
-  const DevicePackedLinears packed = cycled(upload_packed(pointers), s.experts);
+  DevicePackedLinears packed = cycled(upload_packed(pointers), s.experts);
+  order_experts_for_tensor_cores(packed);
 
   const std::vector<int32_t> counts = route(rng, tokens, s.experts, hot);
   std::vector<int32_t> offsets(size_t(s.experts + 1), 0);

@@ -2,7 +2,8 @@
 // expert's rows: fresh random FP4 / FP8 experts and skewed row counts (empty experts, one hot
 // expert; counts that reach every token-tile width, 1 to 16, in both launches), outputs
 // poisoned. MXFP4 experts run on the tensor cores on sm_90 (fp4_expert_stream_wgmma.cu,
-// fp4_expert_wgmma.cu) and on the CUDA-core kernel other GPUs run; both are checked. Bound as
+// fp4_expert_wgmma.cu, once order_experts_for_tensor_cores has ordered them) and on the CUDA-core
+// kernel other GPUs run (in the natural order); both are checked. Bound as
 // for the single linear, 1e-5 relative, except on the FP8 tensor cores (kFp8MmaBlockBound,
 // kFp8MmaChainBound at prefill sizes); rows the offsets give to no expert stay untouched.
 #include <gtest/gtest.h>
@@ -14,6 +15,7 @@
 
 #include "cpu/linear.h"
 #include "cuda/kernels/gemm/expert_tiles.h"
+#include "cuda/kernels/gemm/expert_weight_order.h"
 #include "cuda/kernels/gemm/fp8_quantize.h"
 #include "cuda/kernels/gemm/linear.h"
 #include "cuda/kernels/gemm/scaled_gemm.h"
@@ -51,7 +53,8 @@ std::vector<float> run_experts(const std::vector<LinearWeight>& weights,
     max_rows = std::max(max_rows, counts[size_t(e)]);
   }
   const int64_t m = offsets.back();
-  const DevicePackedLinears packed = upload_packed(pointers);
+  DevicePackedLinears packed = upload_packed(pointers);
+  if (tensor_cores) order_experts_for_tensor_cores(packed);
   const DeviceBuffer<float> dx(x);
   const DeviceBuffer<int32_t> doffsets(offsets);
   auto codes = test::poisoned<uint8_t>(size_t(m * cols));
@@ -66,7 +69,7 @@ std::vector<float> run_experts(const std::vector<LinearWeight>& weights,
   quantize_activations_fp8(dx.data(), m, cols, codes.data(), scales.data(), nullptr);
   plan_expert_tiles(doffsets.data(), n_experts, tiles, nullptr);
   expert_scaled_gemm(codes.data(), scales.data(), doffsets.data(), max_rows, tiles, packed.view(),
-                     {y.data(), nullptr}, nullptr, tensor_cores);
+                     {y.data(), nullptr}, nullptr);
   DSV4_CUDA_CHECK(cudaDeviceSynchronize());
   return y.download();
 }

@@ -6,14 +6,12 @@
 // sums through shared memory (first half + second half) at the end of a tile. A warpgroup
 // streams its half through its own ring of cp.async stages of 128 inputs (one activation scale
 // block): its 64 rows' FP4 codes and scales, the tile's token codes and activation scales.
-// Per stage, lane (g, q) of warp w reads with ldmatrix bytes 4q .. 4q + 3 of every block of rows
-// 16w + g and 16w + g + 8 (codes k 8q .. 8q + 7 of the block), turns them into e4m3 codes of
-// value · 2^-6 (fp4_e4m3_conversion.cuh) and hands k 8q .. 8q + 3 to the MMA as its k 4q .. 4q + 3
-// and k 8q + 4 .. 8q + 7 as its k 16 + 4q .. +3: each block is multiplied in that permuted k
-// order, and the token codes are copied into the B tiles in the same order (4-byte pieces), so
-// every product is the reference's. One m64nNk32 MMA per 32-input block into fresh accumulators,
-// then the block's weight scale and the stage's activation scale in fp32: the reference's per-32
-// partials, up to the FP8 tensor cores' accumulation inside one MMA (expert_gemm_test's bound).
+// The FP4 codes are in the fragment order (fp4_fragment_order.cuh): per stage, lane (g, q) of
+// warp w reads with ldmatrix its fragment codes of every block of rows 16w + g and 16w + g + 8
+// and turns them into e4m3 codes of value · 2^-6 (fp4_e4m3_conversion.cuh). One m64nNk32 MMA per
+// 32-input block into fresh accumulators, then the block's weight scale and the stage's
+// activation scale in fp32: the reference's per-32 partials, up to the FP8 tensor cores'
+// accumulation inside one MMA (expert_gemm_test's bound).
 // The same kernel runs at every token count below expert_wgmma_min_tokens(), so a token's sums do
 // not depend on how many tokens share its expert (decode steps reproduce a prefill).
 #include <algorithm>
@@ -27,11 +25,15 @@
 #include "cuda/kernels/common/wgmma.cuh"
 #include "cuda/kernels/gemm/fp4_e4m3_conversion.cuh"
 #include "cuda/kernels/gemm/fp4_expert_gemm.h"
+#include "cuda/kernels/gemm/fp4_fragment_order.cuh"
+#include "cuda/kernels/gemm/wgmma_gemm_stage.cuh"
 #include "cuda/runtime/check.h"
 #include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda::gemm_detail {
 namespace {
+
+using namespace fp4_fragments;
 
 constexpr int kGroupThreads = 128;  // a warpgroup
 constexpr int kHalves = 2;          // warpgroups per CTA: the two halves of the inputs
@@ -65,22 +67,6 @@ __host__ __device__ constexpr int shared_bytes() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
 constexpr int kBlocks = kStepInputs / 32;  // weight scale blocks per stage
-
-// Row r's 16-byte block b among a slot's FP4 codes: the XOR puts the eight rows one ldmatrix
-// matrix reads into eight different 16-byte bank groups.
-__device__ __forceinline__ int swizzled_block(int row, int block) {
-  return row * 64 + 16 * (block ^ ((row >> 1) & 3));
-}
-
-// Where the MMA finds token t's code of stage input 4·word .. +3 (word 0..31): block j = word / 8
-// holds memory words 2i and 2i + 1 as the MMA's k 4i and 16 + 4i (the A fragments' order), in
-// the 128-byte swizzle (16-byte chunk c of row t at c ^ (t % 8)) of atom t / 8.
-__device__ __forceinline__ int token_piece(int token, int word) {
-  const int within = word & 7, i = within >> 1;
-  const int k = 32 * (word >> 3) + 4 * i + 16 * (within & 1);
-  const int row = token & 7;
-  return (token >> 3) * 1024 + row * 128 + 16 * ((k >> 4) ^ row) + (k & 15);
-}
 
 // The four weight scales of a row from its shared address in a slot.
 template <bool kFloatScales>
@@ -116,7 +102,6 @@ __device__ __forceinline__ void multiply_half(const StreamParams& p, uint8_t* ri
                                               float (&acc)[kTokens / 2]) {
   using S = Slot<kTokens, kFloatScales>;
   constexpr int kAcc = kTokens / 2;
-  constexpr int kPieces = kTokens == 8 ? 1 : 4;      // narrow tiles hold at most 4 tokens
   constexpr int kScaleStep = kFloatScales ? 16 : 4;  // scale bytes per row and stage
   const int t = int(threadIdx.x) % kGroupThreads, warp = t >> 5, lane = t & 31;
   const int g = lane >> 2, q = lane & 3;
@@ -124,8 +109,8 @@ __device__ __forceinline__ void multiply_half(const StreamParams& p, uint8_t* ri
   const uint32_t ring = shared_address(ring_bytes);
 
   // Copies: thread t moves block t % 4 of rows t / 4 and t / 4 + 32 (the same swizzle, 2048
-  // bytes apart), the scales of row t (t < 64), the 4-byte word t % 32 of tokens t / 32 + 4i
-  // and the activation scale of token t.
+  // bytes apart), the scales of row t (t < 64), the 16-byte chunk t % 8 of token t / 8 and the
+  // activation scale of token t.
   const int copy_row = t >> 2;
   const uint8_t* w_src[2];
 #pragma unroll
@@ -133,23 +118,17 @@ __device__ __forceinline__ void multiply_half(const StreamParams& p, uint8_t* ri
     const int64_t row = min(row0 + copy_row + 32 * i, p.rows - 1);  // past the end: not stored
     w_src[i] = w_expert + row * p.w_row_bytes + 16 * (t & 3) + int64_t(begin) * 64;
   }
-  const uint32_t w_dst = opaque(uint32_t(S::kCodesAt + swizzled_block(copy_row, t & 3)));
+  const uint32_t w_dst = opaque(uint32_t(S::kCodesAt + weight_block_offset(copy_row, t & 3)));
   const int64_t scale_row = min(row0 + (t & (kRows - 1)), p.rows - 1);
   const uint8_t* s_src =
       s_expert + scale_row * p.w_scale_cols * (kFloatScales ? 4 : 1) + begin * kScaleStep;
   const uint32_t s_dst = opaque(uint32_t(S::kScalesAt + (t & (kRows - 1)) * kScaleStep));
   const auto* x = static_cast<const uint8_t*>(p.x);
-  const uint8_t* x_src[kPieces];
-  uint32_t x_dst[kPieces];
-  bool x_copied[kPieces];
-#pragma unroll
-  for (int i = 0; i < kPieces; ++i) {
-    const int token = (t >> 5) + 4 * i;
-    x_copied[i] = token < here;  // tokens past `here` feed only columns that are not stored
-    x_src[i] = x + (first_token + min(token, here - 1)) * p.x_row_stride +
-               int64_t(begin) * kStepInputs + 4 * (t & 31);
-    x_dst[i] = opaque(uint32_t(token_piece(token, t & 31)));
-  }
+  const int x_token = t >> 3;
+  const bool x_copied = x_token < here;  // tokens past `here` feed only columns never stored
+  const uint8_t* x_src = x + (first_token + min(x_token, here - 1)) * p.x_row_stride +
+                         int64_t(begin) * kStepInputs + 16 * (t & 7);
+  const uint32_t x_dst = opaque(uint32_t(wgmma_gemm::token_code_offset(x_token, t & 7)));
   const int64_t x_scale_cols = p.x_row_stride / kStepInputs;
   const float* xs_src = p.x_scales + (first_token + min(t, here - 1)) * x_scale_cols + begin;
   const uint32_t xs_dst = opaque(uint32_t(S::kTokenScalesAt + 4 * t));
@@ -169,11 +148,8 @@ __device__ __forceinline__ void multiply_half(const StreamParams& p, uint8_t* ri
         }
       }
       s_src += kScaleStep;
-#pragma unroll
-      for (int i = 0; i < kPieces; ++i) {
-        if (x_copied[i]) cp_async_4(ring + fill + x_dst[i], x_src[i]);
-        x_src[i] += kStepInputs;
-      }
+      if (x_copied) cp_async_16(ring + fill + x_dst, x_src);
+      x_src += kStepInputs;
       if (t < here) cp_async_4(ring + fill + xs_dst, xs_src);
       xs_src += 1;
     }
@@ -185,8 +161,8 @@ __device__ __forceinline__ void multiply_half(const StreamParams& p, uint8_t* ri
   // 2h | 2h + 1).
   const int m = lane >> 3, ldm_row = 16 * warp + (lane & 7) + 8 * (m & 1);
   const uint32_t ldm_offset[2] = {
-      opaque(uint32_t(S::kCodesAt + swizzled_block(ldm_row, m >> 1)) + ring),
-      opaque(uint32_t(S::kCodesAt + swizzled_block(ldm_row, 2 + (m >> 1))) + ring)};
+      opaque(uint32_t(S::kCodesAt + weight_block_offset(ldm_row, m >> 1)) + ring),
+      opaque(uint32_t(S::kCodesAt + weight_block_offset(ldm_row, 2 + (m >> 1))) + ring)};
   // Row g's scales (row g + 8's follow 8 rows later), the activation scales of columns 2q, 2q + 1
   // (+ 8).
   const uint32_t scale_read = opaque(ring + uint32_t(S::kScalesAt + (16 * warp + g) * kScaleStep));
@@ -298,7 +274,7 @@ __global__ void __launch_bounds__(kThreads, kTokens == 8 ? kMinBlocks : kMinBloc
     const int64_t e = entry >> 16, tok0 = int64_t(entry & 0xffff) * 16;
     const int64_t first_token = p.expert_offsets[e] + tok0;
     const int here = int(min(p.expert_offsets[e + 1] - first_token, int64_t(16)));
-    if (here > (kTokens == 8 ? 4 : 16)) __trap();  // narrow tiles copy 4 tokens (kPieces)
+    if (here > (kTokens == 8 ? 4 : 16)) __trap();  // the narrow list's tiles hold at most 4
     const uint8_t* w = p.w + e * p.expert_w_bytes;
     const uint8_t* s = static_cast<const uint8_t*>(p.w_scales) + e * p.expert_scale_bytes;
     float acc[kAcc];

@@ -1,17 +1,20 @@
 // Routed MXFP4 experts at prefill sizes on sm_90 FP8 warpgroup MMAs (fp4_expert_gemm.h).
 //
-// A unit of work is a tile of up to 128 of one expert's tokens (two wgmma M of 64) against 128
-// of its weight rows, 128 inputs (one activation scale block) per stage. A resident CTA per SM
-// walks its share of the units as one stream of stages, so that its rings stay full from one
-// unit into the next (the loads of the next unit overlap the stores of the last). Warp-
-// specialised, four warpgroups:
-//   - two producer warpgroups (one thread per weight row each) take alternate stages: copy a
-//     stage's token codes (in the 128-byte-swizzled K-major layout wgmma reads), FP4 codes,
-//     weight and activation scales into a slot of the load ring with cp.async, and kLag of
-//     their stages later convert its FP4 codes into an e4m3 weight tile (fp4_e4m3_conversion.cuh)
-//     of the weight-tile ring, then signal `converted`;
-//   - two consumer warpgroups (64 tokens each, against all 128 rows) run the MMAs with both
-//     operands in shared memory, promote the results, and free the load slot and the weight tile.
+// A unit of work is a tile of up to 128 of one expert's tokens against 128 of its weight rows,
+// 128 inputs (one activation scale block) per stage. A resident CTA per SM walks its share of
+// the units as one stream of stages, so that its ring stays full from one unit into the next.
+// Warp-specialised, three warpgroups:
+//   - a copy warpgroup (one thread per weight row) fills the ring with cp.async: a stage's FP4
+//     codes (in the fragment order of fp4_fragment_order.cuh) and weight scales, its tokens'
+//     codes (128-byte swizzled as wgmma reads a K-major B) and activation scales; each thread's
+//     copies arrive on the slot's `full` barrier as they land. At the start of a unit it also
+//     decides the unit's encoding from its rows' scales (below);
+//   - two consumer warpgroups, 64 weight rows each: each turns its rows' FP4 codes into e4m3
+//     MMA fragments in registers (the weights are the MMA's A, M = 64 rows) and multiplies them
+//     against the tile's tokens from shared memory (B, N = 128 tokens, or 64 for a tile of at
+//     most 64). The conversion
+//     of the next stage runs while this stage's MMAs do; the sums are promoted with the
+//     activation scales once per stage.
 // Two encodings, chosen per unit from its rows' weight scales:
 //   - scale-folded (the usual case): each 32-input block's scale exponent, relative to its
 //     row's largest, is folded into the e4m3 codes, so four chained k32 MMAs cover a stage and
@@ -28,11 +31,13 @@
 #include "core/error.h"
 #include "cuda/kernels/common/async_copy.cuh"
 #include "cuda/kernels/common/grid_dependency.cuh"
+#include "cuda/kernels/common/mma_sm80.cuh"
 #include "cuda/kernels/common/numerics.cuh"
 #include "cuda/kernels/common/wgmma.cuh"
 #include "cuda/kernels/gemm/expert_unit_schedule.cuh"
 #include "cuda/kernels/gemm/fp4_e4m3_conversion.cuh"
 #include "cuda/kernels/gemm/fp4_expert_gemm.h"
+#include "cuda/kernels/gemm/fp4_fragment_order.cuh"
 #include "cuda/kernels/gemm/wgmma_gemm_stage.cuh"
 #include "cuda/runtime/check.h"
 #include "cuda/runtime/device.h"
@@ -42,32 +47,25 @@ namespace dsv4::cuda::gemm_detail {
 namespace {
 
 using namespace wgmma_gemm;
+using namespace fp4_fragments;
 
-constexpr int kProducerThreads = 128;  // per producer warpgroup: one thread per weight row
-constexpr int kProducers = 2;          // producer warpgroups, taking alternate stages
-constexpr int kThreads = kConsumerThreads + kProducers * kProducerThreads;
-constexpr int kLoadSlots = 6;    // ring of copied stages
-constexpr int kWeightTiles = 3;  // ring of converted weight tiles
-// A producer converts a stage kLag of its own stages after copying it (2 · kLag stages in
-// all, fewer than kLoadSlots: a slot it waits for is one whose conversion came earlier).
-constexpr int kLag = 2;
-static_assert(kProducers * kLag < kLoadSlots);
+constexpr int kCopyThreads = 128;  // one thread per weight row
+constexpr int kThreads = kConsumerThreads + kCopyThreads;
+constexpr int kSlots = 6;  // ring of stages
 
-// A load slot: the token codes (1024-byte aligned for the swizzle), the FP4 codes (64 bytes
-// a row, 16-byte chunks XOR-swizzled), the weight scales (float or ue8m0), the activation
-// scales (token_scale_slot). A weight tile: 128 rows of 128 e4m3 codes, 128-byte swizzle.
+// A slot: the token codes (1024-byte aligned for the swizzle), the FP4 codes
+// (weight_block_offset), the weight scales (float or ue8m0), the activation scales
+// (token_scale_slot).
 constexpr int kCodesOffset = 0;
 constexpr int kWeightsOffset = kCodesOffset + kTokens * kStepInputs;
 constexpr int kWeightScalesOffset = kWeightsOffset + kRows * kStepInputs / 2;
 constexpr int kTokenScalesOffset = kWeightScalesOffset + kRows * 16;
-constexpr int kLoadSlotBytes = (kTokenScalesOffset + kTokenScaleBytes + 1023) / 1024 * 1024;
-constexpr int kWeightTileBytes = kRows * kStepInputs;
-constexpr int kWeightTilesOffset = kLoadSlots * kLoadSlotBytes;
-// After the rings: the barriers, then two units' row scales and encodings.
-constexpr int kBarriersOffset = kWeightTilesOffset + kWeightTiles * kWeightTileBytes;
-constexpr int kBarriers = kWeightTiles + kLoadSlots + kWeightTiles + 2;
-constexpr int kRowScalesOffset = kBarriersOffset + kBarriers * 8;
-constexpr int kFoldedOffset = kRowScalesOffset + 2 * kRows * 4;
+constexpr int kSlotBytes = (kTokenScalesOffset + kTokenScaleBytes + 1023) / 1024 * 1024;
+// After the ring: the barriers, then two units' row exponents and encodings.
+constexpr int kBarriersOffset = kSlots * kSlotBytes;
+constexpr int kBarriers = 2 * kSlots + 4;
+constexpr int kRowHighsOffset = kBarriersOffset + kBarriers * 8;
+constexpr int kFoldedOffset = kRowHighsOffset + 2 * kRows * 4;
 constexpr int kMaxExperts = int(kFp4ExpertWgmmaMaxExperts);
 constexpr int kTileStartsOffset = kFoldedOffset + 16;
 constexpr int kSharedBytes = kTileStartsOffset + (kMaxExperts + 1) * 4 + 1024;
@@ -75,32 +73,19 @@ static_assert(kSharedBytes <= 227 * 1024, "more shared memory than an sm_90 CTA 
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
-constexpr int kConsumerRegisters = 152, kProducerRegisters = 104;  // setmaxnreg, per role
-
-// Largest spread of block exponents within a row that the scale-folded encoding takes: s ≥ −5,
-// where every e2m1 value times 2^s is an e4m3 normal (fp4_e4m3_conversion.cuh).
-constexpr uint32_t kMaxFoldedSpread = 11;
-
-// Byte offset of row r's 16-byte chunk c among a stage's FP4 codes: the XOR spreads the eight
-// rows a quarter-warp reads at once over the banks.
-__device__ __forceinline__ int weight_chunk(int row, int chunk) {
-  return row * 64 + 16 * (chunk ^ ((row >> 1) & 3));
-}
+constexpr int kConsumerRegisters = 232, kCopyRegisters = 40;  // setmaxnreg, per role
 
 struct Ring {
   uint8_t* smem;
-  uint64_t* converted;    // [kWeightTiles], kProducerThreads arrivals: the weight tile is ready
-  uint64_t* load_free;    // [kLoadSlots], 8 arrivals (consumer warps): the slot may be refilled
-  uint64_t* weight_free;  // [kWeightTiles], 8 arrivals: the weight tile may be rewritten
-  uint64_t* unit_done;    // [2], 8 arrivals: the consumers have stored a unit (sequence parity)
-  // Per unit, by sequence parity: what each row's sums are multiplied by at the end, and
-  // whether the weight tiles carry the block scales (scale-folded encoding).
-  float* row_scales;  // [2][kRows]
-  int* folded;        // [2]
-  __device__ uint8_t* load_slot(int slot) const { return smem + slot * kLoadSlotBytes; }
-  __device__ uint8_t* weight_tile(int slot) const {
-    return smem + kWeightTilesOffset + slot * kWeightTileBytes;
-  }
+  uint64_t* full;        // [kSlots], kCopyThreads arrivals as their copies land
+  uint64_t* empty;       // [kSlots], 8 arrivals (consumer warps): the slot may be refilled
+  uint64_t* unit_ready;  // [2], kCopyThreads arrivals: a unit's row exponents and encoding are set
+  uint64_t* unit_done;   // [2], 8 arrivals: the consumers have stored a unit (sequence parity)
+  // Per unit, by sequence parity: each row's largest scale exponent code, and whether the
+  // unit uses the scale-folded encoding.
+  uint32_t* row_highs;  // [2][kRows]
+  int* folded;          // [2]
+  __device__ uint8_t* slot(int s) const { return smem + s * kSlotBytes; }
 };
 
 // Row r's four weight scale exponent codes of a stage, byte j = block j (a float scale 2^e
@@ -125,48 +110,6 @@ __device__ __forceinline__ float weight_scale(const uint8_t* stage, int row, int
   }
 }
 
-// A row's largest scale exponent code (over all its inputs) and whether the scale-folded
-// encoding can take the row.
-template <bool kFloatScales>
-__device__ uint32_t scan_row_scales(const uint8_t* row_scales, int64_t blocks, bool& foldable) {
-  uint32_t high = 0, low = 0xffffffffu;
-  bool powers_of_two = true;
-  if constexpr (kFloatScales) {
-    const auto* bits = reinterpret_cast<const uint32_t*>(row_scales);
-    for (int64_t i = 0; i < blocks; ++i) {
-      const uint32_t b = __ldg(bits + i), code = b >> 23;
-      powers_of_two &= b == 0x00400000u || ((b & 0x807fffffu) == 0u && code != 0u);
-      high = max(high, code);
-      low = min(low, code);
-    }
-  } else {
-    uint32_t high4 = 0u, low4 = 0xffffffffu;
-    const auto fold = [&](uint32_t codes) {
-      high4 = __vmaxu4(high4, codes);
-      low4 = __vminu4(low4, codes);
-    };
-    if (blocks % 16 == 0 && reinterpret_cast<uintptr_t>(row_scales) % 16 == 0) {
-      // 16 bytes a load, eight loads in flight: the scan's latency is one or two trips to
-      // memory rather than one per word.
-      const auto* chunks = reinterpret_cast<const uint4*>(row_scales);
-#pragma unroll 8
-      for (int64_t i = 0; i < blocks / 16; ++i) {
-        const uint4 codes = __ldg(chunks + i);
-        fold(codes.x), fold(codes.y), fold(codes.z), fold(codes.w);
-      }
-    } else {
-      const auto* words = reinterpret_cast<const uint32_t*>(row_scales);
-#pragma unroll 8
-      for (int64_t i = 0; i < blocks / 4; ++i) fold(__ldg(words + i));
-    }
-    high = max(max(high4 & 0xffu, (high4 >> 8) & 0xffu), max((high4 >> 16) & 0xffu, high4 >> 24));
-    low = min(min(low4 & 0xffu, (low4 >> 8) & 0xffu), min((low4 >> 16) & 0xffu, low4 >> 24));
-  }
-  // The sums are scaled by 2^(high − 127 − 6) at the end: a normal float.
-  foldable = powers_of_two && high - low <= kMaxFoldedSpread && high >= 7u && high <= 254u;
-  return high;
-}
-
 // The weight scales of row `row` of the cursor's unit (the last row stands in for rows past the
 // end).
 template <bool kFloatScales>
@@ -177,283 +120,301 @@ __device__ __forceinline__ const uint8_t* row_scale_codes(const StreamParams& p,
          min(int64_t(at.row0) + row, p.rows - 1) * p.w_scale_cols * scale_bytes;
 }
 
-// Where token t's activation scale sits in a load slot.
-__device__ __forceinline__ uint32_t token_scale_offset(int t) {
-  return kTokenScalesOffset + 4 * token_scale_slot(t);
-}
-
-// Producer thread `row`'s copies into a load slot: its sources for the current unit (advanced
-// by a stage's inputs per step) and destinations, worked out once per unit. A warp copies the
-// FP4 codes of the 32 weight rows it converts, four lanes a row, so that a copy instruction reads
-// eight whole 64-byte runs (one per row) rather than 16 bytes of 32 rows (which costs an L1
-// wavefront per row and a 32-byte sector read for 16 bytes); the conversion waits for the warp's
-// copies. Token and weight rows past the end keep whatever the slot held: their MMA rows and
-// columns are never stored.
+// Copy thread `row`'s part of a stage, worked out once per unit: the FP4 codes of its warp's 32
+// weight rows (four lanes a row, so that an instruction reads eight whole 64-byte runs), its
+// row's weight scales, token `row`'s activation scale, and 16-byte chunk row % 8 of the codes of
+// tokens row / 8 + 16i. Token and weight rows past the end keep whatever the slot held: their
+// MMA columns and rows are never stored.
 template <bool kFloatScales>
-struct TileCopies {
-  static constexpr int kCodeChunks = kTokens * 8 / kProducerThreads;  // token rows 16 apart
-  static constexpr int kScaleStep = kFloatScales ? 16 : 4;            // scale bytes per stage
+struct StageCopies {
+  static constexpr int kScaleStep = kFloatScales ? 16 : 4;  // scale bytes per row and stage
 
-  const uint8_t* code_src;
   const uint8_t* weight_src;
   const uint8_t* scale_src;
   const float* token_scale_src;
-  int64_t code_stride;  // 16 token rows
-  uint32_t code_dst, scale_dst, token_scale_dst;
-  int code_chunks;    // how many of this thread's token chunks exist
+  const uint8_t* code_src;
+  int64_t code_stride;  // 16 tokens
+  uint32_t weight_dst, scale_dst, token_scale_dst, code_dst;
   int weight_groups;  // how many of this thread's four weight rows (8 apart) exist
-  uint32_t weight_dst;
+  int code_chunks;    // how many of this thread's eight token chunks (16 tokens apart) exist
   bool token_scale_valid;
 
-  __device__ TileCopies(const StreamParams& p, const ItemCursor& at, int row) {
+  __device__ void start_unit(const StreamParams& p, const ItemCursor& at, int row) {
     const int64_t first = at.first_token;
     const int here = at.here;
-    const int t = row >> 3, c = row & 7;
-    code_chunks = here > t ? (here - t + 15) / 16 : 0;
-    code_src = static_cast<const uint8_t*>(p.x) + (first + t) * p.x_row_stride + 16 * c;
-    code_stride = 16 * p.x_row_stride;
-    code_dst = kCodesOffset + token_code_offset(t, c);  // + 16 rows: + 2048
-    // Lane l copies 16-byte chunk l % 4 of rows (row & ~31) + l / 4 + 8i, i < 4 (p.rows % 8 == 0).
+    // Lane l of warp w copies 16-byte chunk l % 4 of rows 32w + l / 4 + 8i, i < 4 (p.rows % 8
+    // == 0).
     const int first_row = (row & ~31) + (row & 31) / 4, chunk = row & 3;
     weight_groups = int(max(int64_t(0), min(int64_t(4), (p.rows - at.row0 - first_row + 7) / 8)));
     weight_src =
         p.w + at.expert * p.expert_w_bytes + (at.row0 + first_row) * p.w_row_bytes + 16 * chunk;
-    weight_dst = kWeightsOffset + weight_chunk(first_row, chunk);  // + 8 rows: + 512
+    weight_dst = kWeightsOffset + weight_block_offset(first_row, chunk);  // + 8 rows: + 512
     scale_src = row_scale_codes<kFloatScales>(p, at, row);
     scale_dst = kWeightScalesOffset + row * kScaleStep;
     token_scale_valid = row < here;
     token_scale_src = p.x_scales + (first + min(row, here - 1)) * (p.cols / kStepInputs);
-    token_scale_dst = token_scale_offset(row);
+    token_scale_dst = kTokenScalesOffset + 4 * token_scale_slot(row);
+    const int token = row >> 3, code_chunk = row & 7;
+    code_chunks = here > token ? (here - token + 15) / 16 : 0;
+    code_src =
+        static_cast<const uint8_t*>(p.x) + (first + token) * p.x_row_stride + 16 * code_chunk;
+    code_stride = 16 * p.x_row_stride;
+    code_dst = kCodesOffset + token_code_offset(token, code_chunk);  // + 16 tokens: + 2048
   }
 
-  __device__ void issue(uint8_t* slot, int step, int64_t w_row_bytes) const {
-    const uint32_t base = shared_address(slot);
+  __device__ void issue(uint32_t slot, int step, int64_t w_row_bytes) const {
     // Running pointers: an add per copy rather than a 64-bit multiply-add.
-    const uint8_t* code = code_src + step * kStepInputs;
-#pragma unroll
-    for (int i = 0; i < kCodeChunks; ++i, code += code_stride) {
-      if (i < code_chunks) cp_async_16(base + code_dst + i * 16 * kStepInputs, code);
-    }
     const uint8_t* weight = weight_src + step * (kStepInputs / 2);
 #pragma unroll
     for (int i = 0; i < 4; ++i, weight += 8 * w_row_bytes) {
-      if (i < weight_groups) cp_async_16(base + weight_dst + i * 8 * 64, weight);
+      if (i < weight_groups) cp_async_16(slot + weight_dst + i * 512, weight);
     }
     if constexpr (kFloatScales) {
-      cp_async_16(base + scale_dst, scale_src + step * kScaleStep);
+      cp_async_16(slot + scale_dst, scale_src + step * kScaleStep);
     } else {
-      cp_async_4(base + scale_dst, scale_src + step * kScaleStep);
+      cp_async_4(slot + scale_dst, scale_src + step * kScaleStep);
     }
-    if (token_scale_valid) cp_async_4(base + token_scale_dst, token_scale_src + step);
+    if (token_scale_valid) cp_async_4(slot + token_scale_dst, token_scale_src + step);
+    const uint8_t* code = code_src + step * kStepInputs;
+#pragma unroll
+    for (int i = 0; i < kTokens / 16; ++i, code += code_stride) {
+      if (i < code_chunks) cp_async_16(slot + code_dst + i * 16 * kStepInputs, code);
+    }
   }
 };
 
-// Producer thread `row`: its row of a weight tile (128 e4m3 codes, 128-byte swizzle) from the FP4
-// codes and scales in a load slot.
+// Row `row` of the cursor's unit: its largest scale exponent code if the scale-folded encoding
+// takes it, else 0 (DevicePackedLinears::row_exponents).
+__device__ __forceinline__ uint32_t row_exponent(const StreamParams& p, const ItemCursor& at,
+                                                 int row) {
+  return __ldg(p.w_row_exponents + at.expert * p.rows + min(int64_t(at.row0) + row, p.rows - 1));
+}
+
+// The copy warpgroup: every stage of the CTA's units, in order, into the ring. At the start of
+// a unit its rows' exponents decide the unit's encoding, published (once the consumers are done
+// with the unit two before, which used the same place) before the unit's first copies; each
+// unit's exponents are loaded a unit ahead.
 template <bool kFloatScales>
-__device__ void convert_row(const uint8_t* slot, uint8_t* weight_tile, int row, bool folded,
-                            uint32_t high) {
-  const uint32_t codes = scale_codes<kFloatScales>(slot, row);
-  const FoldedRowTables fold(high);
-  uint8_t* tile_row = weight_tile + row * kStepInputs;
+__device__ void copy_stages(const StreamParams& p, const Units& units, const Ring& ring, int row) {
+  RingCursor<kSlots> slot(0);
+  StageCopies<kFloatScales> copies;
+  int started = -1;         // the unit (sequence) whose copies `copies` describes
+  uint32_t next_high = 0u;  // the row exponent of the CTA's next unit
+  for (ItemCursor at(p, units, 0); !at.done(units); at.advance(p, units, 1)) {
+    if (at.sequence != started) {
+      started = at.sequence;
+      copies.start_unit(p, at, row);
+      const uint32_t high = started == 0 ? row_exponent(p, at, row) : next_high;
+      ItemCursor upcoming = at;
+      upcoming.next_unit(p, units);
+      if (!upcoming.done(units)) next_high = row_exponent(p, upcoming, row);
+      const bool folded = named_barrier_and<1>(kCopyThreads, high != 0u);
+      const int buffer = started & 1;
+      if (started >= 2) mbarrier_wait(&ring.unit_done[buffer], uint32_t((started >> 1) - 1) & 1u);
+      ring.row_highs[buffer * kRows + row] = high;
+      if (row == 0) ring.folded[buffer] = folded ? 1 : 0;
+      mbarrier_arrive(&ring.unit_ready[buffer]);
+    }
+    slot.wait_free(ring.empty);
+    copies.issue(shared_address(ring.slot(slot.slot)), at.step, p.w_row_bytes);
+    cp_async_arrive_noinc(&ring.full[slot.slot]);
+    slot.advance(1);
+  }
+}
+
+// A consumer thread's two weight rows (16w + g and + 8 of its warpgroup's 64) in the current
+// unit: the scale-folded tables' biases and what the sums are multiplied by at the end.
+struct UnitRows {
+  FoldedRowTables top{0u}, bottom{0u};
+  float scale_top = 1.0f, scale_bottom = 1.0f;
+  bool folded = false;
+};
+
+__device__ __forceinline__ UnitRows unit_rows(const Ring& ring, int sequence, int row_top) {
+  const int buffer = sequence & 1;
+  mbarrier_wait(&ring.unit_ready[buffer], uint32_t(sequence >> 1) & 1u);
+  UnitRows rows;
+  rows.folded = ring.folded[buffer] != 0;
+  const uint32_t high_top = ring.row_highs[buffer * kRows + row_top];
+  const uint32_t high_bottom = ring.row_highs[buffer * kRows + row_top + 8];
+  rows.top = FoldedRowTables(high_top);
+  rows.bottom = FoldedRowTables(high_bottom);
+  // The sums are scaled by 2^(high − 127 − 6) (folded); the exact encoding's promotion applies
+  // the weight scales itself.
+  if (rows.folded) {
+    rows.scale_top = __uint_as_float((high_top - 6u) << 23);
+    rows.scale_bottom = __uint_as_float((high_bottom - 6u) << 23);
+  }
+  return rows;
+}
+
+// The A fragments of a stage's four 32-input blocks for the thread's rows (row_top and + 8 of
+// the CTA's 128): two ldmatrix of the FP4 codes, then each code's e4m3 code (folded or not).
+template <bool kFloatScales>
+__device__ __forceinline__ void convert_stage(const uint8_t* stage, const uint32_t (&ldm_at)[2],
+                                              int row_top, const UnitRows& rows,
+                                              uint32_t (&a)[4][4]) {
+  uint32_t words[4][2];  // [block][row top, row bottom]
+  const uint32_t base = shared_address(stage);
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    uint32_t f[4];
+    ldmatrix_x4(f, base + ldm_at[h]);
+    words[2 * h][0] = f[0];
+    words[2 * h][1] = f[1];
+    words[2 * h + 1][0] = f[2];
+    words[2 * h + 1][1] = f[3];
+  }
+  if (rows.folded) {
+    const uint32_t codes_top = scale_codes<kFloatScales>(stage, row_top);
+    const uint32_t codes_bottom = scale_codes<kFloatScales>(stage, row_top + 8);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const uint2 top = e2m1x8_to_e4m3(words[j][0], rows.top(codes_top, j));
+      const uint2 bottom = e2m1x8_to_e4m3(words[j][1], rows.bottom(codes_bottom, j));
+      a[j][0] = top.x, a[j][1] = bottom.x, a[j][2] = top.y, a[j][3] = bottom.y;
+    }
+  } else {
+    const uint2 unscaled = make_uint2(kUnscaledLow, kUnscaledHigh);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const uint2 top = e2m1x8_to_e4m3(words[j][0], unscaled);
+      const uint2 bottom = e2m1x8_to_e4m3(words[j][1], unscaled);
+      a[j][0] = top.x, a[j][1] = bottom.x, a[j][2] = top.y, a[j][3] = bottom.y;
+    }
+  }
+}
+
+// Keeps MMA register operands allocated until here (after the wait for the MMAs that read them).
+__device__ __forceinline__ void hold_fragments(uint32_t (&a)[4][4]) {
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
-    const uint2 table = folded ? fold(codes, j) : make_uint2(kUnscaledLow, kUnscaledHigh);
-    const uint4 fp4 = *reinterpret_cast<const uint4*>(slot + kWeightsOffset + weight_chunk(row, j));
-    const uint2 k0 = e2m1x8_to_e4m3(fp4.x, table), k1 = e2m1x8_to_e4m3(fp4.y, table);
-    const uint2 k2 = e2m1x8_to_e4m3(fp4.z, table), k3 = e2m1x8_to_e4m3(fp4.w, table);
-    *reinterpret_cast<uint4*>(tile_row + 16 * ((2 * j) ^ (row & 7))) =
-        make_uint4(k0.x, k0.y, k1.x, k1.y);
-    *reinterpret_cast<uint4*>(tile_row + 16 * ((2 * j + 1) ^ (row & 7))) =
-        make_uint4(k2.x, k2.y, k3.x, k3.y);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) asm volatile("" : "+r"(a[j][i])::"memory");
   }
 }
 
-// Producer warpgroup `producer` takes the items producer, producer + kProducers, ...: copies
-// each, and kLag of its items later converts it once this thread's copies have landed.
-template <bool kFloatScales>
-__device__ void produce(const StreamParams& p, const Units& units, const Ring& ring, int producer,
-                        int row) {
-  RingCursor<kLoadSlots> load(producer), convert_load(producer);
-  RingCursor<kWeightTiles> convert_tile(producer);
-  ItemCursor copy_at(p, units, producer), convert_at(p, units, producer);
-  TileCopies<kFloatScales> copies(p, copy_at, row);
-  // Copies of the next own item (an empty commit group past the end, so that the group count
-  // stays uniform).
-  const auto issue = [&] {
-    if (!copy_at.done(units)) {
-      load.wait_free(ring.load_free);
-      copies.issue(ring.load_slot(load.slot), copy_at.step, p.w_row_bytes);
-      load.advance(kProducers);
-      const int old_sequence = copy_at.sequence;
-      copy_at.advance(p, units, kProducers);
-      if (copy_at.sequence != old_sequence && !copy_at.done(units)) {
-        copies = TileCopies<kFloatScales>(p, copy_at, row);
-      }
-    }
-    cp_async_commit();
-  };
-  for (int n = 0; n < kLag; ++n) issue();
-  int scanned = -1;  // the unit (sequence) whose rows `high` and `folded` describe
-  uint32_t high = 0;
-  bool folded = false;
-  while (!convert_at.done(units)) {
-    if (convert_at.sequence != scanned) {  // a new unit: its rows' scales decide the encoding
-      scanned = convert_at.sequence;
-      bool foldable = true;
-      high = scan_row_scales<kFloatScales>(row_scale_codes<kFloatScales>(p, convert_at, row),
-                                           p.w_scale_cols, foldable);
-      folded = producer == 0 ? named_barrier_and<1>(kProducerThreads, foldable)
-                             : named_barrier_and<2>(kProducerThreads, foldable);
-      // Both producer warpgroups reach the same answer; the one converting the unit's first item
-      // tells the consumers (before its `converted`, which they wait for), once they are done
-      // with the unit two before, which used the same place.
-      if (convert_at.step == 0) {
-        const int buffer = scanned & 1;
-        if (scanned >= 2) mbarrier_wait(&ring.unit_done[buffer], uint32_t((scanned >> 1) - 1) & 1u);
-        ring.row_scales[buffer * kRows + row] = folded ? __uint_as_float((high - 6u) << 23) : 1.0f;
-        if (row == 0) ring.folded[buffer] = folded ? 1 : 0;
-      }
-    }
-    // Convert before copying the next item: the conversion must not wait behind a slot that only
-    // frees up once the consumers are past the stage this conversion is for.
-    cp_async_wait<kLag - 1>();  // this thread's copies of it have landed,
-    __syncwarp();               // and the warp's (its rows' codes)
-    convert_tile.wait_free(ring.weight_free);
-    convert_row<kFloatScales>(ring.load_slot(convert_load.slot),
-                              ring.weight_tile(convert_tile.slot), row, folded, high);
-    // The weight tile row and this thread's copied token codes are visible to wgmma; the consumers
-    // read them once every producer thread has arrived.
-    fence_proxy_async_shared();
-    mbarrier_arrive(&ring.converted[convert_tile.slot]);
-    convert_load.advance(kProducers);
-    convert_tile.advance(kProducers);
-    convert_at.advance(p, units, kProducers);
-    issue();
-  }
-}
-
-// Stores a consumer thread's sums of a finished tile (rows in groups of 8 that exist or not
-// together: p.rows % 8 == 0) and zeroes them. acc[4c + e] is token token_a (e < 2) or token_a + 8,
-// weight row 8c + 2q + (e & 1). bf16 outputs are gathered across the quad in two shuffle rounds
-// so that each lane stores 16 bytes (8 rows of one token): 32 bytes a token per pair of lanes.
-__device__ __forceinline__ void store_tile(const StreamParams& p, const ItemCursor& at,
-                                           const float* row_scales, float (&acc)[64], int here,
-                                           int token_a, int q) {
-  const int64_t first = at.first_token;
-  const int64_t rows = p.rows, row0 = at.row0;
-  const bool odd = (q & 1) != 0, upper = (q & 2) != 0;
-  const int token = odd ? token_a + 8 : token_a;  // the token this lane's bf16 stores belong to
-  uint32_t half[16][2];  // bf16 rows [8c + 4·upper, +4) of `token`, after the first round
+// Stores a consumer thread's sums of a finished unit and zeroes them: acc[4c + e] is weight row
+// row_top (e < 2) or row_top + 8 of the unit's block, token 8c + 2q + (e & 1) of its tile.
+__device__ __forceinline__ void store_unit(const StreamParams& p, const ItemCursor& at,
+                                           float2 row_scales, float (&acc)[64], int row_top,
+                                           int q) {
+  const int64_t n_rows = p.rows, first = at.first_token;
+  const int64_t top = at.row0 + row_top, bottom = top + 8;
+  const bool rows_in[2] = {top < n_rows, bottom < n_rows};
 #pragma unroll
   for (int c = 0; c < 16; ++c) {
-    const float2 scale = *reinterpret_cast<const float2*>(row_scales + 8 * c + 2 * q);
-    const float2 a = make_float2(acc[4 * c] * scale.x, acc[4 * c + 1] * scale.y);
-    const float2 b = make_float2(acc[4 * c + 2] * scale.x, acc[4 * c + 3] * scale.y);
 #pragma unroll
-    for (int e = 0; e < 4; ++e) acc[4 * c + e] = 0.0f;
-    if (p.y_f32 && row0 + 8 * c < rows) {
-      float* y = p.y_f32 + first * rows + row0 + 8 * c + 2 * q;
-      if (token_a < here) *reinterpret_cast<float2*>(y + token_a * rows) = a;
-      if (token_a + 8 < here) *reinterpret_cast<float2*>(y + (token_a + 8) * rows) = b;
-    }
-    const uint32_t word_a = pack_bf16x2(a.x, a.y), word_b = pack_bf16x2(b.x, b.y);
-    // Even lanes keep token_a's rows and take their odd neighbour's; odd lanes the reverse.
-    const uint32_t other = __shfl_xor_sync(0xffffffffu, odd ? word_a : word_b, 1);
-    half[c][0] = odd ? other : word_a;
-    half[c][1] = odd ? word_b : other;
-  }
-  if (!p.y_bf16) return;  // uniform: every lane takes part in the shuffles below
-#pragma unroll
-  for (int c = 0; c < 16; c += 2) {
-    // Lanes q and q ^ 2 hold the two halves of groups c and c + 1: the lower lane gathers group
-    // c, the upper one group c + 1.
-    const uint32_t send0 = upper ? half[c][0] : half[c + 1][0];
-    const uint32_t send1 = upper ? half[c][1] : half[c + 1][1];
-    const uint32_t got0 = __shfl_xor_sync(0xffffffffu, send0, 2);
-    const uint32_t got1 = __shfl_xor_sync(0xffffffffu, send1, 2);
-    const int group = upper ? c + 1 : c;
-    const uint4 out = upper ? make_uint4(got0, got1, half[c + 1][0], half[c + 1][1])
-                            : make_uint4(half[c][0], half[c][1], got0, got1);
-    if (token < here && row0 + 8 * group < rows) {
-      *reinterpret_cast<uint4*>(p.y_bf16 + (first + token) * rows + row0 + 8 * group) = out;
+    for (int e = 0; e < 4; ++e) {
+      const int token = 8 * c + 2 * q + (e & 1);
+      const float v = acc[4 * c + e] * (e < 2 ? row_scales.x : row_scales.y);
+      acc[4 * c + e] = 0.0f;
+      if (token < at.here && rows_in[e >> 1]) {
+        const int64_t index = (first + token) * n_rows + (e < 2 ? top : bottom);
+        if (p.y_f32) p.y_f32[index] = v;
+        if (p.y_bf16) p.y_bf16[index] = float_to_bf16_bits(v);
+      }
     }
   }
 }
 
-// Consumer warpgroup w takes tokens [64w, 64w + 64) of each tile as the MMA's M against all
-// 128 weight rows as its N, so that a thread's sums share two activation scales (its two
-// token rows) and a warpgroup whose tokens are all past the tile's end skips its MMAs.
+// Consumer warpgroup w: weight rows [64w, 64w + 64) of each unit against all its tokens.
 template <bool kFloatScales>
 __device__ void consume(const StreamParams& p, const Units& units, const Ring& ring, int tid) {
-  const int warpgroup = tid >> 7, lane = tid & 31, q = lane & 3;
-  const int token_a = 64 * warpgroup + 16 * ((tid >> 5) & 3) + lane / 4, token_b = token_a + 8;
-  const uint32_t scale_a_at = token_scale_offset(token_a), scale_b_at = token_scale_offset(token_b);
-  const uint64_t token_descriptor =
-      smem_descriptor(ring.smem + kCodesOffset + warpgroup * 64 * kStepInputs, 16, 1024);
-  const uint64_t weight_descriptor = smem_descriptor(ring.smem + kWeightTilesOffset, 16, 1024);
-  float acc[64], d[64];
+  const int warpgroup = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, q = lane & 3;
+  const int row_top = 64 * warpgroup + 16 * warp + lane / 4;
+  // ldmatrix rows: lanes 8m .. 8m + 7 address matrix m = (rows 0-7 | 8-15 of the warp) × (block
+  // 2h | 2h + 1).
+  const int m = lane >> 3, ldm_row = 64 * warpgroup + 16 * warp + (lane & 7) + 8 * (m & 1);
+  const uint32_t ldm_at[2] = {
+      uint32_t(kWeightsOffset + weight_block_offset(ldm_row, m >> 1)),
+      uint32_t(kWeightsOffset + weight_block_offset(ldm_row, 2 + (m >> 1)))};
+  const uint64_t codes_descriptor = smem_descriptor(ring.smem + kCodesOffset, 16, 1024);
+  float acc[64], d[64], d_narrow[32];  // d_narrow: the MMAs of tiles of at most 64 tokens
 #pragma unroll
   for (int i = 0; i < 64; ++i) acc[i] = d[i] = 0.0f;
-  bool folded = false;
-  RingCursor<kLoadSlots> load(0);
-  RingCursor<kWeightTiles> tile_ring(0);
-  for (ItemCursor at(p, units, 0); !at.done(units); at.advance(p, units, 1)) {
-    const uint8_t* slot = ring.load_slot(load.slot);
-    const int here = at.here;
-    mbarrier_wait(&ring.converted[tile_ring.slot], tile_ring.pass & 1u);
-    // Set before the unit's first `converted`.
-    if (at.step == 0) folded = ring.folded[at.sequence & 1] != 0;
-    // Descriptors advance in 16-byte units of their start address: 32 bytes per block.
-    const uint64_t token_offset = uint64_t(load.slot * kLoadSlotBytes) >> 4;
-    const uint64_t weight_offset = uint64_t(tile_ring.slot * kWeightTileBytes) >> 4;
-    if (here > 64 * warpgroup) {
-      const float scale_a = *reinterpret_cast<const float*>(slot + scale_a_at);
-      const float scale_b = *reinterpret_cast<const float*>(slot + scale_b_at);
-      if (folded) {
-        wgmma_fence();
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          wgmma_m64n128k32_e4m3_ss(d, token_descriptor + token_offset + 2 * j,
-                                   weight_descriptor + weight_offset + 2 * j, j > 0);
-        }
+  for (int i = 0; i < 32; ++i) d_narrow[i] = 0.0f;
+  uint32_t fragments[2][4][4];
+  UnitRows rows;
+  ItemCursor at(p, units, 0);
+  RingCursor<kSlots> slot(0);
+  // Waits for a stage and turns its FP4 codes into fragments (the unit's rows first, at its start).
+  const auto prepare = [&](const ItemCursor& item, const RingCursor<kSlots>& where,
+                           uint32_t(&a)[4][4]) {
+    mbarrier_wait(&ring.full[where.slot], where.pass & 1u);
+    if (item.step == 0) rows = unit_rows(ring, item.sequence, row_top);
+    convert_stage<kFloatScales>(ring.slot(where.slot), ldm_at, row_top, rows, a);
+  };
+  // One stage with fragments `a`, converting the next into `next` meanwhile; false after the
+  // CTA's last stage.
+  const auto run_stage = [&](uint32_t(&a)[4][4], uint32_t(&next)[4][4]) {
+    const uint8_t* stage = ring.slot(slot.slot);
+    // prepare() may move `rows` on to the next unit's.
+    const bool folded = rows.folded;
+    const float2 row_scales = make_float2(rows.scale_top, rows.scale_bottom);
+    ItemCursor following = at;
+    following.advance(p, units, 1);
+    RingCursor<kSlots> following_slot = slot;
+    following_slot.advance(1);
+    const bool more = !following.done(units);
+    // Descriptors advance in 16-byte units of their start address: 32 bytes per block.
+    const uint64_t codes = codes_descriptor + (uint64_t(slot.slot * kSlotBytes) >> 4);
+    const uint8_t* token_scales = stage + kTokenScalesOffset;
+    // The copied token codes, for the MMAs' reads. Here rather than straight after the wait for
+    // them (in prepare()): the fence waits for this thread's shared-memory reads in flight, and
+    // here the last ones (the promotion's) are done.
+    fence_proxy_async_shared();
+    if (folded && at.here <= 64) {  // a tile of at most 64 tokens: half the MMA and promotion
+      wgmma_fence();
+#pragma unroll
+      for (int j = 0; j < 4; ++j) wgmma_m64n64k32_e4m3_rs(d_narrow, a[j], codes + 2 * j, j > 0);
+      wgmma_commit();
+      if (more) prepare(following, following_slot, next);
+      wgmma_wait<0>();
+      wgmma_fence_operands(d_narrow);
+      hold_fragments(a);
+      promote<64>(token_scales, q, d_narrow, 1.0f, 1.0f, *reinterpret_cast<float(*)[32]>(acc));
+    } else if (folded) {
+      wgmma_fence();
+#pragma unroll
+      for (int j = 0; j < 4; ++j) wgmma_m64n128k32_e4m3_rs(d, a[j], codes + 2 * j, j > 0);
+      wgmma_commit();
+      if (more) prepare(following, following_slot, next);
+      wgmma_wait<0>();
+      wgmma_fence_operands(d);
+      hold_fragments(a);
+      promote<128>(token_scales, q, d, 1.0f, 1.0f, acc);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        wgmma_fence();
+        wgmma_m64n128k32_e4m3_rs(d, a[j], codes + 2 * j, false);
         wgmma_commit();
         wgmma_wait<0>();
         wgmma_fence_operands(d);
-#pragma unroll
-        for (int i = 0; i < 64; ++i) acc[i] = fmaf(d[i], (i & 2) ? scale_b : scale_a, acc[i]);
-      } else {
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          wgmma_fence();
-          wgmma_m64n128k32_e4m3_ss(d, token_descriptor + token_offset + 2 * j,
-                                   weight_descriptor + weight_offset + 2 * j, false);
-          wgmma_commit();
-          wgmma_wait<0>();
-          wgmma_fence_operands(d);
-#pragma unroll
-          for (int i = 0; i < 64; ++i) {
-            const int row = 8 * (i >> 2) + 2 * q + (i & 1);
-            const float weight = weight_scale<kFloatScales>(slot, row, j) * kE2m1AsE4m3Unfold;
-            acc[i] = fmaf(d[i], ((i & 2) ? scale_b : scale_a) * weight, acc[i]);
-          }
-        }
+        const float top = weight_scale<kFloatScales>(stage, row_top, j) * kE2m1AsE4m3Unfold;
+        const float bottom = weight_scale<kFloatScales>(stage, row_top + 8, j) * kE2m1AsE4m3Unfold;
+        promote<128>(token_scales, q, d, top, bottom, acc);
       }
+      hold_fragments(a);
+      if (more) prepare(following, following_slot, next);
     }
     __syncwarp();
-    if (lane == 0) {
-      mbarrier_arrive(&ring.load_free[load.slot]);
-      mbarrier_arrive(&ring.weight_free[tile_ring.slot]);
-    }
-    load.advance(1);
-    tile_ring.advance(1);
-
+    if (lane == 0) mbarrier_arrive(&ring.empty[slot.slot]);
     if (at.step == units.steps - 1) {  // the unit's last stage
-      const int buffer = at.sequence & 1;
-      store_tile(p, at, ring.row_scales + buffer * kRows, acc, here, token_a, q);
-      __syncwarp();  // the unit's row scales may be rewritten
-      if (lane == 0) mbarrier_arrive(&ring.unit_done[buffer]);
+      store_unit(p, at, row_scales, acc, row_top, q);
+      __syncwarp();  // the unit's row exponents may be rewritten
+      if (lane == 0) mbarrier_arrive(&ring.unit_done[at.sequence & 1]);
     }
+    at = following;
+    slot = following_slot;
+    return more;
+  };
+  if (at.done(units)) return;
+  prepare(at, slot, fragments[0]);
+  // Two stages a trip, so that the fragments alternate between two register sets without moves.
+  while (run_stage(fragments[0], fragments[1]) && run_stage(fragments[1], fragments[0])) {
   }
 }
 
@@ -469,24 +430,26 @@ __global__ void __launch_bounds__(kThreads, 1)
   uint8_t* smem = smem_unaligned + ((1024u - (shared_address(smem_unaligned) & 1023u)) & 1023u);
   const int tid = int(threadIdx.x);
   auto* tile_starts = reinterpret_cast<int*>(smem + kTileStartsOffset);
-  // The block scan's scratch is the first load slot (not yet in use).
-  static_assert(sizeof(TokenTileScan<kThreads>::TempStorage) <= kLoadSlotBytes);
+  // The block scan's scratch is the first slot (not yet in use).
+  static_assert(sizeof(TokenTileScan<kThreads>::TempStorage) <= kSlotBytes);
   list_token_tiles<kThreads, kMaxExperts>(p, n_experts, tile_starts, smem);
   auto* barriers = reinterpret_cast<uint64_t*>(smem + kBarriersOffset);
   const Ring ring{smem,
                   barriers,
-                  barriers + kWeightTiles,
-                  barriers + kWeightTiles + kLoadSlots,
-                  barriers + kWeightTiles + kLoadSlots + kWeightTiles,
-                  reinterpret_cast<float*>(smem + kRowScalesOffset),
+                  barriers + kSlots,
+                  barriers + 2 * kSlots,
+                  barriers + 2 * kSlots + 2,
+                  reinterpret_cast<uint32_t*>(smem + kRowHighsOffset),
                   reinterpret_cast<int*>(smem + kFoldedOffset)};
   if (tid == 0) {
-    for (int s = 0; s < kWeightTiles; ++s) {
-      mbarrier_init(&ring.converted[s], kProducerThreads);
-      mbarrier_init(&ring.weight_free[s], kConsumerThreads / 32);
+    for (int s = 0; s < kSlots; ++s) {
+      mbarrier_init(&ring.full[s], kCopyThreads);
+      mbarrier_init(&ring.empty[s], kConsumerThreads / 32);
     }
-    for (int s = 0; s < kLoadSlots; ++s) mbarrier_init(&ring.load_free[s], kConsumerThreads / 32);
-    for (int s = 0; s < 2; ++s) mbarrier_init(&ring.unit_done[s], kConsumerThreads / 32);
+    for (int s = 0; s < 2; ++s) {
+      mbarrier_init(&ring.unit_ready[s], kCopyThreads);
+      mbarrier_init(&ring.unit_done[s], kConsumerThreads / 32);
+    }
     fence_barrier_init();
   }
   __syncthreads();
@@ -494,9 +457,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   const Units units{row_blocks, int(p.cols / kStepInputs), n_experts, tile_starts,
                     tile_starts[n_experts] * row_blocks};
   if (tid >= kConsumerThreads) {
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegisters));
-    produce<kFloatScales>(p, units, ring, (tid - kConsumerThreads) / kProducerThreads,
-                          (tid - kConsumerThreads) % kProducerThreads);
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kCopyRegisters));
+    copy_stages<kFloatScales>(p, units, ring, tid - kConsumerThreads);
   } else {
     asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegisters));
     consume<kFloatScales>(p, units, ring, tid);

@@ -264,7 +264,7 @@ EncodedLinear stack_encoded(const EncodedLinear& top, int64_t top_rows, const En
 
 DeviceLinear stack_linears(const DeviceLinear& top, const DeviceLinear& bottom) {
   if (top.cols != bottom.cols || top.format != bottom.format ||
-      top.scale_storage != bottom.scale_storage ||
+      top.scale_storage != bottom.scale_storage || top.fp4_order != bottom.fp4_order ||
       (top.format == WeightFormat::kFp8 && top.rows % 128 != 0)) {
     fail("stack_linears: cannot stack a [{}, {}] {} weight under a [{}, {}] {} one", bottom.rows,
          bottom.cols, weight_format_name(bottom.format), top.rows, top.cols,
@@ -288,6 +288,7 @@ DeviceLinear stack_linears(const DeviceLinear& top, const DeviceLinear& bottom) 
   d.cols = top.cols;
   d.format = top.format;
   d.scale_storage = top.scale_storage;
+  d.fp4_order = top.fp4_order;
   d.values = concatenate(top.values, bottom.values);
   d.scales = concatenate(top.scales, bottom.scales);
   d.row_scales = concatenate(top.row_scales, bottom.row_scales);

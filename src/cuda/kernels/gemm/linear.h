@@ -25,6 +25,13 @@ namespace dsv4::cuda {
 
 enum class ScaleStorage { kNone, kF32, kUe8m0, kE4m3 };
 
+// How FP4 (and NVFP4) codes are ordered inside each 16-byte run of 32 (one scale block):
+//   kNatural      as above (code k at byte k / 2, low nibble first);
+//   kMmaFragments the run's 2-byte groups in the order 0, 4, 1, 5, 2, 6, 3, 7, so that 4-byte
+//                 word q holds codes 4q .. 4q + 3 and 16 + 4q .. +3: the sm_90 expert kernels'
+//                 register fragments (order_experts_for_tensor_cores, expert_weight_order.h).
+enum class Fp4Order { kNatural, kMmaFragments };
+
 // A weight on the device, not owned: what the kernels read.
 struct DeviceLinearView {
   int64_t rows = 0;  // output features
@@ -34,6 +41,7 @@ struct DeviceLinearView {
   const void* scales = nullptr;  // kFp8 / kFp4 / kNvFp4 only
   ScaleStorage scale_storage = ScaleStorage::kNone;
   const float* row_scales = nullptr;  // kNvFp4 only: [rows], times each output
+  Fp4Order fp4_order = Fp4Order::kNatural;
 };
 
 // A weight's device bytes, encoded on the host (exposed so that callers can pack many weights,
@@ -57,6 +65,7 @@ struct DeviceLinear {
   DeviceBuffer<uint8_t> values;
   DeviceBuffer<uint8_t> scales;
   DeviceBuffer<float> row_scales;  // kNvFp4 only
+  Fp4Order fp4_order = Fp4Order::kNatural;
 
   DeviceLinearView view() const {
     return {rows,
@@ -65,7 +74,8 @@ struct DeviceLinear {
             values.data(),
             scale_storage == ScaleStorage::kNone ? nullptr : scales.data(),
             scale_storage,
-            row_scales.size() ? row_scales.data() : nullptr};
+            row_scales.size() ? row_scales.data() : nullptr,
+            fp4_order};
   }
   size_t bytes() const { return values.size() + scales.size() + row_scales.size() * sizeof(float); }
 };
@@ -80,15 +90,23 @@ struct PackedLinearsView {
   DeviceLinearView first;  // weight 0
   int64_t count = 0;
   int64_t value_bytes = 0, scale_bytes = 0;
+  const uint8_t* row_exponents = nullptr;  // see DevicePackedLinears
 };
 
 struct DevicePackedLinears {
   DeviceLinear storage;  // rows, cols, format, scale storage of one weight; all the bytes
   int64_t count = 0;
   int64_t value_bytes = 0, scale_bytes = 0;
+  // Fp4Order::kMmaFragments only: per row of every weight (count · rows), the largest scale
+  // exponent code of the row when the sm_90 prefill kernel's scale-folded encoding takes the row,
+  // else 0 (order_experts_for_tensor_cores).
+  DeviceBuffer<uint8_t> row_exponents;
 
-  PackedLinearsView view() const { return {storage.view(), count, value_bytes, scale_bytes}; }
-  size_t bytes() const { return storage.bytes(); }
+  PackedLinearsView view() const {
+    return {storage.view(), count, value_bytes, scale_bytes,
+            row_exponents.size() ? row_exponents.data() : nullptr};
+  }
+  size_t bytes() const { return storage.bytes() + row_exponents.size(); }
 };
 
 // Encodes `weights` (same shape and format) and copies them to the device as one allocation.

@@ -17,6 +17,11 @@ void scaled_gemm(const uint8_t* x_codes, const float* x_scales, int64_t m,
     fail("scaled_gemm: the weight is {}, not FP8, FP4 or NVFP4", weight_format_name(w.format));
   }
   if (w.cols % 128 != 0) fail("scaled_gemm: {} inputs are not a multiple of 128", w.cols);
+  if (w.fp4_order != Fp4Order::kNatural) {
+    fail(
+        "scaled_gemm: FP4 codes in the expert kernels' fragment order (a dense weight needs the "
+        "natural order)");
+  }
   check_aligned(x_codes, "scaled_gemm: x_codes");
   StreamParams p = stream_params(w, y, m);
   p.x = x_codes;
@@ -42,8 +47,7 @@ int64_t scaled_gemm_split_floats() {
 
 void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int32_t* offsets,
                         int64_t max_rows, const ExpertTiles& tiles,
-                        const PackedLinearsView& experts, LinearOutput y, cudaStream_t stream,
-                        bool tensor_cores) {
+                        const PackedLinearsView& experts, LinearOutput y, cudaStream_t stream) {
   const DeviceLinearView& w = experts.first;
   if (!block_scaled(w.format)) {
     fail("expert_scaled_gemm: the experts are {}, not FP8, FP4 or NVFP4",
@@ -65,10 +69,19 @@ void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int
   p.expert_offsets = offsets;
   p.expert_w_bytes = experts.value_bytes;
   p.expert_scale_bytes = experts.scale_bytes;
+  p.w_row_exponents = experts.row_exponents;
   if (max_rows == 0 || w.rows == 0) return;
+  const bool mma_order = w.fp4_order == Fp4Order::kMmaFragments;
+  if (mma_order &&
+      (w.format != WeightFormat::kFp4 || !sm90_kernels_available() || !experts.row_exponents)) {
+    fail(
+        "expert_scaled_gemm: {} experts in the sm_90 kernels' fragment order without their row "
+        "exponents or on a device without those kernels",
+        weight_format_name(w.format));
+  }
   if (w.format == WeightFormat::kFp8) {
     launch_tuned_experts<Fp8Weight, Fp8Activations>(p, tiles, stream);
-  } else if (w.format == WeightFormat::kFp4 && tensor_cores && sm90_kernels_available()) {
+  } else if (mma_order) {
     // Its stores take 8 rows at once; its CTAs list the experts' tiles in shared memory.
     if (max_rows >= expert_wgmma_min_tokens(experts.count) && w.rows % 8 == 0 &&
         experts.count <= kFp4ExpertWgmmaMaxExperts) {

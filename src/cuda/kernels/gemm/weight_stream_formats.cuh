@@ -38,6 +38,7 @@ struct StreamParams {
   // m is then the most tokens one expert may get.
   const int32_t* expert_offsets = nullptr;
   int64_t expert_w_bytes = 0, expert_scale_bytes = 0;
+  const uint8_t* w_row_exponents = nullptr;  // sm_90 MXFP4 experts (PackedLinearsView)
 };
 
 // 16 bytes that are read once: skip L1 so the activations stay there.

@@ -1,0 +1,115 @@
+#include "cuda/kernels/gemm/expert_weight_order.h"
+
+#include <cstdint>
+
+#include "core/error.h"
+#include "cuda/runtime/check.h"
+#include "cuda/runtime/device.h"
+
+namespace dsv4::cuda {
+namespace {
+
+// Each 16-byte run: natural 2-byte groups g0 .. g7 → words (g0 g4), (g1 g5), (g2 g6), (g3 g7).
+__global__ void order_fp4_runs_kernel(uint4* runs, int64_t count) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= count) return;
+  const uint4 v = runs[i];
+  runs[i] = make_uint4(__byte_perm(v.x, v.z, 0x5410), __byte_perm(v.x, v.z, 0x7632),
+                       __byte_perm(v.y, v.w, 0x5410), __byte_perm(v.y, v.w, 0x7632));
+}
+
+// Largest spread of block exponents within a row that the scale-folded encoding takes: s ≥ −5,
+// where every e2m1 value times 2^s is an e4m3 normal (fp4_e4m3_conversion.cuh).
+constexpr uint32_t kMaxFoldedSpread = 11;
+
+// A row's largest scale exponent code (over all its inputs) and whether the scale-folded
+// encoding can take the row.
+template <bool kFloatScales>
+__device__ uint32_t scan_row_scales(const uint8_t* row_scales, int64_t blocks, bool& foldable) {
+  uint32_t high = 0, low = 0xffffffffu;
+  bool powers_of_two = true;
+  if constexpr (kFloatScales) {
+    const auto* bits = reinterpret_cast<const uint32_t*>(row_scales);
+    for (int64_t i = 0; i < blocks; ++i) {
+      const uint32_t b = __ldg(bits + i), code = b >> 23;
+      powers_of_two &= b == 0x00400000u || ((b & 0x807fffffu) == 0u && code != 0u);
+      high = max(high, code);
+      low = min(low, code);
+    }
+  } else {
+    uint32_t high4 = 0u, low4 = 0xffffffffu;
+    const auto fold = [&](uint32_t codes) {
+      high4 = __vmaxu4(high4, codes);
+      low4 = __vminu4(low4, codes);
+    };
+    if (blocks % 16 == 0 && reinterpret_cast<uintptr_t>(row_scales) % 16 == 0) {
+      // 16 bytes a load, eight loads in flight: the scan's latency is one or two trips to
+      // memory rather than one per word.
+      const auto* chunks = reinterpret_cast<const uint4*>(row_scales);
+#pragma unroll 8
+      for (int64_t i = 0; i < blocks / 16; ++i) {
+        const uint4 codes = __ldg(chunks + i);
+        fold(codes.x), fold(codes.y), fold(codes.z), fold(codes.w);
+      }
+    } else {
+      const auto* words = reinterpret_cast<const uint32_t*>(row_scales);
+#pragma unroll 8
+      for (int64_t i = 0; i < blocks / 4; ++i) fold(__ldg(words + i));
+    }
+    high = max(max(high4 & 0xffu, (high4 >> 8) & 0xffu), max((high4 >> 16) & 0xffu, high4 >> 24));
+    low = min(min(low4 & 0xffu, (low4 >> 8) & 0xffu), min((low4 >> 16) & 0xffu, low4 >> 24));
+  }
+  // The sums are scaled by 2^(high − 127 − 6) at the end: a normal float.
+  foldable = powers_of_two && high - low <= kMaxFoldedSpread && high >= 7u && high <= 254u;
+  return high;
+}
+
+// One thread per row of every weight: its byte of DevicePackedLinears::row_exponents.
+template <bool kFloatScales>
+__global__ void row_exponents_kernel(const uint8_t* scales, int64_t weights, int64_t rows,
+                                     int64_t scale_bytes, int64_t blocks, uint8_t* exponents) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= weights * rows) return;
+  const int64_t weight = i / rows, row = i % rows;
+  bool foldable = true;
+  const uint32_t high = scan_row_scales<kFloatScales>(
+      scales + weight * scale_bytes + row * blocks * (kFloatScales ? 4 : 1), blocks, foldable);
+  exponents[i] = foldable ? uint8_t(high) : uint8_t(0);
+}
+
+}  // namespace
+
+void order_experts_for_tensor_cores(DevicePackedLinears& experts, cudaStream_t stream) {
+  DeviceLinear& w = experts.storage;
+  if (w.format != WeightFormat::kFp4 || w.fp4_order != Fp4Order::kNatural ||
+      !sm90_kernels_available()) {
+    return;
+  }
+  if (w.values.size() % 16 != 0 || w.cols % 32 != 0) {
+    fail("order_experts_for_tensor_cores: {} bytes of [{}, {}] codes are not whole 16-byte runs",
+         w.values.size(), w.rows, w.cols);
+  }
+  if (w.scale_storage != ScaleStorage::kUe8m0 && w.scale_storage != ScaleStorage::kF32) {
+    fail("order_experts_for_tensor_cores: FP4 scales that are neither ue8m0 bytes nor floats");
+  }
+  constexpr int kThreads = 256;
+  const auto runs = int64_t(w.values.size() / 16);
+  if (runs > 0) {
+    order_fp4_runs_kernel<<<unsigned((runs + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
+        reinterpret_cast<uint4*>(w.values.data()), runs);
+    DSV4_CUDA_CHECK(cudaGetLastError());
+  }
+  const int64_t all_rows = experts.count * w.rows;
+  experts.row_exponents = DeviceBuffer<uint8_t>(size_t(all_rows));
+  if (all_rows > 0) {
+    const auto kernel = w.scale_storage == ScaleStorage::kF32 ? row_exponents_kernel<true>
+                                                              : row_exponents_kernel<false>;
+    kernel<<<unsigned((all_rows + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
+        w.scales.data(), experts.count, w.rows, experts.scale_bytes, w.cols / 32,
+        experts.row_exponents.data());
+    DSV4_CUDA_CHECK(cudaGetLastError());
+  }
+  w.fp4_order = Fp4Order::kMmaFragments;
+}
+
+}  // namespace dsv4::cuda

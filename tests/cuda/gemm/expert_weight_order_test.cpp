@@ -1,0 +1,115 @@
+// order_experts_for_tensor_cores: on a device with the sm_90 expert kernels, each 16-byte run of
+// MXFP4 codes becomes words (groups 0, 4), (1, 5), (2, 6), (3, 7) of its 2-byte groups, so that
+// word q holds codes 4q .. 4q + 3 and 16 + 4q .. +3, and each row gets its scale-folded
+// encoding's exponent (or 0); elsewhere the codes stay as they are.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "cuda/kernels/gemm/expert_weight_order.h"
+#include "cuda/runtime/device.h"
+#include "gemm/gemm_test_util.h"
+#include "gpu_test_support.h"
+
+namespace dsv4::cuda {
+namespace {
+
+DevicePackedLinears random_fp4_experts(std::mt19937_64& rng, int64_t count, int64_t rows,
+                                       int64_t cols, std::vector<uint8_t>& values) {
+  std::vector<const LinearWeight*> pointers;
+  std::vector<LinearWeight> weights;
+  for (int64_t e = 0; e < count; ++e) weights.push_back(test::fp4_weight(rng, rows, cols));
+  for (const LinearWeight& w : weights) pointers.push_back(&w);
+  DevicePackedLinears packed = upload_packed(pointers);
+  values = packed.storage.values.download();
+  return packed;
+}
+
+TEST(ExpertWeightOrder, PutsEachFragmentsCodesInOneWord) {
+  DSV4_REQUIRE_GPU();
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  std::vector<uint8_t> natural;
+  DevicePackedLinears experts = random_fp4_experts(rng, 3, 16, 256, natural);
+  order_experts_for_tensor_cores(experts);
+  const std::vector<uint8_t> got = experts.storage.values.download();
+  ASSERT_EQ(got.size(), natural.size());
+  if (!sm90_kernels_available()) {
+    EXPECT_EQ(experts.storage.fp4_order, Fp4Order::kNatural);
+    EXPECT_EQ(got, natural);
+    return;
+  }
+  EXPECT_EQ(experts.storage.fp4_order, Fp4Order::kMmaFragments);
+  for (size_t run = 0; run < natural.size() / 16; ++run) {
+    for (size_t q = 0; q < 4; ++q) {
+      const uint8_t* word = got.data() + 16 * run + 4 * q;
+      const uint8_t* source = natural.data() + 16 * run;
+      ASSERT_EQ(word[0], source[2 * q]) << "run " << run << ", word " << q;
+      ASSERT_EQ(word[1], source[2 * q + 1]) << "run " << run << ", word " << q;
+      ASSERT_EQ(word[2], source[8 + 2 * q]) << "run " << run << ", word " << q;
+      ASSERT_EQ(word[3], source[9 + 2 * q]) << "run " << run << ", word " << q;
+    }
+  }
+}
+
+TEST(ExpertWeightOrder, OrdersOnlyOnce) {
+  DSV4_REQUIRE_GPU();
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  std::vector<uint8_t> natural;
+  DevicePackedLinears experts = random_fp4_experts(rng, 2, 8, 128, natural);
+  order_experts_for_tensor_cores(experts);
+  const std::vector<uint8_t> once = experts.storage.values.download();
+  order_experts_for_tensor_cores(experts);
+  EXPECT_EQ(experts.storage.values.download(), once);
+}
+
+// A row's byte: its largest scale exponent code (ue8m0: log2(scale) + 127) when every scale of
+// the row is a power of two within 2^11 of the largest, else 0.
+uint8_t expected_row_exponent(const LinearWeight& w, int64_t row) {
+  const int64_t blocks = w.cols / 32;
+  int low = 1 << 20, high = -(1 << 20);
+  for (int64_t b = 0; b < blocks; ++b) {
+    const float scale = w.scales[size_t(row * blocks + b)];
+    int exponent = 0;
+    if (std::frexp(scale, &exponent) != 0.5f) return 0;
+    low = std::min(low, exponent - 1);
+    high = std::max(high, exponent - 1);
+  }
+  const int code = high + 127;
+  return high - low <= 11 && code >= 7 && code <= 254 ? uint8_t(code) : uint8_t(0);
+}
+
+TEST(ExpertWeightOrder, RecordsEachRowsFoldedEncodingExponent) {
+  DSV4_REQUIRE_GPU();
+  if (!sm90_kernels_available()) GTEST_SKIP() << "no sm_90 expert kernels on this device";
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  std::vector<LinearWeight> weights;
+  for (int e = 0; e < 3; ++e) weights.push_back(test::fp4_weight(rng, 8, 256));
+  // Expert 1, row 2: one block 2^20 below the rest, which the folded encoding cannot take.
+  weights[1].scales[2 * 8 + 5] = std::ldexp(1.0f, -40);
+  std::vector<const LinearWeight*> pointers;
+  for (const LinearWeight& w : weights) pointers.push_back(&w);
+  DevicePackedLinears experts = upload_packed(pointers);
+  order_experts_for_tensor_cores(experts);
+  const std::vector<uint8_t> got = experts.row_exponents.download();
+  ASSERT_EQ(got.size(), size_t(3 * 8));
+  for (int e = 0; e < 3; ++e) {
+    for (int64_t r = 0; r < 8; ++r) {
+      EXPECT_EQ(int(got[size_t(e * 8 + r)]), int(expected_row_exponent(weights[size_t(e)], r)))
+          << "expert " << e << ", row " << r;
+    }
+  }
+  EXPECT_EQ(got[size_t(8 + 2)], 0);
+}
+
+}  // namespace
+}  // namespace dsv4::cuda
