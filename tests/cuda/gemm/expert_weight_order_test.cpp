@@ -1,7 +1,8 @@
 // order_experts_for_tensor_cores: on a device with the sm_90 expert kernels, each 16-byte run of
 // MXFP4 codes becomes words (groups 0, 4), (1, 5), (2, 6), (3, 7) of its 2-byte groups, so that
-// word q holds codes 4q .. 4q + 3 and 16 + 4q .. +3, and each row gets its scale-folded
-// encoding's exponent (or 0); elsewhere the codes stay as they are.
+// word q holds codes 4q .. 4q + 3 and 16 + 4q .. +3, magnitudes in place and the signs of the
+// first four at bits 7, 15, 23, 31, of the last four at 3, 11, 19, 27; each row gets its
+// scale-folded encoding's exponent (or 0). Elsewhere the codes stay as they are.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -47,12 +48,16 @@ TEST(ExpertWeightOrder, PutsEachFragmentsCodesInOneWord) {
   EXPECT_EQ(experts.storage.fp4_order, Fp4Order::kMmaFragments);
   for (size_t run = 0; run < natural.size() / 16; ++run) {
     for (size_t q = 0; q < 4; ++q) {
-      const uint8_t* word = got.data() + 16 * run + 4 * q;
-      const uint8_t* source = natural.data() + 16 * run;
-      ASSERT_EQ(word[0], source[2 * q]) << "run " << run << ", word " << q;
-      ASSERT_EQ(word[1], source[2 * q + 1]) << "run " << run << ", word " << q;
-      ASSERT_EQ(word[2], source[8 + 2 * q]) << "run " << run << ", word " << q;
-      ASSERT_EQ(word[3], source[9 + 2 * q]) << "run " << run << ", word " << q;
+      const uint8_t* bytes = got.data() + 16 * run + 4 * q;
+      const uint32_t word = uint32_t(bytes[0]) | uint32_t(bytes[1]) << 8 |
+                            uint32_t(bytes[2]) << 16 | uint32_t(bytes[3]) << 24;
+      for (size_t i = 0; i < 8; ++i) {
+        const size_t k = i < 4 ? 4 * q + i : 16 + 4 * q + (i - 4);  // the code's input in the run
+        const uint32_t code = (natural[16 * run + k / 2] >> (4 * (k % 2))) & 0xfu;
+        const size_t sign_bit = i < 4 ? 8 * i + 7 : 8 * (i - 4) + 3;
+        ASSERT_EQ((word >> (4 * i)) & 7u, code & 7u) << "run " << run << ", word " << q;
+        ASSERT_EQ((word >> sign_bit) & 1u, code >> 3) << "run " << run << ", word " << q;
+      }
     }
   }
 }

@@ -9,13 +9,27 @@
 namespace dsv4::cuda {
 namespace {
 
-// Each 16-byte run: natural 2-byte groups g0 .. g7 → words (g0 g4), (g1 g5), (g2 g6), (g3 g7).
+// Eight codes (nibble i = code i, sign at bit 3) → magnitudes in place, code i's sign (i < 4) at
+// bit 8i + 7 and code 4 + i's at bit 8i + 3 (fp4_fragment_order.cuh).
+__device__ uint32_t move_signs(uint32_t codes) {
+  uint32_t word = codes & 0x77777777u;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    word |= ((codes >> (4 * i + 3)) & 1u) << (8 * i + 7);
+    word |= ((codes >> (16 + 4 * i + 3)) & 1u) << (8 * i + 3);
+  }
+  return word;
+}
+
+// Each 16-byte run: natural 2-byte groups g0 .. g7 → words (g0 g4), (g1 g5), (g2 g6), (g3 g7),
+// signs moved.
 __global__ void order_fp4_runs_kernel(uint4* runs, int64_t count) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= count) return;
   const uint4 v = runs[i];
-  runs[i] = make_uint4(__byte_perm(v.x, v.z, 0x5410), __byte_perm(v.x, v.z, 0x7632),
-                       __byte_perm(v.y, v.w, 0x5410), __byte_perm(v.y, v.w, 0x7632));
+  runs[i] = make_uint4(
+      move_signs(__byte_perm(v.x, v.z, 0x5410)), move_signs(__byte_perm(v.x, v.z, 0x7632)),
+      move_signs(__byte_perm(v.y, v.w, 0x5410)), move_signs(__byte_perm(v.y, v.w, 0x7632)));
 }
 
 // Largest spread of block exponents within a row that the scale-folded encoding takes: s ≥ −5,

@@ -1,5 +1,6 @@
-// MXFP4 weight codes → the e4m3 codes of the FP8 warpgroup MMAs' A operand
-// (fp4_expert_wgmma.cu). Two encodings, both through a byte table of the eight e2m1 magnitudes:
+// MXFP4 weight codes in the fragment order (fp4_fragment_order.cuh) → the e4m3 codes of the FP8
+// warpgroup MMAs' A operand (fp4_expert_wgmma.cu, fp4_expert_stream_wgmma.cu). Two encodings,
+// both through a byte table of the eight e2m1 magnitudes:
 //   - unscaled: the e4m3 code of value · 2^-6, whatever the block's scale (exact always);
 //   - scale-folded: the e4m3 code of value · 2^s, where s = (block exponent) − (the row's
 //     largest block exponent) + 6 folds the weight scale into the code, so that one MMA chain
@@ -43,19 +44,15 @@ __device__ __forceinline__ uint32_t byte_permute(uint32_t a, uint32_t b, uint32_
   return r;
 }
 
-// Eight e2m1 codes (a 32-bit word of packed codes, k order from the low nibble) → their eight
-// e4m3 codes in k order (x: k 0-3, y: k 4-7), 9 instructions: a byte permute of the table by the
-// magnitudes per four codes, and one that moves each code's sign bit to bit 7 of its byte (the
-// even nibbles' signs are bit 3 of a byte, read from the word shifted by 4; the odd ones' are
-// bit 7 already).
+// A fragment word of eight codes → their eight e4m3 codes (x: the word's first four codes, y: its
+// last four), 7 instructions: a byte permute of the table by the magnitudes per four codes (bits
+// 0-2 of nibbles 0-3, then 4-7), and each half's signs, which the fragment order keeps where they
+// land: the first four codes' at bits 7, 15, 23, 31, the last four's at bits 3, 11, 19, 27.
 __device__ __forceinline__ uint2 e2m1x8_to_e4m3(uint32_t codes, uint2 table) {
   const uint32_t magnitude = codes & 0x77777777u;
-  const uint32_t shifted = codes << 4;
   const uint32_t low = byte_permute(table.x, table.y, magnitude);
   const uint32_t high = byte_permute(table.x, table.y, magnitude >> 16);
-  const uint32_t sign_low = byte_permute(codes, shifted, 0x1504u);   // nibbles 0-3
-  const uint32_t sign_high = byte_permute(codes, shifted, 0x3726u);  // nibbles 4-7
-  return make_uint2(low | (sign_low & 0x80808080u), high | (sign_high & 0x80808080u));
+  return make_uint2(low | (codes & 0x80808080u), high | ((codes << 4) & 0x80808080u));
 }
 
 #endif  // __CUDA_ARCH__ >= 900

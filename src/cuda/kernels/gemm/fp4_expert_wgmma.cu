@@ -371,20 +371,24 @@ __device__ void consume(const StreamParams& p, const Units& units, const Ring& r
       for (int j = 0; j < 4; ++j) wgmma_m64n64k32_e4m3_rs(d_narrow, a[j], codes + 2 * j, j > 0);
       wgmma_commit();
       if (more) prepare(following, following_slot, next);
+      float4 scales[4];  // read before the wait, so that their latency hides behind the MMAs
+      load_token_scales<64>(token_scales, q, scales);
       wgmma_wait<0>();
       wgmma_fence_operands(d_narrow);
       hold_fragments(a);
-      promote<64>(token_scales, q, d_narrow, 1.0f, 1.0f, *reinterpret_cast<float(*)[32]>(acc));
+      promote<64>(scales, d_narrow, 1.0f, 1.0f, *reinterpret_cast<float(*)[32]>(acc));
     } else if (folded) {
       wgmma_fence();
 #pragma unroll
       for (int j = 0; j < 4; ++j) wgmma_m64n128k32_e4m3_rs(d, a[j], codes + 2 * j, j > 0);
       wgmma_commit();
       if (more) prepare(following, following_slot, next);
+      float4 scales[8];
+      load_token_scales<128>(token_scales, q, scales);
       wgmma_wait<0>();
       wgmma_fence_operands(d);
       hold_fragments(a);
-      promote<128>(token_scales, q, d, 1.0f, 1.0f, acc);
+      promote<128>(scales, d, 1.0f, 1.0f, acc);
     } else {
 #pragma unroll
       for (int j = 0; j < 4; ++j) {

@@ -3,10 +3,12 @@
 // FP4 codes in shared memory, and what ldmatrix gives each lane of them.
 //
 // The codes are in the fragment order (Fp4Order::kMmaFragments, linear.h): 4-byte word q of a
-// 32-code block holds codes k 4q .. 4q + 3 and 16 + 4q .. +3. ldmatrix gives lane (g, q) word q
-// of its rows' blocks, so its eight e4m3 codes (fp4_e4m3_conversion.cuh: x = the first four,
-// y = the last four) are exactly its A fragment registers of the block's k32 MMA (x: a[0] / a[1],
-// y: a[2] / a[3]), and the token codes stay in their natural order.
+// 32-code block holds codes k 4q .. 4q + 3 and 16 + 4q .. +3, magnitudes in bits 0-2 of nibbles
+// 0-7 and signs at bits 7, 15, 23, 31 (the first four) and 3, 11, 19, 27 (the last four).
+// ldmatrix gives lane (g, q) word q of its rows' blocks, so its eight e4m3 codes
+// (fp4_e4m3_conversion.cuh: x = the first four, y = the last four) are exactly its A fragment
+// registers of the block's k32 MMA (x: a[0] / a[1], y: a[2] / a[3]), and the token codes stay in
+// their natural order.
 #pragma once
 
 namespace dsv4::cuda::gemm_detail::fp4_fragments {

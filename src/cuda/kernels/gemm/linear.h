@@ -27,9 +27,10 @@ enum class ScaleStorage { kNone, kF32, kUe8m0, kE4m3 };
 
 // How FP4 (and NVFP4) codes are ordered inside each 16-byte run of 32 (one scale block):
 //   kNatural      as above (code k at byte k / 2, low nibble first);
-//   kMmaFragments the run's 2-byte groups in the order 0, 4, 1, 5, 2, 6, 3, 7, so that 4-byte
-//                 word q holds codes 4q .. 4q + 3 and 16 + 4q .. +3: the sm_90 expert kernels'
-//                 register fragments (order_experts_for_tensor_cores, expert_weight_order.h).
+//   kMmaFragments 4-byte word q holds codes 4q .. 4q + 3 and 16 + 4q .. +3 (the run's 2-byte
+//                 groups in the order 0, 4, 1, 5, 2, 6, 3, 7) with the sign bits moved to where
+//                 the e4m3 codes take them: the sm_90 expert kernels' register fragments
+//                 (order_experts_for_tensor_cores, expert_weight_order.h; fp4_fragment_order.cuh).
 enum class Fp4Order { kNatural, kMmaFragments };
 
 // A weight on the device, not owned: what the kernels read.

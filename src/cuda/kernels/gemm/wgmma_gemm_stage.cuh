@@ -2,8 +2,7 @@
 // (internal to the gemm domain): their tile (128 weight rows and 128 tokens a CTA, two
 // consumer warpgroups; 128 inputs, one activation scale block, a stage), the ring cursor their
 // producers and consumers follow, where a stage keeps its tokens' activation scales, and the
-// promotion of a stage's MMA sums with those scales when the tokens are the MMA's N
-// (linear_wgmma.cu; the expert kernel makes them its M).
+// promotion of a stage's MMA sums with those scales (the tokens are the MMA's N in both).
 #pragma once
 
 #include <cstdint>
@@ -13,7 +12,7 @@
 namespace dsv4::cuda::gemm_detail::wgmma_gemm {
 
 constexpr int kRows = 128;    // weight rows per CTA
-constexpr int kTokens = 128;  // tokens per tile (linear_wgmma.cu: the wgmma N; experts: 2 M of 64)
+constexpr int kTokens = 128;  // tokens per tile: the wgmma N
 constexpr int kStepInputs = 128;
 constexpr int kConsumerThreads = 256;  // two warpgroups, each half of the tile
 constexpr int kTokenScaleStride = 36;  // floats from one lane's run of scales to the next
@@ -50,17 +49,25 @@ struct RingCursor {
   }
 };
 
-// acc[4c + e] += d[4c + e] · s_x(token 8c + 2q + (e & 1)) · (e < 2 ? scale_a : scale_b), with
-// the stage's activation scales s_x (token_scales: the stage's kTokenScaleBytes; powers of
-// two, so the product of the scales is exact), for an MMA of kN tokens.
+// Lane q's activation scales of a stage for an MMA of kN tokens (token_scales: the stage's
+// kTokenScaleBytes): s[i] holds the tokens of accumulator columns 2i (x, y) and 2i + 1 (z, w).
 template <int kN = kTokens>
-__device__ __forceinline__ void promote(const uint8_t* token_scales, int q,
-                                        const float (&d)[kN / 2], float scale_a, float scale_b,
-                                        float (&acc)[kN / 2]) {
+__device__ __forceinline__ void load_token_scales(const uint8_t* token_scales, int q,
+                                                  float4 (&s)[kN / 16]) {
   const auto* scales = reinterpret_cast<const float4*>(token_scales) + kTokenScaleStride / 4 * q;
 #pragma unroll
+  for (int i = 0; i < kN / 16; ++i) s[i] = scales[i];
+}
+
+// acc[4c + e] += d[4c + e] · s_x(token 8c + 2q + (e & 1)) · (e < 2 ? scale_a : scale_b), with
+// the stage's activation scales s_x (load_token_scales; powers of two, so the product of the
+// scales is exact), for an MMA of kN tokens.
+template <int kN = kTokens>
+__device__ __forceinline__ void promote(const float4 (&scales)[kN / 16], const float (&d)[kN / 2],
+                                        float scale_a, float scale_b, float (&acc)[kN / 2]) {
+#pragma unroll
   for (int i = 0; i < kN / 16; ++i) {
-    const float4 s = scales[i];  // tokens of columns 2i (x, y) and 2i + 1 (z, w)
+    const float4 s = scales[i];
     const float token[4] = {s.x, s.y, s.z, s.w};
 #pragma unroll
     for (int e = 0; e < 8; ++e) {
@@ -69,6 +76,16 @@ __device__ __forceinline__ void promote(const uint8_t* token_scales, int q,
           fmaf(d[8 * i + e], token[2 * (e >> 2) + (e & 1)] * row_scale, acc[8 * i + e]);
     }
   }
+}
+
+// The same reading the scales from shared memory.
+template <int kN = kTokens>
+__device__ __forceinline__ void promote(const uint8_t* token_scales, int q,
+                                        const float (&d)[kN / 2], float scale_a, float scale_b,
+                                        float (&acc)[kN / 2]) {
+  float4 scales[kN / 16];
+  load_token_scales<kN>(token_scales, q, scales);
+  promote<kN>(scales, d, scale_a, scale_b, acc);
 }
 
 #endif  // __CUDA_ARCH__ >= 900
