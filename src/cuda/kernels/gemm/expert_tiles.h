@@ -26,11 +26,11 @@ inline constexpr int64_t kExpertTileSlots = 128;
 // tile lists: the FP8 warpgroup-MMA kernel (fp4_expert_wgmma.cu) walks each expert's tokens.
 // It converts every expert's weights whatever the tokens, so its time hardly grows with them
 // while the tile-list kernel's does. Measured on an H200 (one MoE layer, both kernels forced,
-// bench/RESULTS.md 2026-12-01): they cross at ~900 tokens for Flash's 256 experts and ~1050-1150
-// for Pro's 384; three tokens per expert takes the faster kernel for Pro from 1152 tokens and for
-// Flash from 768 (up to 12% slower there until ~900).
+// bench/RESULTS.md, thirteenth session): they cross between 896 and 1024 tokens for Flash's 256
+// experts and between 1024 and 1152 for Pro's 384; 960 tokens, or three per expert where that is
+// more, takes the faster kernel at every size measured (256 to 1536 tokens, uniform and skewed).
 inline int64_t expert_wgmma_min_tokens(int64_t n_experts) {
-  return std::max<int64_t>(768, 3 * n_experts);
+  return std::max<int64_t>(960, 3 * n_experts);
 }
 
 // The most tiles of each kind `slots` (token, expert) pairs over n_experts experts can make: at
