@@ -8,14 +8,14 @@
 //     codes (in the fragment order of fp4_fragment_order.cuh) and weight scales, its tokens'
 //     codes (128-byte swizzled as wgmma reads a K-major B) and activation scales; each thread's
 //     copies arrive on the slot's `full` barrier as they land. At the start of a unit it also
-//     decides the unit's encoding from its rows' scales (below);
+//     decides the unit's encoding from its rows' exponents, recorded at load (below);
 //   - two consumer warpgroups, 64 weight rows each: each turns its rows' FP4 codes into e4m3
 //     MMA fragments in registers (the weights are the MMA's A, M = 64 rows) and multiplies them
 //     against the tile's tokens from shared memory (B, N = 128 tokens, or 64 for a tile of at
-//     most 64). The conversion
-//     of the next stage runs while this stage's MMAs do; the sums are promoted with the
-//     activation scales once per stage.
-// Two encodings, chosen per unit from its rows' weight scales:
+//     most 64). The conversion of the next stage runs while this stage's MMAs do; the sums are
+//     promoted with the activation scales once per stage.
+// Two encodings, chosen per unit from its rows' weight scales (DevicePackedLinears::
+// row_exponents, order_experts_for_tensor_cores):
 //   - scale-folded (the usual case): each 32-input block's scale exponent, relative to its
 //     row's largest, is folded into the e4m3 codes, so four chained k32 MMAs cover a stage and
 //     their sum is promoted once with the activation scales; the row's largest scale multiplies
