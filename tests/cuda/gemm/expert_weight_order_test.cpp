@@ -19,24 +19,29 @@
 namespace dsv4::cuda {
 namespace {
 
-DevicePackedLinears random_fp4_experts(std::mt19937_64& rng, int64_t count, int64_t rows,
-                                       int64_t cols, std::vector<uint8_t>& values) {
-  std::vector<const LinearWeight*> pointers;
-  std::vector<LinearWeight> weights;
-  for (int64_t e = 0; e < count; ++e) weights.push_back(test::fp4_weight(rng, rows, cols));
-  for (const LinearWeight& w : weights) pointers.push_back(&w);
-  DevicePackedLinears packed = upload_packed(pointers);
-  values = packed.storage.values.download();
-  return packed;
-}
+// Random MXFP4 experts uploaded in the natural order, from a fresh seed (traced).
+class ExpertWeightOrder : public testing::Test {
+ protected:
+  void SetUp() override { DSV4_REQUIRE_GPU(); }
 
-TEST(ExpertWeightOrder, PutsEachFragmentsCodesInOneWord) {
-  DSV4_REQUIRE_GPU();
+  void upload(int64_t count, int64_t rows, int64_t cols) {
+    std::vector<const LinearWeight*> pointers;
+    for (int64_t e = 0; e < count; ++e) weights.push_back(test::fp4_weight(rng, rows, cols));
+    for (const LinearWeight& w : weights) pointers.push_back(&w);
+    experts = upload_packed(pointers);
+    natural = experts.storage.values.download();
+  }
+
   const uint64_t seed = test::fresh_seed();
-  SCOPED_TRACE(seed);
-  std::mt19937_64 rng(seed);
-  std::vector<uint8_t> natural;
-  DevicePackedLinears experts = random_fp4_experts(rng, 3, 16, 256, natural);
+  testing::ScopedTrace trace{__FILE__, __LINE__, seed};
+  std::mt19937_64 rng{seed};
+  std::vector<LinearWeight> weights;
+  DevicePackedLinears experts;
+  std::vector<uint8_t> natural;  // the codes as uploaded
+};
+
+TEST_F(ExpertWeightOrder, PutsEachFragmentsCodesInOneWord) {
+  upload(3, 16, 256);
   order_experts_for_tensor_cores(experts);
   const std::vector<uint8_t> got = experts.storage.values.download();
   ASSERT_EQ(got.size(), natural.size());
@@ -62,13 +67,8 @@ TEST(ExpertWeightOrder, PutsEachFragmentsCodesInOneWord) {
   }
 }
 
-TEST(ExpertWeightOrder, OrdersOnlyOnce) {
-  DSV4_REQUIRE_GPU();
-  const uint64_t seed = test::fresh_seed();
-  SCOPED_TRACE(seed);
-  std::mt19937_64 rng(seed);
-  std::vector<uint8_t> natural;
-  DevicePackedLinears experts = random_fp4_experts(rng, 2, 8, 128, natural);
+TEST_F(ExpertWeightOrder, OrdersOnlyOnce) {
+  upload(2, 8, 128);
   order_experts_for_tensor_cores(experts);
   const std::vector<uint8_t> once = experts.storage.values.download();
   order_experts_for_tensor_cores(experts);
@@ -91,19 +91,14 @@ uint8_t expected_row_exponent(const LinearWeight& w, int64_t row) {
   return high - low <= 11 && code >= 7 && code <= 254 ? uint8_t(code) : uint8_t(0);
 }
 
-TEST(ExpertWeightOrder, RecordsEachRowsFoldedEncodingExponent) {
-  DSV4_REQUIRE_GPU();
+TEST_F(ExpertWeightOrder, RecordsEachRowsFoldedEncodingExponent) {
   if (!sm90_kernels_available()) GTEST_SKIP() << "no sm_90 expert kernels on this device";
-  const uint64_t seed = test::fresh_seed();
-  SCOPED_TRACE(seed);
-  std::mt19937_64 rng(seed);
-  std::vector<LinearWeight> weights;
   for (int e = 0; e < 3; ++e) weights.push_back(test::fp4_weight(rng, 8, 256));
   // Expert 1, row 2: one block 2^20 below the rest, which the folded encoding cannot take.
   weights[1].scales[2 * 8 + 5] = std::ldexp(1.0f, -40);
   std::vector<const LinearWeight*> pointers;
   for (const LinearWeight& w : weights) pointers.push_back(&w);
-  DevicePackedLinears experts = upload_packed(pointers);
+  experts = upload_packed(pointers);
   order_experts_for_tensor_cores(experts);
   const std::vector<uint8_t> got = experts.row_exponents.download();
   ASSERT_EQ(got.size(), size_t(3 * 8));
