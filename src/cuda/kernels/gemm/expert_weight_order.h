@@ -10,7 +10,8 @@
 
 namespace dsv4::cuda {
 
-// Where the experts are MXFP4 in the natural order and the device runs the sm_90 kernels:
+// Where the experts are MXFP4 in the natural order, their inputs a multiple of 128 and the device
+// runs the sm_90 kernels:
 // reorders their codes in place (Fp4Order::kMmaFragments) and records each row's exponent for
 // the prefill kernel's scale-folded encoding (DevicePackedLinears::row_exponents), on `stream`.
 // Otherwise leaves them as they are (the CUDA-core kernels read the natural order).

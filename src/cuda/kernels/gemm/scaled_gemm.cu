@@ -82,7 +82,8 @@ void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int
   if (w.format == WeightFormat::kFp8) {
     launch_tuned_experts<Fp8Weight, Fp8Activations>(p, tiles, stream);
   } else if (mma_order) {
-    // Its stores take 8 rows at once; its CTAs list the experts' tiles in shared memory.
+    // Rows a multiple of 8 (the shapes its tests cover); its CTAs list the experts' tiles in
+    // shared memory.
     if (max_rows >= expert_wgmma_min_tokens(experts.count) && w.rows % 8 == 0 &&
         experts.count <= kFp4ExpertWgmmaMaxExperts) {
       launch_fp4_expert_wgmma(p, experts.count, stream);
