@@ -2,12 +2,18 @@
 
 #include <cstdint>
 
+#include <algorithm>
+
 #include "core/error.h"
+#include "cuda/kernels/gemm/fp4_fragment_order.cuh"
 #include "cuda/runtime/check.h"
 #include "cuda/runtime/device.h"
 
 namespace dsv4::cuda {
 namespace {
+
+using gemm_detail::fp4_fragments::band_stage_offset;
+using gemm_detail::fp4_fragments::kStageInputs;
 
 // Eight codes (nibble i = code i, sign at bit 3) → magnitudes in place, code i's sign (i < 4) at
 // bit 8i + 7 and code 4 + i's at bit 8i + 3 (fp4_fragment_order.cuh).
@@ -91,6 +97,46 @@ __global__ void row_exponents_kernel(const uint8_t* scales, int64_t weights, int
   exponents[i] = foldable ? uint8_t(high) : uint8_t(0);
 }
 
+// One thread per 4-byte word of `count` weights (natural order, `piece_words` words a row and
+// stage) → its place in the band-stage order (fp4_fragment_order.cuh).
+__global__ void band_stage_order_kernel(const uint32_t* natural, uint32_t* ordered, int64_t count,
+                                        int64_t rows, int64_t stages, int64_t piece_words) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t weight_words = rows * stages * piece_words;
+  if (i >= count * weight_words) return;
+  const int64_t weight = i / weight_words, at = i % weight_words;
+  const int64_t row = at / (stages * piece_words), stage = at / piece_words % stages;
+  ordered[weight * weight_words + band_stage_offset(rows, stages, row, stage, piece_words) +
+          at % piece_words] = natural[i];
+}
+
+// Puts each of `count` weights (`weight_bytes` apart, `piece` bytes a row and stage) in the
+// band-stage order, through a scratch buffer of at most 64 MB (whole weights), on `stream`.
+void order_by_band_stage(uint8_t* weights, int64_t count, int64_t weight_bytes, int64_t rows,
+                         int64_t stages, int64_t piece, cudaStream_t stream) {
+  if (count == 0 || weight_bytes == 0) return;
+  if (weight_bytes != rows * stages * piece || piece % 4 != 0) {
+    fail("order_experts_for_tensor_cores: {} bytes a weight, not [{} rows, {} stages] of {} bytes",
+         weight_bytes, rows, stages, piece);
+  }
+  constexpr int64_t kScratchBytes = int64_t(64) << 20;
+  const int64_t chunk = std::max<int64_t>(1, std::min(count, kScratchBytes / weight_bytes));
+  DeviceBuffer<uint8_t> scratch(size_t(chunk * weight_bytes));
+  constexpr int kThreads = 256;
+  for (int64_t first = 0; first < count; first += chunk) {
+    const int64_t n = std::min(chunk, count - first);
+    uint8_t* at = weights + first * weight_bytes;
+    const int64_t words = n * weight_bytes / 4;
+    band_stage_order_kernel<<<unsigned((words + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
+        reinterpret_cast<const uint32_t*>(at), reinterpret_cast<uint32_t*>(scratch.data()), n, rows,
+        stages, piece / 4);
+    DSV4_CUDA_CHECK(cudaGetLastError());
+    DSV4_CUDA_CHECK(cudaMemcpyAsync(at, scratch.data(), size_t(n * weight_bytes),
+                                    cudaMemcpyDeviceToDevice, stream));
+  }
+  DSV4_CUDA_CHECK(cudaStreamSynchronize(stream));  // before the scratch is freed
+}
+
 }  // namespace
 
 void order_experts_for_tensor_cores(DevicePackedLinears& experts, cudaStream_t stream) {
@@ -98,7 +144,7 @@ void order_experts_for_tensor_cores(DevicePackedLinears& experts, cudaStream_t s
   // The sm_90 kernels take whole 128-input stages (expert_scaled_gemm refuses other widths), and
   // the row-exponent scan reads each row's ue8m0 scales four at a time.
   if (w.format != WeightFormat::kFp4 || w.fp4_order != Fp4Order::kNatural ||
-      !sm90_kernels_available() || w.cols % 128 != 0) {
+      !sm90_kernels_available() || w.cols % kStageInputs != 0) {
     return;
   }
   if (w.values.size() % 16 != 0) {
@@ -125,7 +171,13 @@ void order_experts_for_tensor_cores(DevicePackedLinears& experts, cudaStream_t s
         experts.row_exponents.data());
     DSV4_CUDA_CHECK(cudaGetLastError());
   }
-  w.fp4_order = Fp4Order::kMmaFragments;
+  // The scans above read the scales in the natural order.
+  const int64_t stages = w.cols / kStageInputs;
+  order_by_band_stage(w.values.data(), experts.count, experts.value_bytes, w.rows, stages,
+                      kStageInputs / 2, stream);
+  order_by_band_stage(w.scales.data(), experts.count, experts.scale_bytes, w.rows, stages,
+                      kStageInputs / 32 * (w.scale_storage == ScaleStorage::kF32 ? 4 : 1), stream);
+  w.fp4_order = Fp4Order::kMmaTiles;
 }
 
 }  // namespace dsv4::cuda

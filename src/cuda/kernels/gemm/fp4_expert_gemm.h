@@ -2,7 +2,7 @@
 // has no FP4 tensor cores, so each e2m1 code becomes an e4m3 code (fp4_e4m3_conversion.cuh) in a
 // register fragment of the FP8 warpgroup MMAs' A operand, against the FP8 activations from
 // shared memory; the weight scales per 32 inputs and the activation scales per 128 are applied in
-// fp32. Both read the experts' codes in the fragment order (fp4_fragment_order.cuh,
+// fp32. Both read the experts' codes and scales in the kMmaTiles layout (fp4_fragment_order.cuh,
 // order_experts_for_tensor_cores).
 #pragma once
 

@@ -6,14 +6,15 @@
 // sums through shared memory (first half + second half) at the end of a tile. A warpgroup
 // streams its half through its own ring of cp.async stages of 128 inputs (one activation scale
 // block): its 64 rows' FP4 codes and scales, the tile's token codes and activation scales.
-// The FP4 codes are in the fragment order (fp4_fragment_order.cuh): per stage, lane (g, q) of
-// warp w reads with ldmatrix its fragment codes of every block of rows 16w + g and 16w + g + 8
-// and turns them into e4m3 codes of value · 2^-6 (fp4_e4m3_conversion.cuh). One m64nNk32 MMA per
-// 32-input block into fresh accumulators, then the block's weight scale and the stage's
-// activation scale in fp32: the reference's per-32 partials, up to the FP8 tensor cores'
-// accumulation inside one MMA (expert_gemm_test's bound).
-// The same kernel runs at every token count below expert_wgmma_min_tokens(), so a token's sums do
-// not depend on how many tokens share its expert (decode steps reproduce a prefill).
+// The FP4 codes are in the kMmaTiles layout (fp4_fragment_order.cuh): a CTA's rows are one band,
+// whose stage of codes (and of scales) is one run. Per stage, lane (g, q) of warp w reads with
+// ldmatrix its fragment codes of every block of rows 16w + g and 16w + g + 8 and turns them into
+// e4m3 codes of value · 2^-6 (fp4_e4m3_conversion.cuh). One m64nNk32 MMA per 32-input block into
+// fresh accumulators, then the block's weight scale and the stage's activation scale in fp32: the
+// reference's per-32 partials, up to the FP8 tensor cores' accumulation inside one MMA
+// (expert_gemm_test's bound). The same kernel runs at every token count below
+// expert_wgmma_min_tokens(), so a token's sums do not depend on how many tokens share its expert
+// (decode steps reproduce a prefill).
 #include <algorithm>
 #include <cstdint>
 
@@ -40,6 +41,7 @@ constexpr int kHalves = 2;          // warpgroups per CTA: the two halves of the
 constexpr int kThreads = kHalves * kGroupThreads;
 constexpr int kRows = 64;  // weight rows per CTA
 constexpr int kStepInputs = 128;
+static_assert(kStepInputs == kStageInputs && kRows == kBandRows, "a CTA's stage is one band's");
 constexpr int kStages = 4;         // 5 or 6: within 1% (H200, dsv4_moe_bench)
 constexpr int kMinBlocks = 3;      // narrow list (n8): ≤ 80 registers
 constexpr int kMinBlocksWide = 2;  // wide list (n16)
@@ -111,17 +113,18 @@ __device__ __forceinline__ void multiply_half(const StreamParams& p, uint8_t* ri
   // Copies: thread t moves block t % 4 of rows t / 4 and t / 4 + 32 (the same swizzle, 2048
   // bytes apart), the scales of row t (t < 64), the 16-byte chunk t % 8 of token t / 8 and the
   // activation scale of token t.
+  // The CTA's rows are one band (kMmaTiles layout): a stage of its codes is h · 64 bytes.
+  const int64_t stages = p.cols / kStepInputs, h = band_rows(p.rows, row0);
+  // Rows past the end keep whatever the slot held: their MMA rows are never stored.
   const int copy_row = t >> 2;
-  const uint8_t* w_src[2];
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    const int64_t row = min(row0 + copy_row + 32 * i, p.rows - 1);  // past the end: not stored
-    w_src[i] = w_expert + row * p.w_row_bytes + 16 * (t & 3) + int64_t(begin) * 64;
-  }
+  const int w_copies = int(min(int64_t(2), (h - copy_row + 31) / 32));
+  const uint8_t* w_src =
+      w_expert + band_stage_offset(p.rows, stages, row0 + copy_row, begin, kStepInputs / 2) +
+      16 * (t & 3);
+  const int w_stage_bytes = int(h) * (kStepInputs / 2);
   const uint32_t w_dst = opaque(uint32_t(S::kCodesAt + weight_block_offset(copy_row, t & 3)));
   const int64_t scale_row = min(row0 + (t & (kRows - 1)), p.rows - 1);
-  const uint8_t* s_src =
-      s_expert + scale_row * p.w_scale_cols * (kFloatScales ? 4 : 1) + begin * kScaleStep;
+  const uint8_t* s_src = s_expert + band_stage_offset(p.rows, stages, scale_row, begin, kScaleStep);
   const uint32_t s_dst = opaque(uint32_t(S::kScalesAt + (t & (kRows - 1)) * kScaleStep));
   const auto* x = static_cast<const uint8_t*>(p.x);
   const int x_token = t >> 3;
@@ -136,10 +139,9 @@ __device__ __forceinline__ void multiply_half(const StreamParams& p, uint8_t* ri
   int issued = 0;
   const auto issue_stage = [&](uint32_t fill) {
     if (issued < n) {
-      cp_async_16(ring + fill + w_dst, w_src[0]);
-      cp_async_16(ring + fill + w_dst + 2048, w_src[1]);
-      w_src[0] += 64;
-      w_src[1] += 64;
+      if (w_copies > 0) cp_async_16(ring + fill + w_dst, w_src);
+      if (w_copies > 1) cp_async_16(ring + fill + w_dst + 2048, w_src + 2048);  // row + 32
+      w_src += w_stage_bytes;
       if (t < kRows) {
         if constexpr (kFloatScales) {
           cp_async_16(ring + fill + s_dst, s_src);
@@ -147,7 +149,7 @@ __device__ __forceinline__ void multiply_half(const StreamParams& p, uint8_t* ri
           cp_async_4(ring + fill + s_dst, s_src);
         }
       }
-      s_src += kScaleStep;
+      s_src += w_stage_bytes / (kStepInputs / 2 / kScaleStep);  // one register for both strides
       if (x_copied) cp_async_16(ring + fill + x_dst, x_src);
       x_src += kStepInputs;
       if (t < here) cp_async_4(ring + fill + xs_dst, xs_src);

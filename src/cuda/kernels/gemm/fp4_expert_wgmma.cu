@@ -5,7 +5,7 @@
 // the units as one stream of stages, so that its ring stays full from one unit into the next.
 // Warp-specialised, three warpgroups:
 //   - a copy warpgroup (one thread per weight row) fills the ring with cp.async: a stage's FP4
-//     codes (in the fragment order of fp4_fragment_order.cuh) and weight scales, its tokens'
+//     codes and weight scales (in the kMmaTiles layout of fp4_fragment_order.cuh), its tokens'
 //     codes (128-byte swizzled as wgmma reads a K-major B) and activation scales; each thread's
 //     copies arrive on the slot's `full` barrier as they land. At the start of a unit it also
 //     decides the unit's encoding from its rows' exponents, recorded at load (below);
@@ -70,6 +70,8 @@ constexpr int kMaxExperts = int(kFp4ExpertWgmmaMaxExperts);
 constexpr int kTileStartsOffset = kFoldedOffset + 16;
 constexpr int kSharedBytes = kTileStartsOffset + (kMaxExperts + 1) * 4 + 1024;
 static_assert(kSharedBytes <= 227 * 1024, "more shared memory than an sm_90 CTA can have");
+static_assert(kStepInputs == kStageInputs && kRows % kBandRows == 0,
+              "a stage of a unit's rows is whole bands' stages (kMmaTiles)");
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
@@ -110,16 +112,6 @@ __device__ __forceinline__ float weight_scale(const uint8_t* stage, int row, int
   }
 }
 
-// The weight scales of row `row` of the cursor's unit (the last row stands in for rows past the
-// end).
-template <bool kFloatScales>
-__device__ __forceinline__ const uint8_t* row_scale_codes(const StreamParams& p,
-                                                          const ItemCursor& at, int row) {
-  constexpr int64_t scale_bytes = kFloatScales ? 4 : 1;
-  return static_cast<const uint8_t*>(p.w_scales) + at.expert * p.expert_scale_bytes +
-         min(int64_t(at.row0) + row, p.rows - 1) * p.w_scale_cols * scale_bytes;
-}
-
 // Copy thread `row`'s part of a stage, worked out once per unit: the FP4 codes of its warp's 32
 // weight rows (four lanes a row, so that an instruction reads eight whole 64-byte runs), its
 // row's weight scales, token `row`'s activation scale, and 16-byte chunk row % 8 of the codes of
@@ -131,6 +123,7 @@ struct StageCopies {
 
   const uint8_t* weight_src;
   const uint8_t* scale_src;
+  int64_t weight_stage_bytes, scale_stage_bytes;  // a stage further in the rows' band
   const float* token_scale_src;
   const uint8_t* code_src;
   int64_t code_stride;  // 16 tokens
@@ -144,12 +137,20 @@ struct StageCopies {
     const int here = at.here;
     // Lane l of warp w copies 16-byte chunk l % 4 of rows 32w + l / 4 + 8i, i < 4 (p.rows % 8
     // == 0).
+    // (kMmaTiles layout: the four rows are in one 64-row band, 64 bytes apart.)
     const int first_row = (row & ~31) + (row & 31) / 4, chunk = row & 3;
+    const int64_t stages = p.cols / kStepInputs;
     weight_groups = int(max(int64_t(0), min(int64_t(4), (p.rows - at.row0 - first_row + 7) / 8)));
-    weight_src =
-        p.w + at.expert * p.expert_w_bytes + (at.row0 + first_row) * p.w_row_bytes + 16 * chunk;
+    const int64_t weight_row = min(int64_t(at.row0) + first_row, p.rows - 1);
+    weight_src = p.w + at.expert * p.expert_w_bytes +
+                 band_stage_offset(p.rows, stages, weight_row, 0, kStepInputs / 2) + 16 * chunk;
+    weight_stage_bytes = band_rows(p.rows, weight_row) * (kStepInputs / 2);
     weight_dst = kWeightsOffset + weight_block_offset(first_row, chunk);  // + 8 rows: + 512
-    scale_src = row_scale_codes<kFloatScales>(p, at, row);
+    // The last row stands in for rows past the end.
+    const int64_t scale_row = min(int64_t(at.row0) + row, p.rows - 1);
+    scale_src = static_cast<const uint8_t*>(p.w_scales) + at.expert * p.expert_scale_bytes +
+                band_stage_offset(p.rows, stages, scale_row, 0, kScaleStep);
+    scale_stage_bytes = band_rows(p.rows, scale_row) * kScaleStep;
     scale_dst = kWeightScalesOffset + row * kScaleStep;
     token_scale_valid = row < here;
     token_scale_src = p.x_scales + (first + min(row, here - 1)) * (p.cols / kStepInputs);
@@ -162,17 +163,16 @@ struct StageCopies {
     code_dst = kCodesOffset + token_code_offset(token, code_chunk);  // + 16 tokens: + 2048
   }
 
-  __device__ void issue(uint32_t slot, int step, int64_t w_row_bytes) const {
-    // Running pointers: an add per copy rather than a 64-bit multiply-add.
-    const uint8_t* weight = weight_src + step * (kStepInputs / 2);
+  __device__ void issue(uint32_t slot, int step) const {
+    const uint8_t* weight = weight_src + step * weight_stage_bytes;
 #pragma unroll
-    for (int i = 0; i < 4; ++i, weight += 8 * w_row_bytes) {
-      if (i < weight_groups) cp_async_16(slot + weight_dst + i * 512, weight);
+    for (int i = 0; i < 4; ++i) {
+      if (i < weight_groups) cp_async_16(slot + weight_dst + i * 512, weight + i * 512);
     }
     if constexpr (kFloatScales) {
-      cp_async_16(slot + scale_dst, scale_src + step * kScaleStep);
+      cp_async_16(slot + scale_dst, scale_src + step * scale_stage_bytes);
     } else {
-      cp_async_4(slot + scale_dst, scale_src + step * kScaleStep);
+      cp_async_4(slot + scale_dst, scale_src + step * scale_stage_bytes);
     }
     if (token_scale_valid) cp_async_4(slot + token_scale_dst, token_scale_src + step);
     const uint8_t* code = code_src + step * kStepInputs;
@@ -216,7 +216,7 @@ __device__ void copy_stages(const StreamParams& p, const Units& units, const Rin
       mbarrier_arrive(&ring.unit_ready[buffer]);
     }
     slot.wait_free(ring.empty);
-    copies.issue(shared_address(ring.slot(slot.slot)), at.step, p.w_row_bytes);
+    copies.issue(shared_address(ring.slot(slot.slot)), at.step);
     cp_async_arrive_noinc(&ring.full[slot.slot]);
     slot.advance(1);
   }

@@ -25,13 +25,15 @@ namespace dsv4::cuda {
 
 enum class ScaleStorage { kNone, kF32, kUe8m0, kE4m3 };
 
-// How FP4 (and NVFP4) codes are ordered inside each 16-byte run of 32 (one scale block):
-//   kNatural      as above (code k at byte k / 2, low nibble first);
-//   kMmaFragments 4-byte word q holds codes 4q .. 4q + 3 and 16 + 4q .. +3 (the run's 2-byte
-//                 groups in the order 0, 4, 1, 5, 2, 6, 3, 7) with the sign bits moved to where
-//                 the e4m3 codes take them: the sm_90 expert kernels' register fragments
-//                 (order_experts_for_tensor_cores, expert_weight_order.h; fp4_fragment_order.cuh).
-enum class Fp4Order { kNatural, kMmaFragments };
+// How FP4 (and NVFP4) codes and their scales are laid out:
+//   kNatural  as above (code k at byte k / 2, low nibble first; rows one after another);
+//   kMmaTiles the sm_90 expert kernels' layout (order_experts_for_tensor_cores,
+//             expert_weight_order.h; fp4_fragment_order.cuh): in each 16-byte run of 32 codes,
+//             4-byte word q holds codes 4q .. 4q + 3 and 16 + 4q .. +3 (the run's 2-byte groups
+//             in the order 0, 4, 1, 5, 2, 6, 3, 7) with the sign bits moved to where the e4m3
+//             codes take them (their register fragments); and the rows' codes and scales are
+//             stored by 64-row bands, each band 128-input stage by stage.
+enum class Fp4Order { kNatural, kMmaTiles };
 
 // A weight on the device, not owned: what the kernels read.
 struct DeviceLinearView {
@@ -98,7 +100,7 @@ struct DevicePackedLinears {
   DeviceLinear storage;  // rows, cols, format, scale storage of one weight; all the bytes
   int64_t count = 0;
   int64_t value_bytes = 0, scale_bytes = 0;
-  // Fp4Order::kMmaFragments only: per row of every weight (count · rows), the largest scale
+  // Fp4Order::kMmaTiles only: per row of every weight (count · rows), the largest scale
   // exponent code of the row when the sm_90 prefill kernel's scale-folded encoding takes the row,
   // else 0 (order_experts_for_tensor_cores).
   DeviceBuffer<uint8_t> row_exponents;

@@ -19,7 +19,7 @@ void scaled_gemm(const uint8_t* x_codes, const float* x_scales, int64_t m,
   if (w.cols % 128 != 0) fail("scaled_gemm: {} inputs are not a multiple of 128", w.cols);
   if (w.fp4_order != Fp4Order::kNatural) {
     fail(
-        "scaled_gemm: FP4 codes in the expert kernels' fragment order (a dense weight needs the "
+        "scaled_gemm: FP4 codes in the expert kernels' kMmaTiles layout (a dense weight needs the "
         "natural order)");
   }
   check_aligned(x_codes, "scaled_gemm: x_codes");
@@ -71,11 +71,11 @@ void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int
   p.expert_scale_bytes = experts.scale_bytes;
   p.w_row_exponents = experts.row_exponents;
   if (max_rows == 0 || w.rows == 0) return;
-  const bool mma_order = w.fp4_order == Fp4Order::kMmaFragments;
+  const bool mma_order = w.fp4_order == Fp4Order::kMmaTiles;
   if (mma_order &&
       (w.format != WeightFormat::kFp4 || !sm90_kernels_available() || !experts.row_exponents)) {
     fail(
-        "expert_scaled_gemm: {} experts in the sm_90 kernels' fragment order without their row "
+        "expert_scaled_gemm: {} experts in the sm_90 kernels' kMmaTiles layout without their row "
         "exponents or on a device without those kernels",
         weight_format_name(w.format));
   }

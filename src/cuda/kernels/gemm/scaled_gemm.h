@@ -31,8 +31,8 @@ int64_t scaled_gemm_split_floats();
 // moe_group), over the tile lists plan_expert_tiles made from the same offsets. `max_rows`
 // bounds any expert's row count (a token picks an expert at most once, so the step's token
 // count); it decides which launches run (see launch_tuned_experts). MXFP4 experts run on the
-// tensor cores (fp4_expert_gemm.h) when their codes are in the fragment order (where the device
-// has sm_90 code, order_experts_for_tensor_cores puts them so), else on the CUDA-core
+// tensor cores (fp4_expert_gemm.h) when they are in the kMmaTiles layout (where the device has
+// sm_90 code, order_experts_for_tensor_cores puts them so), else on the CUDA-core
 // weight-streaming kernel that other GPUs run (tests compare both).
 void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int32_t* offsets,
                         int64_t max_rows, const ExpertTiles& tiles,
