@@ -123,7 +123,7 @@ struct StageCopies {
 
   const uint8_t* weight_src;
   const uint8_t* scale_src;
-  int64_t weight_stage_bytes, scale_stage_bytes;  // a stage further in the rows' band
+  int weight_stage_bytes, scale_stage_bytes;  // a stage further in the rows' band
   const float* token_scale_src;
   const uint8_t* code_src;
   int64_t code_stride;  // 16 tokens
@@ -144,13 +144,13 @@ struct StageCopies {
     const int64_t weight_row = min(int64_t(at.row0) + first_row, p.rows - 1);
     weight_src = p.w + at.expert * p.expert_w_bytes +
                  band_stage_offset(p.rows, stages, weight_row, 0, kStepInputs / 2) + 16 * chunk;
-    weight_stage_bytes = band_rows(p.rows, weight_row) * (kStepInputs / 2);
+    weight_stage_bytes = int(band_rows(p.rows, weight_row)) * (kStepInputs / 2);
     weight_dst = kWeightsOffset + weight_block_offset(first_row, chunk);  // + 8 rows: + 512
     // The last row stands in for rows past the end.
     const int64_t scale_row = min(int64_t(at.row0) + row, p.rows - 1);
     scale_src = static_cast<const uint8_t*>(p.w_scales) + at.expert * p.expert_scale_bytes +
                 band_stage_offset(p.rows, stages, scale_row, 0, kScaleStep);
-    scale_stage_bytes = band_rows(p.rows, scale_row) * kScaleStep;
+    scale_stage_bytes = int(band_rows(p.rows, scale_row)) * kScaleStep;
     scale_dst = kWeightScalesOffset + row * kScaleStep;
     token_scale_valid = row < here;
     token_scale_src = p.x_scales + (first + min(row, here - 1)) * (p.cols / kStepInputs);
