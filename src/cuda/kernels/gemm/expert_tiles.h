@@ -26,11 +26,12 @@ inline constexpr int64_t kExpertTileSlots = 128;
 // tile lists: the FP8 warpgroup-MMA kernel (fp4_expert_wgmma.cu) walks each expert's tokens.
 // It converts every expert's weights whatever the tokens, so its time hardly grows with them
 // while the tile-list kernel's does. Measured on an H200 (one MoE layer, both kernels forced,
-// bench/RESULTS.md, thirteenth session): they cross between 896 and 1024 tokens for Flash's 256
-// experts and between 1024 and 1152 for Pro's 384; 960 tokens, or three per expert where that is
-// more, takes the faster kernel at every size measured (256 to 1536 tokens, uniform and skewed).
+// bench/RESULTS.md, fourteenth session, weights in the kMmaTiles layout): they cross between 896
+// and 1024 tokens for Flash's 256 experts (1024 to 1152 skewed) and between 1280 and 1536 for
+// Pro's 384; 960 tokens, or 3.75 per expert where that is more, takes the faster kernel at every
+// size measured (768 to 2048 tokens, uniform and skewed) but Flash skewed at 1024 (0.7% slower).
 inline int64_t expert_wgmma_min_tokens(int64_t n_experts) {
-  return std::max<int64_t>(960, 3 * n_experts);
+  return std::max<int64_t>(960, 15 * n_experts / 4);
 }
 
 // The most tiles of each kind `slots` (token, expert) pairs over n_experts experts can make: at
