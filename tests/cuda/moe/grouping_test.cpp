@@ -106,6 +106,13 @@ TEST(Grouping, MatchesAtOddShapesAndRepeatedExperts) {
   check_grouping(300, 2, 1000, 8, false);
 }
 
+// Up to kGroupInOneLaunchSlots slots the counting launch places the slots itself.
+TEST(Grouping, MatchesAtTheOneLaunchLimitAndJustPastIt) {
+  DSV4_REQUIRE_GPU();
+  check_grouping(kGroupInOneLaunchSlots / 4, 4, 64, 128, true);
+  check_grouping(kGroupInOneLaunchSlots / 4 + 1, 4, 64, 128, true);
+}
+
 // moe_group's counting launch lists the expert GEMMs' tiles as plan_expert_tiles does
 // (expert_tiles_check.h), from routed experts (one per token here, in shuffled order).
 TEST(Grouping, ListsTheExpertTilesWhileCounting) {

@@ -1,6 +1,7 @@
 // Expert grouping. Counting uses shared-memory atomics (order-free, so deterministic); the
 // placement is a stable compaction per expert (one block per expert scans all slots with
-// warp ballots), so the output never depends on scheduling. Cost: every expert block reads
+// warp ballots; at decode sizes the counting block ranks each slot among the earlier ones), so
+// the output never depends on scheduling. Cost: every expert block reads
 // all tokens·k ids (from L2): fine at decode sizes, ~E·tokens·k·4 bytes of L2 traffic at
 // prefill. Next optimisation: one pass with per-chunk histograms and a decoupled look-back
 // scan (as a radix-sort digit pass), fused into the router's epilogue.
@@ -18,17 +19,30 @@ constexpr int kCountThreads = 1024;
 constexpr int kPlaceThreads = 256;
 constexpr int kGatherThreads = 128;
 
+static_assert(kGroupInOneLaunchSlots <= kCountThreads,
+              "one slot a thread when placing in one launch");
+
 // tiles.counts set: the same block then lists the expert GEMMs' tiles from its counts.
+// kPlace (at most kGroupInOneLaunchSlots slots): it also places the slots, thread i slot i at
+// its expert's offset plus the number of earlier slots of the same expert (stable, as
+// place_kernel), saving a launch at decode sizes.
+template <bool kPlace>
 __global__ void __launch_bounds__(kCountThreads)
     count_kernel(const int32_t* __restrict__ experts, int64_t slots, int n_experts,
-                 int32_t* __restrict__ counts, int32_t* __restrict__ offsets, ExpertTiles tiles) {
+                 int32_t* __restrict__ counts, int32_t* __restrict__ offsets, ExpertTiles tiles,
+                 int32_t* __restrict__ order, int32_t* __restrict__ position) {
   wait_for_previous_kernel();
-  __shared__ int32_t histogram[kCountThreads];
+  __shared__ int32_t histogram[kCountThreads];  // counts, then (kPlace) offsets
+  __shared__ int32_t slot_experts[kPlace ? kGroupInOneLaunchSlots : 1];
   using Scan = expert_tiles_detail::TileScan<kCountThreads>;
   __shared__ typename Scan::TempStorage scan_storage;
   histogram[threadIdx.x] = 0;
   __syncthreads();
-  for (int64_t i = threadIdx.x; i < slots; i += kCountThreads) atomicAdd(&histogram[experts[i]], 1);
+  for (int64_t i = threadIdx.x; i < slots; i += kCountThreads) {
+    const int32_t e = experts[i];
+    atomicAdd(&histogram[e], 1);
+    if constexpr (kPlace) slot_experts[i] = e;
+  }
   __syncthreads();
   const int32_t count = histogram[threadIdx.x];
   int32_t offset = 0;
@@ -38,6 +52,18 @@ __global__ void __launch_bounds__(kCountThreads)
     offsets[threadIdx.x] = offset;
   }
   if (int(threadIdx.x) == n_experts) offsets[n_experts] = offset;  // = slots
+  if constexpr (kPlace) {
+    histogram[threadIdx.x] = offset;  // each thread read its own count above
+    __syncthreads();
+    const auto i = int32_t(threadIdx.x);
+    if (i < slots) {
+      const int32_t e = slot_experts[i];
+      int32_t p = histogram[e];
+      for (int32_t j = 0; j < i; ++j) p += slot_experts[j] == e ? 1 : 0;
+      order[p] = i;
+      position[i] = p;
+    }
+  }
   if (tiles.counts) {
     __syncthreads();  // the scan storage is reused
     expert_tiles_detail::list_expert_tiles<kCountThreads>(int(threadIdx.x), count, tiles,
@@ -103,9 +129,15 @@ void moe_group(const int32_t* experts, int64_t tokens, int64_t k, int64_t n_expe
       tokens * k > int64_t(INT32_MAX)) {
     fail("moe_group: unsupported shape tokens={} k={} experts={}", tokens, k, n_experts);
   }
-  launch_dependent(count_kernel, 1, kCountThreads, 0, stream, experts, tokens * k, int(n_experts),
-                   counts, offsets, tiles ? *tiles : ExpertTiles{});
-  if (tokens == 0) return;
+  const int64_t slots = tokens * k;
+  const ExpertTiles listed = tiles ? *tiles : ExpertTiles{};
+  if (slots <= kGroupInOneLaunchSlots) {
+    launch_dependent(count_kernel<true>, 1, kCountThreads, 0, stream, experts, slots,
+                     int(n_experts), counts, offsets, listed, order, position);
+    return;
+  }
+  launch_dependent(count_kernel<false>, 1, kCountThreads, 0, stream, experts, slots, int(n_experts),
+                   counts, offsets, listed, nullptr, nullptr);
   launch_dependent(place_kernel, unsigned(n_experts), kPlaceThreads, 0, stream, experts, tokens * k,
                    offsets, order, position);
 }

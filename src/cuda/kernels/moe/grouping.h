@@ -18,7 +18,9 @@ namespace dsv4::cuda {
 // member order); position: int32 [tokens · k], the inverse (grouped position of each slot).
 // tiles (optional): the expert GEMMs' tile lists, listed in the counting launch as
 // plan_expert_tiles would list them from `offsets`.
-// Two launches: a one-block count + scan, then one block per expert placing its slots.
+// Up to kGroupInOneLaunchSlots slots (decode steps), one launch: a one-block count + scan that
+// also places the slots. More: that count + scan, then one block per expert placing its slots.
+inline constexpr int64_t kGroupInOneLaunchSlots = 512;
 void moe_group(const int32_t* experts, int64_t tokens, int64_t k, int64_t n_experts,
                int32_t* counts, int32_t* offsets, int32_t* order, int32_t* position,
                const ExpertTiles* tiles, cudaStream_t stream);
