@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -27,8 +28,10 @@ namespace dsv4::cuda::test {
 inline constexpr double kFp8MmaBlockBound = 1e-4;
 inline constexpr double kFp8MmaChainBound = 3e-4;
 
-// Fresh randomness each run; the seed goes into failure messages.
+// Fresh randomness each run; the seed goes into failure messages, and DSV4_TEST_SEED set to it
+// replays that run.
 inline uint64_t fresh_seed() {
+  if (const char* replay = std::getenv("DSV4_TEST_SEED")) return std::strtoull(replay, nullptr, 10);
   std::random_device device;
   return (uint64_t(device()) << 32) | device();
 }
