@@ -1,8 +1,7 @@
 #include "cuda/kernels/gemm/expert_weight_order.h"
 
-#include <cstdint>
-
 #include <algorithm>
+#include <cstdint>
 
 #include "core/error.h"
 #include "cuda/kernels/gemm/fp4_fragment_order.cuh"
