@@ -138,7 +138,7 @@ void moe_group(const int32_t* experts, int64_t tokens, int64_t k, int64_t n_expe
   }
   launch_dependent(count_kernel<false>, 1, kCountThreads, 0, stream, experts, slots, int(n_experts),
                    counts, offsets, listed, nullptr, nullptr);
-  launch_dependent(place_kernel, unsigned(n_experts), kPlaceThreads, 0, stream, experts, tokens * k,
+  launch_dependent(place_kernel, unsigned(n_experts), kPlaceThreads, 0, stream, experts, slots,
                    offsets, order, position);
 }
 
