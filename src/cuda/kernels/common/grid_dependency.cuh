@@ -3,6 +3,11 @@
 // completed and its memory is visible (at once when the kernel was launched normally), then
 // lets the next kernel's CTAs be scheduled: that kernel waits the same way, so at most two
 // kernels overlap and only the next one's launch and scheduling hide behind this one's work.
+//
+// A kernel that waits must not mark as __restrict__ any pointer to data that an earlier kernel of
+// the stream writes: a restrict pointer promises that nothing else touches its memory while the
+// kernel runs, which lets the compiler load through it before the wait (the wait's memory clobber
+// does not cover it). Weights and constant tables, written before any step, may stay restrict.
 #pragma once
 
 namespace dsv4::cuda {

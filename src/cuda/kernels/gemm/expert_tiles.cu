@@ -16,7 +16,7 @@ namespace {
 constexpr int kThreads = 1024;
 
 __global__ void __launch_bounds__(kThreads)
-    plan_expert_tiles_kernel(const int32_t* __restrict__ offsets, int n_experts, ExpertTiles t) {
+    plan_expert_tiles_kernel(const int32_t* offsets, int n_experts, ExpertTiles t) {
   wait_for_previous_kernel();
   __shared__ expert_tiles_detail::TileScan<kThreads>::TempStorage scan_storage;
   const int e = int(threadIdx.x);

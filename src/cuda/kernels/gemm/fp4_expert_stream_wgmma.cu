@@ -257,8 +257,8 @@ __device__ __forceinline__ void multiply_half(const StreamParams& p, uint8_t* ri
 // most kTokens tokens a tile (8: the narrow list, 16: the wide one).
 template <int kTokens, bool kFloatScales>
 __global__ void __launch_bounds__(kThreads, kTokens == 8 ? kMinBlocks : kMinBlocksWide)
-    fp4_expert_stream_kernel(const __grid_constant__ StreamParams p,
-                             const int32_t* __restrict__ tiles, const int32_t* __restrict__ count) {
+    fp4_expert_stream_kernel(const __grid_constant__ StreamParams p, const int32_t* tiles,
+                             const int32_t* count) {
   wait_for_previous_kernel();
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   constexpr int kAcc = kTokens / 2;

@@ -26,8 +26,7 @@ __device__ __forceinline__ void load4(const uint16_t* p, float (&v)[4]) {
 // (m·k·(4+1) bytes); the next step is fusing it into the GEMM's activation staging.
 template <typename T>
 __global__ void __launch_bounds__(32 * kWarps)
-    quantize_fp8_kernel(const T* __restrict__ x, int64_t blocks, uint8_t* __restrict__ codes,
-                        float* __restrict__ scales) {
+    quantize_fp8_kernel(const T* x, int64_t blocks, uint8_t* codes, float* scales) {
   wait_for_previous_kernel();
   const int64_t block = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   if (block >= blocks) return;

@@ -403,8 +403,8 @@ __global__ void __launch_bounds__(kThreads, Layout<kN>::kCtasPerSm)
 }
 
 // y = Σ_s split_sums[s] in split order (as add_splits), one output a thread.
-__global__ void sum_splits_kernel(const __grid_constant__ StreamParams p,
-                                  const float* __restrict__ split_sums, int splits) {
+__global__ void sum_splits_kernel(const __grid_constant__ StreamParams p, const float* split_sums,
+                                  int splits) {
   wait_for_previous_kernel();
   const int64_t count = p.m * p.rows;
   const int64_t at[1] = {int64_t(blockIdx.x) * blockDim.x + threadIdx.x};

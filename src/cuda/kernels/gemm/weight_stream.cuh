@@ -193,8 +193,8 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
 // step where no expert can get two tokens (56 registers for FP4, against 126 for 1-4).
 template <class W, class A, int R, class Small, class Medium, class Large, int kMost>
 __global__ void __launch_bounds__(kThreadsPerBlock)
-    expert_stream_kernel(const __grid_constant__ StreamParams params,
-                         const int32_t* __restrict__ tiles, const int32_t* __restrict__ count) {
+    expert_stream_kernel(const __grid_constant__ StreamParams params, const int32_t* tiles,
+                         const int32_t* count) {
   wait_for_previous_kernel();
   const int64_t row0 = (int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * R;
   if (row0 >= params.rows) return;

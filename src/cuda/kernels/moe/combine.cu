@@ -18,9 +18,8 @@ constexpr int kMaxK = 16;
 
 template <int N>
 __global__ void __launch_bounds__(kThreads)
-    combine_kernel(const uint16_t* __restrict__ expert_out, const int32_t* __restrict__ experts,
-                   const int32_t* __restrict__ position, const uint16_t* __restrict__ shared_out,
-                   int k, int64_t dim, uint16_t* __restrict__ out) {
+    combine_kernel(const uint16_t* expert_out, const int32_t* experts, const int32_t* position,
+                   const uint16_t* shared_out, int k, int64_t dim, uint16_t* out) {
   wait_for_previous_kernel();
   __shared__ int32_t rows[kMaxK], ids[kMaxK];
   const int64_t t = blockIdx.x;

@@ -28,9 +28,8 @@ static_assert(kGroupInOneLaunchSlots <= kCountThreads,
 // place_kernel), saving a launch at decode sizes.
 template <bool kPlace>
 __global__ void __launch_bounds__(kCountThreads)
-    count_kernel(const int32_t* __restrict__ experts, int64_t slots, int n_experts,
-                 int32_t* __restrict__ counts, int32_t* __restrict__ offsets, ExpertTiles tiles,
-                 int32_t* __restrict__ order, int32_t* __restrict__ position) {
+    count_kernel(const int32_t* experts, int64_t slots, int n_experts, int32_t* counts,
+                 int32_t* offsets, ExpertTiles tiles, int32_t* order, int32_t* position) {
   wait_for_previous_kernel();
   __shared__ int32_t histogram[kCountThreads];  // counts, then (kPlace) offsets
   __shared__ int32_t slot_experts[kPlace ? kGroupInOneLaunchSlots : 1];
@@ -72,9 +71,8 @@ __global__ void __launch_bounds__(kCountThreads)
 }
 
 __global__ void __launch_bounds__(kPlaceThreads)
-    place_kernel(const int32_t* __restrict__ experts, int64_t slots,
-                 const int32_t* __restrict__ offsets, int32_t* __restrict__ order,
-                 int32_t* __restrict__ position) {
+    place_kernel(const int32_t* experts, int64_t slots, const int32_t* offsets, int32_t* order,
+                 int32_t* position) {
   wait_for_previous_kernel();
   constexpr int kWarps = kPlaceThreads / 32;
   __shared__ int32_t warp_counts[2][kWarps];
@@ -107,9 +105,8 @@ __global__ void __launch_bounds__(kPlaceThreads)
 // Row p of the grouped input: the token's dim FP8 codes (16 bytes an access) and its dim / 128
 // activation scales.
 __global__ void __launch_bounds__(kGatherThreads)
-    gather_quantized_kernel(const uint8_t* __restrict__ codes, const float* __restrict__ scales,
-                            const int32_t* __restrict__ order, int k, int64_t dim,
-                            uint8_t* __restrict__ out_codes, float* __restrict__ out_scales) {
+    gather_quantized_kernel(const uint8_t* codes, const float* scales, const int32_t* order, int k,
+                            int64_t dim, uint8_t* out_codes, float* out_scales) {
   wait_for_previous_kernel();
   const int64_t p = blockIdx.x, token = order[p] / k;
   const auto* src = reinterpret_cast<const uint4*>(codes + token * dim);

@@ -66,10 +66,9 @@ __device__ float sum_in_expert_order(const float* values, int count, float* scra
 }
 
 __global__ void __launch_bounds__(kMaxExperts)
-    route_kernel(const float* __restrict__ logits, int experts, int k, ScoreFunc func,
-                 float route_scale, const float* __restrict__ bias,
-                 const int32_t* __restrict__ tid2eid, const int32_t* __restrict__ ids,
-                 int32_t* __restrict__ experts_out, float* __restrict__ weights_out) {
+    route_kernel(const float* logits, int experts, int k, ScoreFunc func, float route_scale,
+                 const float* __restrict__ bias, const int32_t* __restrict__ tid2eid,
+                 const int32_t* ids, int32_t* experts_out, float* weights_out) {
   wait_for_previous_kernel();
   __shared__ float scores[kMaxExperts];
   __shared__ uint64_t keys[kMaxExperts];

@@ -32,10 +32,9 @@ __device__ __forceinline__ float swiglu_value(float g, float u, float limit, boo
 
 template <int N>
 __global__ void __launch_bounds__(kThreads)
-    swiglu_kernel(const uint16_t* __restrict__ gate, int64_t gate_stride,
-                  const uint16_t* __restrict__ up, int64_t up_stride, int64_t inter,
-                  const float* __restrict__ route_weights, const int32_t* __restrict__ order,
-                  float limit, uint16_t* __restrict__ out) {
+    swiglu_kernel(const uint16_t* gate, int64_t gate_stride, const uint16_t* up, int64_t up_stride,
+                  int64_t inter, const float* route_weights, const int32_t* order, float limit,
+                  uint16_t* out) {
   wait_for_previous_kernel();
   const int64_t row = blockIdx.x;
   const bool weighted = route_weights != nullptr;
@@ -53,11 +52,9 @@ __global__ void __launch_bounds__(kThreads)
 
 // Warp w of CTA (row, y) quantizes block 4y + w of the row's bf16 h values.
 __global__ void __launch_bounds__(kThreads)
-    swiglu_quantize_kernel(const uint16_t* __restrict__ gate, int64_t gate_stride,
-                           const uint16_t* __restrict__ up, int64_t up_stride, int64_t inter,
-                           const float* __restrict__ route_weights,
-                           const int32_t* __restrict__ order, float limit,
-                           uint8_t* __restrict__ codes, float* __restrict__ scales) {
+    swiglu_quantize_kernel(const uint16_t* gate, int64_t gate_stride, const uint16_t* up,
+                           int64_t up_stride, int64_t inter, const float* route_weights,
+                           const int32_t* order, float limit, uint8_t* codes, float* scales) {
   wait_for_previous_kernel();
   const int64_t row = blockIdx.x;
   const int64_t block = int64_t(blockIdx.y) * kQuantizeWarps + (threadIdx.x >> 5);

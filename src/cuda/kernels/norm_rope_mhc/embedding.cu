@@ -18,8 +18,8 @@ constexpr int kThreads = 256;
 // N values per access: 8 (16 bytes) when every row starts 16-byte aligned, else 1.
 template <int N>
 __global__ void __launch_bounds__(kThreads)
-    embed_kernel(const uint16_t* __restrict__ table, const int32_t* __restrict__ ids, int64_t dim,
-                 int64_t hc, uint16_t* __restrict__ streams) {
+    embed_kernel(const uint16_t* __restrict__ table, const int32_t* ids, int64_t dim, int64_t hc,
+                 uint16_t* streams) {
   wait_for_previous_kernel();
   const int64_t token = blockIdx.x;
   const uint16_t* row = table + int64_t(ids[token]) * dim;

@@ -38,8 +38,8 @@ int64_t slice_count(int64_t width) {
 
 template <int MIX>
 __global__ void __launch_bounds__(kPartialThreads)
-    hc_partial_kernel(const uint16_t* __restrict__ streams, const float* __restrict__ fn,
-                      int64_t tokens, int64_t width, int slices, float* __restrict__ partials) {
+    hc_partial_kernel(const uint16_t* streams, const float* __restrict__ fn, int64_t tokens,
+                      int64_t width, int slices, float* partials) {
   wait_for_previous_kernel();
   const int slice = blockIdx.x;
   const int64_t t0 = int64_t(blockIdx.y) * kTokenTile;
@@ -129,11 +129,10 @@ __device__ float sinkhorn_lanes(float c, int iters, float eps) {
 // N values per access: 8 when dim % 8 == 0 (16-byte vectors), else 1.
 template <bool kHead, int N>
 __global__ void __launch_bounds__(kFinishThreads)
-    hc_finish_kernel(const uint16_t* __restrict__ streams, const float* __restrict__ partials,
-                     int slices, int64_t dim, const float* __restrict__ base,
-                     const float* __restrict__ scale, float norm_eps, float hc_eps, int iters,
-                     uint16_t* __restrict__ collapsed, float* __restrict__ post,
-                     float* __restrict__ comb) {
+    hc_finish_kernel(const uint16_t* streams, const float* partials, int slices, int64_t dim,
+                     const float* __restrict__ base, const float* __restrict__ scale,
+                     float norm_eps, float hc_eps, int iters, uint16_t* collapsed, float* post,
+                     float* comb) {
   wait_for_previous_kernel();
   constexpr int kMix = kHead ? kHc : kSiteMix;
   const int64_t t = blockIdx.x, width = kHc * dim;
@@ -198,8 +197,8 @@ __global__ void __launch_bounds__(kFinishThreads)
 
 template <int N>
 __global__ void __launch_bounds__(kExpandThreads)
-    hc_expand_kernel(uint16_t* __restrict__ streams, const uint16_t* __restrict__ output,
-                     const float* __restrict__ post, const float* __restrict__ comb, int64_t dim) {
+    hc_expand_kernel(uint16_t* streams, const uint16_t* output, const float* post,
+                     const float* comb, int64_t dim) {
   wait_for_previous_kernel();
   const int64_t t = blockIdx.x;
   float p[kHc], c[kHc * kHc];

@@ -21,8 +21,8 @@ constexpr int kMaxPairs = 64;
 
 __global__ void __launch_bounds__(kThreads)
     rope_kernel(uint16_t* x, int64_t heads, int64_t head_dim, int64_t row_stride,
-                const float* __restrict__ inv_freq, int pairs,
-                const int32_t* __restrict__ positions, bool inverse) {
+                const float* __restrict__ inv_freq, int pairs, const int32_t* positions,
+                bool inverse) {
   wait_for_previous_kernel();
   __shared__ float cos_shared[kMaxPairs], sin_shared[kMaxPairs];
   const int64_t row = blockIdx.x;

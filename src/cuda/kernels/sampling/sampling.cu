@@ -53,8 +53,8 @@ struct ArgMaxOp {
 };
 
 __global__ void __launch_bounds__(kChunkThreads)
-    chunk_max_kernel(const float* __restrict__ logits, int64_t vocab, int chunks,
-                     float* __restrict__ chunk_max, int32_t* __restrict__ chunk_argmax) {
+    chunk_max_kernel(const float* logits, int64_t vocab, int chunks, float* chunk_max,
+                     int32_t* chunk_argmax) {
   wait_for_previous_kernel();
   const int64_t row = blockIdx.y;
   const int64_t begin = int64_t(blockIdx.x) * kChunk;
@@ -84,10 +84,9 @@ __device__ ArgMax row_argmax(const float* chunk_max, const int32_t* chunk_argmax
 }
 
 __global__ void __launch_bounds__(kChunkThreads)
-    keys_kernel(const float* __restrict__ logits, int64_t vocab, int chunks,
-                const float* __restrict__ chunk_max, const int32_t* __restrict__ chunk_argmax,
-                const float* __restrict__ temperature, uint64_t* __restrict__ keys,
-                double* __restrict__ chunk_total) {
+    keys_kernel(const float* logits, int64_t vocab, int chunks, const float* chunk_max,
+                const int32_t* chunk_argmax, const float* temperature, uint64_t* keys,
+                double* chunk_total) {
   wait_for_previous_kernel();
   const int64_t row = blockIdx.y;
   __shared__ float max_shared;
@@ -119,9 +118,8 @@ __global__ void iota_kernel(int32_t* ids, int64_t rows, int64_t vocab) {
   }
 }
 
-__global__ void argmax_finish_kernel(const float* __restrict__ chunk_max,
-                                     const int32_t* __restrict__ chunk_argmax, int chunks,
-                                     int64_t rows, int32_t* __restrict__ out) {
+__global__ void argmax_finish_kernel(const float* chunk_max, const int32_t* chunk_argmax,
+                                     int chunks, int64_t rows, int32_t* out) {
   wait_for_previous_kernel();
   const int64_t row = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (row < rows) {
@@ -159,11 +157,10 @@ __device__ void tile_result(bool flag, double inclusive, SelectShared& sh, int& 
 }
 
 __global__ void __launch_bounds__(kSelectThreads)
-    select_kernel(const uint64_t* __restrict__ sorted_keys, const int32_t* __restrict__ sorted_ids,
-                  int64_t vocab, int chunks, const float* __restrict__ chunk_max,
-                  const int32_t* __restrict__ chunk_argmax, const double* __restrict__ chunk_total,
-                  const float* __restrict__ temperature, const float* __restrict__ top_p,
-                  const double* __restrict__ uniform, int32_t* __restrict__ out) {
+    select_kernel(const uint64_t* sorted_keys, const int32_t* sorted_ids, int64_t vocab, int chunks,
+                  const float* chunk_max, const int32_t* chunk_argmax, const double* chunk_total,
+                  const float* temperature, const float* top_p, const double* uniform,
+                  int32_t* out) {
   wait_for_previous_kernel();
   __shared__ SelectShared sh;
   const int64_t row = blockIdx.x;
