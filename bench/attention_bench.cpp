@@ -100,6 +100,7 @@ struct FilledCache {
 struct DeviceTokens {
   DeviceBuffer<int32_t> slot, position, begin, end;
   TokenBatchView view;
+  std::vector<int32_t> host_position, host_begin, host_end;
   // One chunk of `count` tokens per slot, starting at `start`.
   DeviceTokens(const std::vector<int32_t>& slots, int32_t start, int32_t count) {
     std::vector<int32_t> s, p, b, e;
@@ -117,6 +118,9 @@ struct DeviceTokens {
     begin = DeviceBuffer<int32_t>(b);
     end = DeviceBuffer<int32_t>(e);
     view = {int32_t(s.size()), slot.data(), position.data(), begin.data(), end.data()};
+    host_position = p;
+    host_begin = b;
+    host_end = e;
   }
 };
 
@@ -132,6 +136,22 @@ struct Case {
   int64_t position;  // of the (first) query token
   int chunk;         // tokens per sequence: 1 = decode
 };
+
+// One table row: TFLOP/s, TB/s and achieved ÷ roofline of a measured call.
+void report(const Case& c, bool dense, int batch, int32_t tokens, double rows, double seconds,
+            int32_t visible, int row_bytes, const Ceilings& ceil) {
+  // Prefill: one token's rows overlap its neighbours'; the distinct rows are the window span
+  // plus the entries, at most all visible ones.
+  const double distinct_rows =
+      c.chunk == 1 ? double(tokens) * rows
+                   : std::min(double(tokens) * rows, double(c.chunk + kWindow) + visible);
+  const double bytes = distinct_rows * row_bytes + 2.0 * tokens * c.heads * kDim * 2;
+  const double flops = 4.0 * tokens * c.heads * double(rows) * kDim;
+  const double floor = std::max(flops / ceil.bf16, bytes / ceil.hbm);
+  fmt::print("| {} | {}{} | {} | {} | {} | {:.1f} us | {:.0f} | {:.2f} | {:.3f} |\n", c.model,
+             c.kind, dense ? ", dense rows" : "", batch, tokens, rows, seconds * 1e6,
+             flops / seconds / 1e12, bytes / seconds / 1e12, floor / seconds);
+}
 
 void run_case(const Case& c, const std::vector<int>& batches, const Ceilings& ceil,
               std::mt19937_64& rng) {
@@ -203,28 +223,33 @@ void run_case(const Case& c, const std::vector<int>& batches, const Ceilings& ce
     a.max_rows = max_rows;
     a.workspace = workspace.data();
     a.workspace_bytes = workspace.size() * 4;
-    std::vector<double> ms;
-    for (int i = 0; i < kRuns + 3; ++i) {
-      a.batch = group_tokens[size_t(i % groups)]->view;
-      EventPair events;
-      enqueue_gpu_delay(nullptr, 50.0);
-      events.start(nullptr);
-      sparse_attention(a, nullptr);
-      events.stop(nullptr);
-      if (i >= 3) ms.push_back(events.milliseconds());
+    // Prefill also from dense rows (dequantized once per call, the pass timed with the kernel).
+    std::vector<int32_t> dense_base;
+    DeviceBuffer<uint16_t> dense_rows;
+    DeviceBuffer<int32_t> d_dense_base;
+    if (c.chunk > 1) {
+      const DeviceTokens& first = *group_tokens.front();
+      const int64_t n = dense_rows_layout(first.host_position, first.host_begin, first.host_end,
+                                          kWindow, ratio, dense_base);
+      dense_rows = DeviceBuffer<uint16_t>(size_t(n) * kDim);
+      d_dense_base = DeviceBuffer<int32_t>(dense_base);
     }
-    const double seconds = median(ms) * 1e-3;
-    // Prefill: one token's rows overlap its neighbours'; the distinct rows are the window span
-    // plus the entries, at most all visible ones.
-    const double distinct_rows =
-        c.chunk == 1 ? double(tokens) * rows
-                     : std::min(double(tokens) * rows, double(c.chunk + kWindow) + visible);
-    const double bytes = distinct_rows * row_bytes + 2.0 * tokens * c.heads * kDim * 2;
-    const double flops = 4.0 * tokens * c.heads * double(rows) * kDim;
-    const double floor = std::max(flops / ceil.bf16, bytes / ceil.hbm);
-    fmt::print("| {} | {} | {} | {} | {} | {:.1f} us | {:.0f} | {:.2f} | {:.3f} |\n", c.model,
-               c.kind, batch, tokens, rows, seconds * 1e6, flops / seconds / 1e12,
-               bytes / seconds / 1e12, floor / seconds);
+    for (bool dense : {false, true}) {
+      if (dense && c.chunk == 1) continue;
+      a.dense =
+          dense ? DenseRowsView{dense_rows.data(), d_dense_base.data(), ratio} : DenseRowsView{};
+      std::vector<double> ms;
+      for (int i = 0; i < kRuns + 3; ++i) {
+        a.batch = group_tokens[size_t(i % groups)]->view;
+        EventPair events;
+        enqueue_gpu_delay(nullptr, 50.0);
+        events.start(nullptr);
+        sparse_attention(a, nullptr);
+        events.stop(nullptr);
+        if (i >= 3) ms.push_back(events.milliseconds());
+      }
+      report(c, dense, batch, tokens, rows, median(ms) * 1e-3, visible, row_bytes, ceil);
+    }
   }
 }
 

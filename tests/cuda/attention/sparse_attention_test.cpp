@@ -205,6 +205,19 @@ void run_scenario(const Scenario& sc) {
     two_splits.args.max_splits = 2;
     variants.push_back(two_splits);
   }
+  // Dense rows (the prefill path), where the chunks' regions stay small: every row a chunk can
+  // read dequantized into bf16 first.
+  const int32_t entry_ratio = sc.source == CompressedSource::kNone ? 0 : ratio;
+  std::vector<int32_t> dense_base;
+  const int64_t dense_rows = dense_rows_layout(batch.position, batch.chunk_begin, batch.chunk_end,
+                                               W, entry_ratio, dense_base);
+  DeviceBuffer<uint16_t> d_dense_rows(size_t(dense_rows) * size_t(d));
+  DeviceBuffer<int32_t> d_dense_base(dense_base);
+  if (sparse_attention_uses_sm90(args) && dense_rows * d <= (int64_t(1) << 26)) {
+    Variant dense{"sm90 dense rows", args};
+    dense.args.dense = {d_dense_rows.data(), d_dense_base.data(), entry_ratio};
+    variants.push_back(dense);
+  }
   Variant portable{"portable", args};
   portable.args.portable = true;
   variants.push_back(portable);

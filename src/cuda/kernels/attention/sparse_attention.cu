@@ -87,7 +87,13 @@ void sparse_attention(const SparseAttentionArgs& a, cudaStream_t stream) {
          a.entries.row_bytes, row_bytes);
   }
   if (a.batch.tokens <= 0) return;
-  if (sparse_attention_uses_sm90(a)) {
+  if (sparse_attention_uses_sm90(a) && a.dense.rows) {
+    if (!a.dense.base || (a.source != CompressedSource::kNone && a.dense.entry_ratio <= 0)) {
+      fail("sparse_attention: dense rows need per-token bases and the entry ratio (got {})",
+           a.dense.entry_ratio);
+    }
+    launch_sparse_attention_sm90_dense(a, stream);
+  } else if (sparse_attention_uses_sm90(a)) {
     if (a.max_rows <= 0) {
       fail("sparse_attention: the sm_90 kernel needs max_rows (got {})", a.max_rows);
     }

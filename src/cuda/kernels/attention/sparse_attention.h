@@ -9,16 +9,19 @@
 //   o = O / (Σ + exp(sink_h − m)), output bf16.
 // Decode and prefill chunks alike; inverse RoPE of the output is left to the caller.
 //
-// Two implementations, same results within rounding: on sm_90 for head_dim 512 / rope_dim 64
+// Three implementations, same results within rounding: on sm_90 for head_dim 512 / rope_dim 64
 // and heads in multiples of 64, a one-pass warp-specialised wgmma kernel, split over several
 // CTAs per token when there are few tokens (each split runs its own maximum; a second launch
-// in the same stream merges them); elsewhere the portable sm_80 kernel (mma.sync). Neither
-// synchronises with the host; both are graph-capturable.
+// in the same stream merges them), or, when the caller provides dense rows (prefill), a pass
+// that dequantizes the chunks' rows once and a kernel whose two warpgroups take alternate
+// blocks; elsewhere the portable sm_80 kernel (mma.sync). None synchronises with the host; all
+// are graph-capturable.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "cuda/kernels/attention/kv_views.h"
 
@@ -28,6 +31,15 @@ enum class CompressedSource {
   kNone,  // sliding-window layers
   kList,  // CSA: list[t · list_stride + i], i < list_len, -1 = no entry
   kAll,   // HCA: entries 0 .. (p + 1) / ratio - 1
+};
+
+// Prefill rows as bf16 (optional, sm_90): before attending, every row a chunk's tokens can read is
+// dequantized once into `rows`, one region per chunk (dense_rows_layout), so the tokens that share
+// rows (all of a long prompt's) gather them without dequantizing each time.
+struct DenseRowsView {
+  uint16_t* rows = nullptr;       // bf16 [rows][head_dim], dense_rows_layout's total
+  const int32_t* base = nullptr;  // per token: the first row of its chunk's region
+  int32_t entry_ratio = 0;        // positions per compressed entry (CSA or HCA ratio); 0: none
 };
 
 struct SparseAttentionArgs {
@@ -58,7 +70,17 @@ struct SparseAttentionArgs {
   size_t workspace_bytes = 0;
   int32_t max_splits = 0;  // 0: split-KV where it pays; n: at most n CTAs per token
   bool portable = false;   // use the portable kernel even where the sm_90 one applies
+  DenseRowsView dense;     // set: the sm_90 kernel reads dequantized rows (never splits)
 };
+
+// A chunk's region of dense rows: window positions p0 - window + 1 .. p_last (window + n - 1
+// rows, those below 0 unused), then compressed entries 0 .. (p_last + 1) / entry_ratio - 1.
+// Fills base[t] for every token (host copies of the batch's positions and chunk bounds) and
+// returns the rows needed.
+int64_t dense_rows_layout(const std::vector<int32_t>& position,
+                          const std::vector<int32_t>& chunk_begin,
+                          const std::vector<int32_t>& chunk_end, int32_t window,
+                          int32_t entry_ratio, std::vector<int32_t>& base);
 
 // Workspace for the sm_90 kernel's split-KV partials of any batch up to max_tokens tokens of
 // lists up to max_rows long (every split it would choose on this device with

@@ -13,7 +13,7 @@
 namespace dsv4::cuda {
 
 struct AttentionToken {
-  int32_t t, slot, pos, chunk_first, chunk_pos0, n_window, n_rows;
+  int32_t t, slot, pos, chunk_first, chunk_pos0, n_window, n_rows, chunk_tokens;
 };
 
 __device__ __forceinline__ AttentionToken attention_token(const SparseAttentionArgs& a, int32_t t) {
@@ -23,6 +23,7 @@ __device__ __forceinline__ AttentionToken attention_token(const SparseAttentionA
   k.pos = a.batch.position[t];
   k.chunk_first = a.batch.chunk_begin[t];
   k.chunk_pos0 = a.batch.position[k.chunk_first];
+  k.chunk_tokens = a.batch.chunk_end[t] - k.chunk_first;
   k.n_window = min(a.window, k.pos + 1);
   int32_t n_compressed = 0;
   if (a.source == CompressedSource::kList) n_compressed = a.list_len;
@@ -47,6 +48,21 @@ __device__ __forceinline__ const uint8_t* attention_row(const SparseAttentionArg
   int32_t e = j - a.window;
   if (a.source == CompressedSource::kList) e = a.list[int64_t(k.t) * a.list_stride + e];
   return e >= 0 ? a.entries.row(k.slot, e) : nullptr;
+}
+
+// Entry j of the token's list in its chunk's dense region (dense_rows_layout; -1: masked).
+__device__ __forceinline__ int64_t dense_row_index(const SparseAttentionArgs& a,
+                                                   const AttentionToken& k, int32_t j) {
+  const int64_t base = a.dense.base[k.t];
+  if (j < a.window) {
+    if (j >= k.n_window) return -1;
+    const int32_t p = k.pos - k.n_window + 1 + j;
+    return base + (p - (k.chunk_pos0 - a.window + 1));
+  }
+  if (j >= k.n_rows) return -1;
+  int32_t e = j - a.window;
+  if (a.source == CompressedSource::kList) e = a.list[int64_t(k.t) * a.list_stride + e];
+  return e >= 0 ? base + (a.window + k.chunk_tokens - 1) + e : -1;
 }
 
 }  // namespace dsv4::cuda

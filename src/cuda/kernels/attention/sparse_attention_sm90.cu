@@ -48,25 +48,6 @@ constexpr int kBlockTiles = kBlockRows / kTileRows;
 // Named barriers of the two consumer warpgroups (0 is __syncthreads).
 constexpr int kBlockReady = 1, kScoresExchanged = 2;
 
-// The token's Q for heads [head0, head0 + 64) into the swizzled operand, by the consumers.
-__device__ __forceinline__ void load_queries(const SparseAttentionArgs& a, int32_t t, int head0,
-                                             uint8_t* q_s, int tid) {
-  constexpr int kChunks = kHeads * kDim / 8, kPerThread = kChunks / kConsumerThreads;
-  const uint16_t* q = a.q + (int64_t(t) * a.heads + head0) * kDim;
-  uint4 v[kPerThread];
-#pragma unroll
-  for (int n = 0; n < kPerThread; ++n) {
-    const int i = tid + n * kConsumerThreads;
-    v[n] = *reinterpret_cast<const uint4*>(q + (i / (kDim / 8)) * kDim + (i % (kDim / 8)) * 8);
-  }
-#pragma unroll
-  for (int n = 0; n < kPerThread; ++n) {
-    const int i = tid + n * kConsumerThreads, h = i / (kDim / 8), c = i % (kDim / 8);
-    *reinterpret_cast<uint4*>(q_s + (c / 8) * kDimBlockBytes + swizzled_offset(h, (c % 8) * 8)) =
-        v[n];
-  }
-}
-
 #endif  // __CUDA_ARCH__ >= 900
 
 __global__ void __launch_bounds__(kThreads, 1)
@@ -91,7 +72,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int half = tid / 128, warp = (tid % 128) / 32, lane = tid % 32, in_group = tid % 128;
   const int head0 = int(blockIdx.y) * kHeads;
   const int row0 = 16 * warp + lane / 4;  // this thread's heads: row0 and row0 + 8
-  load_queries(a, k.t, head0, smem + kQOffset, tid);
+  load_queries<kConsumerThreads>(a, k.t, head0, smem + kQOffset, tid);
   fence_proxy_async_shared();
 
   uint8_t* kv_half = smem + kKvOffset + half * kHalfBytes;
@@ -174,16 +155,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       block_max[(i >> 1) & 1] = fmaxf(block_max[(i >> 1) & 1], s[i]);
     }
     float rescale[2], base[2];
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      block_max[h] = fmaxf(block_max[h], __shfl_xor_sync(0xffffffffu, block_max[h], 1));
-      block_max[h] = fmaxf(block_max[h], __shfl_xor_sync(0xffffffffu, block_max[h], 2));
-      const float grown = fmaxf(m[h], block_max[h]);
-      // While every row so far is masked the maximum stays -inf; 0 keeps 2^(s - base) at 0.
-      base[h] = grown == -INFINITY ? 0.0f : grown;
-      rescale[h] = grown == m[h] ? 1.0f : exp2_approx(m[h] - base[h]);
-      m[h] = grown;
-    }
+    grow_running_maxima(block_max, m, base, rescale);
     uint32_t p[kScoreFloats / 2];
     float block_sum[2] = {0.0f, 0.0f};
 #pragma unroll
@@ -200,15 +172,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int i = 0; i < 128; ++i) o[i] *= rescale[(i >> 1) & 1];
     }
 
-    // O_half += P·V_half: four k16 steps over the block's 64 rows; p[4kk .. 4kk + 3] are the A
-    // fragment of step kk.
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < kBlockRows / 16; ++kk) {
-      const uint32_t pa[4] = {p[4 * kk], p[4 * kk + 1], p[4 * kk + 2], p[4 * kk + 3]};
-      wgmma_m64n256k16_rs_mn(o, pa, v_descriptor + uint64_t((kk * 16 * 128) >> 4), true);
-    }
-    wgmma_commit();
+    add_pv_from_registers(o, p, v_descriptor);  // O_half += P·V_half
   }
   wgmma_wait<0>();
   wgmma_fence_operands(o);

@@ -178,11 +178,62 @@ __device__ __forceinline__ void dequantize_half_tile(const uint8_t* slots, int32
   }
 }
 
+// The token's Q for heads [head0, head0 + 64) into the swizzled operand, by the consumers (the
+// first kThreads threads).
+template <int kThreads>
+__device__ __forceinline__ void load_queries(const SparseAttentionArgs& a, int32_t t, int head0,
+                                             uint8_t* q_s, int tid) {
+  constexpr int kChunks = kHeads * kDim / 8, kPerThread = kChunks / kThreads;
+  const uint16_t* q = a.q + (int64_t(t) * a.heads + head0) * kDim;
+  uint4 v[kPerThread];
+#pragma unroll
+  for (int n = 0; n < kPerThread; ++n) {
+    const int i = tid + n * kThreads;
+    v[n] = *reinterpret_cast<const uint4*>(q + (i / (kDim / 8)) * kDim + (i % (kDim / 8)) * 8);
+  }
+#pragma unroll
+  for (int n = 0; n < kPerThread; ++n) {
+    const int i = tid + n * kThreads, h = i / (kDim / 8), c = i % (kDim / 8);
+    *reinterpret_cast<uint4*>(q_s + (c / 8) * kDimBlockBytes + swizzled_offset(h, (c % 8) * 8)) =
+        v[n];
+  }
+}
+
 // 2^x with one MUFU instruction (relative error ~2^-22, far below P's bf16 rounding).
 __device__ __forceinline__ float exp2_approx(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
   return y;
+}
+
+// O += P·V over a block's 64 rows, one commit group: four k16 steps, P's A fragments from
+// registers (p[4kk .. 4kk + 3] for step kk), V MN-major from v_descriptor.
+__device__ __forceinline__ void add_pv_from_registers(float (&o)[128], const uint32_t (&p)[16],
+                                                      uint64_t v_descriptor) {
+  wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < kBlockRows / 16; ++kk) {
+    const uint32_t pa[4] = {p[4 * kk], p[4 * kk + 1], p[4 * kk + 2], p[4 * kk + 3]};
+    wgmma_m64n256k16_rs_mn(o, pa, v_descriptor + uint64_t((kk * 16 * 128) >> 4), true);
+  }
+  wgmma_commit();
+}
+
+// A block's step of the online softmax for a thread's two heads (rows row0, row0 + 8): the
+// block's maxima (this thread's, reduced over the four threads of a row) grow the running maxima
+// m; base is what the scores' exponentials subtract, factor what rescales O and the row sums.
+__device__ __forceinline__ void grow_running_maxima(float (&block_max)[2], float (&m)[2],
+                                                    float (&base)[2], float (&factor)[2]) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    block_max[h] = fmaxf(block_max[h], __shfl_xor_sync(0xffffffffu, block_max[h], 1));
+    block_max[h] = fmaxf(block_max[h], __shfl_xor_sync(0xffffffffu, block_max[h], 2));
+    const float grown = fmaxf(m[h], block_max[h]);
+    // While every row so far is masked the maximum stays -inf; 0 keeps 2^(s - base) at 0.
+    base[h] = grown == -INFINITY ? 0.0f : grown;
+    factor[h] = grown == m[h] ? 1.0f : exp2_approx(m[h] - base[h]);
+    m[h] = grown;
+  }
 }
 
 #endif  // __CUDA_ARCH__ >= 900

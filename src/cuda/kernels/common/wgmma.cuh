@@ -87,6 +87,12 @@ __device__ __forceinline__ void fence_proxy_async_shared() {
       "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),  \
       "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),  \
       "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+#define DSV4_WGMMA_OUT32(d)                                                                       \
+  "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3]), "=f"(d[4]), "=f"(d[5]), "=f"(d[6]), "=f"(d[7]), \
+      "=f"(d[8]), "=f"(d[9]), "=f"(d[10]), "=f"(d[11]), "=f"(d[12]), "=f"(d[13]), "=f"(d[14]),    \
+      "=f"(d[15]), "=f"(d[16]), "=f"(d[17]), "=f"(d[18]), "=f"(d[19]), "=f"(d[20]), "=f"(d[21]),  \
+      "=f"(d[22]), "=f"(d[23]), "=f"(d[24]), "=f"(d[25]), "=f"(d[26]), "=f"(d[27]), "=f"(d[28]),  \
+      "=f"(d[29]), "=f"(d[30]), "=f"(d[31])
 #define DSV4_WGMMA_ACC64(d)                                                                      \
   DSV4_WGMMA_ACC32(d), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]),          \
       "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), \
@@ -121,6 +127,26 @@ __device__ __forceinline__ void wgmma_m64n64k16_bf16_ss(float (&d)[32], uint64_t
       : "l"(desc_a), "l"(desc_b), "r"(int(accumulate)));
 }
 
+// d = A·Bᵀ, previous values of d not read.
+__device__ __forceinline__ void wgmma_m64n64k16_bf16_ss_first(float (&d)[32], uint64_t desc_a,
+                                                              uint64_t desc_b) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, 0, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" DSV4_WGMMA_ACC32_PLACES
+      "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+      : DSV4_WGMMA_OUT32(d)
+      : "l"(desc_a), "l"(desc_b));
+}
+// d += A·B, A [64 x 16] bf16 K-major and B [16 x 256] MN-major, both from shared memory.
+__device__ __forceinline__ void wgmma_m64n256k16_ss_mn(float (&d)[128], uint64_t desc_a,
+                                                       uint64_t desc_b) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {" DSV4_WGMMA_ACC128_PLACES
+      "}, %128, %129, p, 1, 1, 0, 1;\n}\n"
+      : DSV4_WGMMA_ACC128(d)
+      : "l"(desc_a), "l"(desc_b));
+}
 // d += A·B, A [64 x 16] bf16 from registers, B [16 x 256] MN-major from shared memory.
 __device__ __forceinline__ void wgmma_m64n256k16_rs_mn(float (&d)[128], const uint32_t (&a)[4],
                                                        uint64_t desc_b, bool accumulate) {

@@ -1,0 +1,97 @@
+// Dense rows for prefill: the layout of one region per chunk and the pass that dequantizes every
+// row of the regions into bf16 (the shared dequant_e4m3x8, the sm_90 kernels' own rule).
+#include <algorithm>
+
+#include "core/error.h"
+#include "cuda/kernels/attention/kv_row.cuh"
+#include "cuda/kernels/attention/sparse_attention_launch.h"
+#include "cuda/kernels/attention/sparse_attention_rows.cuh"
+#include "cuda/kernels/common/grid_dependency.cuh"
+#include "cuda/runtime/launch.h"
+
+namespace dsv4::cuda {
+namespace {
+
+constexpr int kDim = 512, kNope = 448, kRowBytes = 584, kWarps = 4;
+
+// One 584-byte KV row (e4m3 nope, bf16 rope, ue8m0 scales) as 512 bf16, by one warp: lane l
+// writes dims 16l .. 16l + 15.
+__device__ __forceinline__ void dequantize_row(const uint8_t* row, uint16_t* out, int lane) {
+  const int dim = 16 * lane;
+  uint4 v[2];
+  if (dim < kNope) {
+    const uint8_t scale = row[kNope + 2 * (kDim - kNope) + dim / 64];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      v[h] = dequant_e4m3x8(*reinterpret_cast<const uint2*>(row + dim + 8 * h), scale);
+    }
+  } else {
+    const auto* rope = reinterpret_cast<const uint2*>(row + kNope + 2 * (dim - kNope));
+    v[0] = make_uint4(rope[0].x, rope[0].y, rope[1].x, rope[1].y);
+    v[1] = make_uint4(rope[2].x, rope[2].y, rope[3].x, rope[3].y);
+  }
+  reinterpret_cast<uint4*>(out + dim)[0] = v[0];
+  reinterpret_cast<uint4*>(out + dim)[1] = v[1];
+}
+
+// Token t writes its own position's row, its share of its chunk's entries (every chunk_tokens-th
+// from its index in the chunk) and, for the chunk's first token, the older window positions.
+__global__ void __launch_bounds__(32 * kWarps) dense_rows_pass(const SparseAttentionArgs a) {
+  wait_for_previous_kernel();
+  const AttentionToken k = attention_token(a, int32_t(blockIdx.x));
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+  const int32_t index = k.t - k.chunk_first, n = k.chunk_tokens;
+  const int32_t first = k.chunk_pos0 - a.window + 1;  // the region's first window position
+  const int32_t last = k.chunk_pos0 + n - 1;
+  const int32_t entries = a.dense.entry_ratio > 0 && a.source != CompressedSource::kNone
+                              ? (last + 1) / a.dense.entry_ratio
+                              : 0;
+  const int32_t older = index == 0 ? k.chunk_pos0 - max(first, 0) : 0;
+  const int64_t base = a.dense.base[k.t];
+  const int32_t mine = 1 + older + (entries > index ? (entries - index + n - 1) / n : 0);
+  for (int32_t i = warp; i < mine; i += kWarps) {
+    const uint8_t* row;
+    int64_t at;
+    if (i == 0) {
+      row = a.chunk_rows + int64_t(k.t) * kRowBytes;
+      at = k.pos - first;
+    } else if (i <= older) {
+      const int32_t p = k.chunk_pos0 - i;
+      row = a.ring.row(k.slot, p % a.window);
+      at = p - first;
+    } else {
+      const int32_t e = index + (i - 1 - older) * n;
+      row = a.entries.row(k.slot, e);
+      at = (a.window + n - 1) + e;
+    }
+    dequantize_row(row, a.dense.rows + (base + at) * kDim, lane);
+  }
+}
+
+}  // namespace
+
+int64_t dense_rows_layout(const std::vector<int32_t>& position,
+                          const std::vector<int32_t>& chunk_begin,
+                          const std::vector<int32_t>& chunk_end, int32_t window,
+                          int32_t entry_ratio, std::vector<int32_t>& base) {
+  base.assign(position.size(), 0);
+  int64_t total = 0;
+  for (size_t t = 0; t < position.size(); ++t) {
+    if (chunk_begin[t] == int32_t(t)) {
+      const int32_t n = chunk_end[t] - chunk_begin[t];
+      const int32_t last = position[t] + n - 1;
+      if (total > INT32_MAX) fail("dense_rows_layout: more than 2^31 rows");
+      base[t] = int32_t(total);
+      total += window + n - 1 + (entry_ratio > 0 ? (last + 1) / entry_ratio : 0);
+    } else {
+      base[t] = base[size_t(chunk_begin[t])];
+    }
+  }
+  return total;
+}
+
+void launch_dense_rows_pass(const SparseAttentionArgs& a, cudaStream_t stream) {
+  launch_dependent(dense_rows_pass, dim3(unsigned(a.batch.tokens)), 32 * kWarps, 0, stream, a);
+}
+
+}  // namespace dsv4::cuda

@@ -1,0 +1,316 @@
+// Sparse attention on sm_90a from dense (bf16) rows, for prefill: FlashMLA's division of the
+// work. Each of two consumer warpgroups takes every other 64-row block whole (S = Q·Kᵀ over all
+// 512 dims), so one's softmax overlaps the other's wgmma. The reference's block order is kept:
+// the running maximum passes from the even block (warpgroup 0) to the odd one (warpgroup 1) and
+// back through shared memory, each posts its P (bf16) there, and each adds P·V of both blocks of
+// a pair to its half of the dims, O rescaled before each block's P·V, P rounded at its own
+// block's maximum. A producer warpgroup gathers each block's rows (1 KB each) into one of two
+// block buffers with cp.async. One CTA per (token, 64 heads), no splits.
+#include "cuda/kernels/attention/sparse_attention_launch.h"
+#include "cuda/kernels/attention/sparse_attention_sm90_tiles.cuh"
+#include "cuda/kernels/common/grid_dependency.cuh"
+#include "cuda/runtime/check.h"
+#include "cuda/runtime/launch.h"
+
+namespace dsv4::cuda {
+namespace {
+
+using namespace sm90_attention;
+
+constexpr int kConsumerThreads = 256;
+constexpr int kThreads = kConsumerThreads + 128;
+constexpr int kOperandBytes = (kDim / 64) * kDimBlockBytes;  // Q or a block, all dims: 64 KB
+
+// Shared memory (the dynamic array is 1024-byte aligned): Q; the two block buffers; P of each
+// warpgroup for two pairs in turn; per pair parity and warpgroup the running maximum and the
+// block's rescale factor per head; the row sums; each buffer's valid-row mask (16 bits per
+// gathering warp); the buffers' barriers.
+constexpr int kQOffset = 0;
+constexpr int kBufferOffset = kQOffset + kOperandBytes;
+constexpr int kPOffset = kBufferOffset + 2 * kOperandBytes;
+constexpr int kMaxOffset = kPOffset + 4 * kDimBlockBytes;
+constexpr int kSumOffset = kMaxOffset + 4 * 2 * kHeads * 4;
+constexpr int kValidOffset = kSumOffset + 2 * kHeads * 4;
+constexpr int kBarrierOffset = kValidOffset + 2 * 4 * 2;
+constexpr int kSharedBytes = kBarrierOffset + 4 * 8;
+static_assert(kSharedBytes <= 227 * 1024, "shared memory");
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+
+constexpr int kScoreFloats = kHeads * kBlockRows / 128;
+constexpr int kMaxWarpgroupRegisters = 232, kGathererRegisters = 40;
+// Named barriers: Q loaded; warpgroup 0's block posted; warpgroup 1's block posted; row sums.
+constexpr int kQueriesLoaded = 1, kEvenPosted = 2, kOddPosted = 3, kSumsPosted = 4;
+
+struct Buffers {
+  uint8_t* smem;
+  uint64_t* full;   // [2]: a block's rows landed
+  uint64_t* empty;  // [2]: both warpgroups are done with the block
+};
+
+// Block b of the token (b >= blocks: every row masked) into buffer b % 2, by warp w of the
+// gathering warpgroup: rows 16w .. 16w + 15, two 512-byte halves a row, lane = 16-byte chunk.
+__device__ __forceinline__ void gather_blocks(const SparseAttentionArgs& a, const AttentionToken& k,
+                                              int pairs, const Buffers& buf, int warp, int lane) {
+  for (int b = 0; b < 2 * pairs; ++b) {
+    const int which = b % 2, use = b / 2;
+    int64_t index = -1;
+    if (lane < 16) index = dense_row_index(a, k, b * kBlockRows + 16 * warp + lane);
+    const uint32_t valid = __ballot_sync(0xffffffffu, index >= 0) & 0xffffu;
+    mbarrier_wait(&buf.empty[which], (use & 1) ^ 1);
+    uint8_t* block = buf.smem + kBufferOffset + which * kOperandBytes;
+    for (int i = 0; i < 16; ++i) {
+      const int64_t row_index = __shfl_sync(0xffffffffu, index, i);
+      const int r = 16 * warp + i;
+      const uint16_t* row = a.dense.rows + (row_index >= 0 ? row_index : 0) * kDim;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int c = 32 * h + lane;
+        cp_async_16_or_zero(
+            shared_address(block + (c / 8) * kDimBlockBytes + swizzled_offset(r, (c % 8) * 8)),
+            row + 8 * c, row_index >= 0);
+      }
+    }
+    cp_async_commit();
+    cp_async_wait<0>();
+    fence_proxy_async_shared();  // cp.async writes, read by wgmma
+    if (lane == 0) {
+      reinterpret_cast<uint16_t*>(buf.smem + kValidOffset)[which * 4 + warp] = uint16_t(valid);
+    }
+    mbarrier_arrive(&buf.full[which]);
+  }
+}
+
+__device__ __forceinline__ void zero_accumulators(float (&o)[128]) {
+#pragma unroll
+  for (int i = 0; i < 128; ++i) asm volatile("mov.b32 %0, 0;\n" : "=f"(o[i]));
+}
+
+// Warpgroup W: blocks 2j + W, dims [256 W, 256 W + 256) of O.
+template <int W>
+__device__ __forceinline__ void attend_blocks(const SparseAttentionArgs& a, const AttentionToken& k,
+                                              int pairs, int head0, const Buffers& buf) {
+  uint8_t* smem = buf.smem;
+  const int in_group = int(threadIdx.x) % 128, warp = in_group / 32, lane = in_group % 32;
+  const int row0 = 16 * warp + lane / 4;  // this thread's heads: row0 and row0 + 8
+  load_queries<kConsumerThreads>(a, k.t, head0, smem + kQOffset, int(threadIdx.x));
+  fence_proxy_async_shared();
+  named_barrier_sync(kQueriesLoaded, kConsumerThreads);
+  const uint64_t q_descriptor = smem_descriptor(smem + kQOffset, 16, 1024);
+  auto* maxima = reinterpret_cast<float*>(smem + kMaxOffset);  // [parity][W][max 64, factor 64]
+  const float scale_log2 = a.scale * kLog2e;
+
+  float o[128];
+  zero_accumulators(o);
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  float s[kScoreFloats];
+  uint32_t p[kScoreFloats / 2];
+  const auto rescale = [&](const float(&f)[2]) {
+    wgmma_fence_operands(o);
+    if (f[0] != 1.0f || f[1] != 1.0f) {
+#pragma unroll
+      for (int i = 0; i < 128; ++i) o[i] *= f[(i >> 1) & 1];
+    }
+  };
+  // V of buffer `which`, this warpgroup's dims, MN-major.
+  const auto v_descriptor = [&](int which) {
+    uint64_t d = smem_descriptor(
+        smem + kBufferOffset + which * kOperandBytes + W * kOperandBytes / 2, kDimBlockBytes, 1024);
+    asm volatile("" : "+l"(d));
+    return d;
+  };
+  const auto add_pv_shared = [&](int which, const uint8_t* posted) {
+    const uint64_t vd = v_descriptor(which);
+    uint64_t pd = smem_descriptor(posted, 16, 1024);
+    asm volatile("" : "+l"(pd));
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kBlockRows / 16; ++kk) {
+      wgmma_m64n256k16_ss_mn(o, pd + uint64_t((kk * 32) >> 4), vd + uint64_t((kk * 16 * 128) >> 4));
+    }
+    wgmma_commit();
+  };
+  const auto release = [&](int which) {
+    __syncwarp();
+    if (lane == 0) mbarrier_arrive(&buf.empty[which]);
+  };
+
+#pragma unroll 1
+  for (int j = 0; j < pairs; ++j) {
+    const int parity = j & 1;
+    mbarrier_wait(&buf.full[W], parity);
+    const auto* valid_bits = reinterpret_cast<const uint16_t*>(smem + kValidOffset) + W * 4;
+    const uint64_t valid = uint64_t(valid_bits[0]) | (uint64_t(valid_bits[1]) << 16) |
+                           (uint64_t(valid_bits[2]) << 32) | (uint64_t(valid_bits[3]) << 48);
+    {
+      uint64_t qd = q_descriptor;
+      uint64_t kd = smem_descriptor(smem + kBufferOffset + W * kOperandBytes, 16, 1024);
+      asm volatile("" : "+l"(qd), "+l"(kd));
+      wgmma_fence();
+      wgmma_m64n64k16_bf16_ss_first(s, qd, kd);
+#pragma unroll
+      for (int step = 1; step < 32; ++step) {
+        const uint64_t at = uint64_t(((step / 4) * kDimBlockBytes + (step % 4) * 32) >> 4);
+        wgmma_m64n64k16_bf16_ss(s, qd + at, kd + at, true);
+      }
+      wgmma_commit();
+      wgmma_wait<0>();
+      wgmma_fence_operands(s);
+    }
+    // s[4c + e]: head row0 (+8 for e >= 2), block row 8c + 2·(lane % 4) + (e & 1).
+    float block_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int i = 0; i < kScoreFloats; ++i) {
+      const int r = 8 * (i / 4) + 2 * (lane % 4) + (i & 1);
+      s[i] = (valid >> r) & 1u ? s[i] * scale_log2 : -INFINITY;
+      block_max[(i >> 1) & 1] = fmaxf(block_max[(i >> 1) & 1], s[i]);
+    }
+    float even_factor[2] = {1.0f, 1.0f};
+    float* posted_max = maxima + (parity * 2) * 2 * kHeads;
+    if (W == 1) {
+      named_barrier_sync(kEvenPosted, kConsumerThreads);
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        m[h] = posted_max[row0 + 8 * h];
+        even_factor[h] = posted_max[kHeads + row0 + 8 * h];
+      }
+    }
+    float base[2], factor[2];
+    grow_running_maxima(block_max, m, base, factor);
+    float block_sum[2] = {0.0f, 0.0f};
+    uint8_t* mine = smem + kPOffset + (parity * 2 + W) * kDimBlockBytes;
+#pragma unroll
+    for (int i = 0; i < kScoreFloats; i += 2) {
+      const int h = (i >> 1) & 1;
+      const float p0 = exp2_approx(s[i] - base[h]), p1 = exp2_approx(s[i + 1] - base[h]);
+      block_sum[h] += p0 + p1;
+      p[i / 2] = bf16x2_bits(p0, p1);
+      *reinterpret_cast<uint32_t*>(
+          mine + swizzled_offset(row0 + 8 * h, 8 * (i / 4) + 2 * (lane % 4))) = p[i / 2];
+    }
+    if (lane % 4 == 0) {
+      float* out = maxima + (parity * 2 + W) * 2 * kHeads;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        out[row0 + 8 * h] = m[h];
+        out[kHeads + row0 + 8 * h] = factor[h];
+      }
+    }
+    fence_proxy_async_shared();  // P, read by the partner's wgmma
+    named_barrier_arrive(W == 0 ? kEvenPosted : kOddPosted, kConsumerThreads);
+    if (W == 0) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) l[h] = l[h] * factor[h] + block_sum[h];
+      rescale(factor);
+      add_pv_from_registers(o, p, v_descriptor(0));
+      named_barrier_sync(kOddPosted, kConsumerThreads);
+      const float* odd = maxima + (parity * 2 + 1) * 2 * kHeads;
+      float odd_factor[2];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        m[h] = odd[row0 + 8 * h];
+        odd_factor[h] = odd[kHeads + row0 + 8 * h];
+        l[h] *= odd_factor[h];
+      }
+      wgmma_wait<0>();
+      release(0);
+      rescale(odd_factor);
+      add_pv_shared(1, smem + kPOffset + (parity * 2 + 1) * kDimBlockBytes);
+    } else {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) l[h] = (l[h] * even_factor[h]) * factor[h] + block_sum[h];
+      rescale(even_factor);
+      add_pv_shared(0, smem + kPOffset + (parity * 2) * kDimBlockBytes);
+      wgmma_wait<0>();
+      release(0);
+      rescale(factor);
+      add_pv_from_registers(o, p, v_descriptor(1));
+    }
+    wgmma_wait<0>();
+    release(1);
+  }
+  wgmma_fence_operands(o);
+
+  // The row sums of both warpgroups, then o = O / (l + exp(sink − m)).
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+  }
+  auto* sums = reinterpret_cast<float*>(smem + kSumOffset);
+  if (lane % 4 == 0) {
+    sums[W * kHeads + row0] = l[0];
+    sums[W * kHeads + row0 + 8] = l[1];
+  }
+  named_barrier_sync(kSumsPosted, kConsumerThreads);
+  float den[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const float total = l[h] + sums[(1 - W) * kHeads + row0 + 8 * h];
+    den[h] = total + exp2f(a.sink[head0 + row0 + 8 * h] * kLog2e - m[h]);
+  }
+  const int col0 = W * (kDim / 2) + 2 * (lane % 4);
+#pragma unroll
+  for (int j = 0; j < 64; ++j) {
+    const int h = j & 1, head = head0 + row0 + 8 * h;
+    const float v0 = __fdiv_rn(o[2 * j], den[h]), v1 = __fdiv_rn(o[2 * j + 1], den[h]);
+    *reinterpret_cast<uint32_t*>(a.out + (int64_t(k.t) * a.heads + head) * kDim + col0 +
+                                 8 * (j / 2)) = bf16x2_bits(v0, v1);
+  }
+}
+
+#endif  // __CUDA_ARCH__ >= 900
+
+__global__ void __launch_bounds__(kThreads, 1)
+    sparse_attention_sm90_dense(const SparseAttentionArgs a) {
+  wait_for_previous_kernel();
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  extern __shared__ __align__(1024) uint8_t smem[];
+  if ((shared_address(smem) & 1023u) != 0) __trap();  // the swizzled operands need it
+  const int tid = int(threadIdx.x);
+  const AttentionToken k = attention_token(a, int32_t(blockIdx.x));
+  const int pairs = (token_blocks(k) + 1) / 2;
+  const Buffers buf{smem, reinterpret_cast<uint64_t*>(smem + kBarrierOffset),
+                    reinterpret_cast<uint64_t*>(smem + kBarrierOffset) + 2};
+  if (tid == 0) {
+    for (int i = 0; i < 2; ++i) {
+      mbarrier_init(&buf.full[i], 128);
+      mbarrier_init(&buf.empty[i], 8);
+    }
+    fence_barrier_init();
+  }
+  __syncthreads();
+  const int head0 = int(blockIdx.y) * kHeads;
+  // Each role ends in its own code: a shared tail would make ptxas drop the setmaxnreg budgets.
+  if (tid >= kConsumerThreads) {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kGathererRegisters));
+    gather_blocks(a, k, pairs, buf, (tid - kConsumerThreads) / 32, tid % 32);
+    return;
+  }
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kMaxWarpgroupRegisters));
+  if (tid < 128) {
+    attend_blocks<0>(a, k, pairs, head0, buf);
+    return;
+  }
+  attend_blocks<1>(a, k, pairs, head0, buf);
+#else
+  __trap();
+#endif
+}
+
+}  // namespace
+
+void launch_sparse_attention_sm90_dense(const SparseAttentionArgs& a, cudaStream_t stream) {
+  static const bool configured = [] {
+    DSV4_CUDA_CHECK(cudaFuncSetAttribute(
+        sparse_attention_sm90_dense, cudaFuncAttributeMaxDynamicSharedMemorySize, kSharedBytes));
+    return true;
+  }();
+  (void)configured;
+  launch_dense_rows_pass(a, stream);
+  launch_dependent(sparse_attention_sm90_dense,
+                   dim3(unsigned(a.batch.tokens), unsigned(a.heads / kHeads)), kThreads,
+                   kSharedBytes, stream, a);
+}
+
+}  // namespace dsv4::cuda
