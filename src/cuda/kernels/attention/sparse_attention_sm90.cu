@@ -158,13 +158,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     grow_running_maxima(block_max, m, base, rescale);
     uint32_t p[kScoreFloats / 2];
     float block_sum[2] = {0.0f, 0.0f};
-#pragma unroll
-    for (int i = 0; i < kScoreFloats; i += 2) {
-      const int h = (i >> 1) & 1;
-      const float p0 = exp2_approx(s[i] - base[h]), p1 = exp2_approx(s[i + 1] - base[h]);
-      block_sum[h] += p0 + p1;
-      p[i / 2] = bf16x2_bits(p0, p1);
-    }
+    exponentiate_block(s, base, p, block_sum, [](int, uint32_t) {});
 #pragma unroll
     for (int h = 0; h < 2; ++h) l[h] = l[h] * rescale[h] + block_sum[h];
     if (rescale[0] != 1.0f || rescale[1] != 1.0f) {

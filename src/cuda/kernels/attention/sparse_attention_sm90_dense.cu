@@ -179,15 +179,11 @@ __device__ __forceinline__ void attend_blocks(const SparseAttentionArgs& a, cons
     grow_running_maxima(block_max, m, base, factor);
     float block_sum[2] = {0.0f, 0.0f};
     uint8_t* mine = smem + kPOffset + (parity * 2 + W) * kDimBlockBytes;
-#pragma unroll
-    for (int i = 0; i < kScoreFloats; i += 2) {
+    exponentiate_block(s, base, p, block_sum, [&](int i, uint32_t bits) {
       const int h = (i >> 1) & 1;
-      const float p0 = exp2_approx(s[i] - base[h]), p1 = exp2_approx(s[i + 1] - base[h]);
-      block_sum[h] += p0 + p1;
-      p[i / 2] = bf16x2_bits(p0, p1);
       *reinterpret_cast<uint32_t*>(
-          mine + swizzled_offset(row0 + 8 * h, 8 * (i / 4) + 2 * (lane % 4))) = p[i / 2];
-    }
+          mine + swizzled_offset(row0 + 8 * h, 8 * (i / 4) + 2 * (lane % 4))) = bits;
+    });
     if (lane % 4 == 0) {
       float* out = maxima + (parity * 2 + W) * 2 * kHeads;
 #pragma unroll

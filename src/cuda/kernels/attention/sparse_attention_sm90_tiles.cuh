@@ -206,6 +206,22 @@ __device__ __forceinline__ float exp2_approx(float x) {
   return y;
 }
 
+// P = bf16(2^(s − base)) of a thread's 32 scores (pairs of adjacent block rows, head h = (i >> 1)
+// & 1) and the block's row sums per head in fp32; posted(i, bits) sees each pair as it is made.
+template <class Posted>
+__device__ __forceinline__ void exponentiate_block(const float (&s)[32], const float (&base)[2],
+                                                   uint32_t (&p)[16], float (&block_sum)[2],
+                                                   const Posted& posted) {
+#pragma unroll
+  for (int i = 0; i < 32; i += 2) {
+    const int h = (i >> 1) & 1;
+    const float p0 = exp2_approx(s[i] - base[h]), p1 = exp2_approx(s[i + 1] - base[h]);
+    block_sum[h] += p0 + p1;
+    p[i / 2] = bf16x2_bits(p0, p1);
+    posted(i, p[i / 2]);
+  }
+}
+
 // O += P·V over a block's 64 rows, one commit group: four k16 steps, P's A fragments from
 // registers (p[4kk .. 4kk + 3] for step kk), V MN-major from v_descriptor.
 __device__ __forceinline__ void add_pv_from_registers(float (&o)[128], const uint32_t (&p)[16],
