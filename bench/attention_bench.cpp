@@ -15,6 +15,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/formats.h"
@@ -118,9 +119,9 @@ struct DeviceTokens {
     begin = DeviceBuffer<int32_t>(b);
     end = DeviceBuffer<int32_t>(e);
     view = {int32_t(s.size()), slot.data(), position.data(), begin.data(), end.data()};
-    host_position = p;
-    host_begin = b;
-    host_end = e;
+    host_position = std::move(p);
+    host_begin = std::move(b);
+    host_end = std::move(e);
   }
 };
 

@@ -211,9 +211,11 @@ void run_scenario(const Scenario& sc) {
   std::vector<int32_t> dense_base;
   const int64_t dense_rows = dense_rows_layout(batch.position, batch.chunk_begin, batch.chunk_end,
                                                W, entry_ratio, dense_base);
-  DeviceBuffer<uint16_t> d_dense_rows(size_t(dense_rows) * size_t(d));
-  DeviceBuffer<int32_t> d_dense_base(dense_base);
+  DeviceBuffer<uint16_t> d_dense_rows;
+  DeviceBuffer<int32_t> d_dense_base;
   if (sparse_attention_uses_sm90(args) && dense_rows * d <= (int64_t(1) << 26)) {
+    d_dense_rows = DeviceBuffer<uint16_t>(size_t(dense_rows) * size_t(d));
+    d_dense_base = DeviceBuffer<int32_t>(dense_base);
     Variant dense{"sm90 dense rows", args};
     dense.args.dense = {d_dense_rows.data(), d_dense_base.data(), entry_ratio};
     variants.push_back(dense);

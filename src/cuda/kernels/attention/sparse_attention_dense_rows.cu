@@ -1,18 +1,18 @@
 // Dense rows for prefill: the layout of one region per chunk and the pass that dequantizes every
 // row of the regions into bf16 (the shared dequant_e4m3x8, the sm_90 kernels' own rule).
-#include <algorithm>
-
 #include "core/error.h"
 #include "cuda/kernels/attention/kv_row.cuh"
 #include "cuda/kernels/attention/sparse_attention_launch.h"
 #include "cuda/kernels/attention/sparse_attention_rows.cuh"
+#include "cuda/kernels/attention/sparse_attention_sm90_tiles.cuh"
 #include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda {
 namespace {
 
-constexpr int kDim = 512, kNope = 448, kRowBytes = 584, kWarps = 4;
+using sm90_attention::kDim, sm90_attention::kNope, sm90_attention::kRowBytes;
+constexpr int kWarps = 4;
 
 // One 584-byte KV row (e4m3 nope, bf16 rope, ue8m0 scales) as 512 bf16, by one warp: lane l
 // writes dims 16l .. 16l + 15.

@@ -260,6 +260,7 @@ __device__ __forceinline__ void wgmma_m64n128k16_bf16_ss(float (&d)[64], uint64_
 #undef DSV4_WGMMA_ACC64_PLACES
 #undef DSV4_WGMMA_ACC128_PLACES
 #undef DSV4_WGMMA_ACC32
+#undef DSV4_WGMMA_OUT32
 #undef DSV4_WGMMA_ACC64
 #undef DSV4_WGMMA_ACC128
 
