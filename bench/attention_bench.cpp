@@ -226,19 +226,21 @@ void run_case(const Case& c, const std::vector<int>& batches, const Ceilings& ce
     a.workspace_bytes = workspace.size() * 4;
     // Prefill also from dense rows (dequantized once per call, the pass timed with the kernel).
     std::vector<int32_t> dense_base;
+    int64_t dense_row_count = 0;
     DeviceBuffer<uint16_t> dense_rows;
     DeviceBuffer<int32_t> d_dense_base;
     if (c.chunk > 1) {
       const DeviceTokens& first = *group_tokens.front();
-      const int64_t n = dense_rows_layout(first.host_position, first.host_begin, first.host_end,
+      dense_row_count = dense_rows_layout(first.host_position, first.host_begin, first.host_end,
                                           kWindow, ratio, dense_base);
-      dense_rows = DeviceBuffer<uint16_t>(size_t(n) * kDim);
+      dense_rows = DeviceBuffer<uint16_t>(size_t(dense_row_count) * kDim);
       d_dense_base = DeviceBuffer<int32_t>(dense_base);
     }
     for (bool dense : {false, true}) {
       if (dense && c.chunk == 1) continue;
-      a.dense =
-          dense ? DenseRowsView{dense_rows.data(), d_dense_base.data(), ratio} : DenseRowsView{};
+      a.dense = dense
+                    ? DenseRowsView{dense_rows.data(), d_dense_base.data(), ratio, dense_row_count}
+                    : DenseRowsView{};
       std::vector<double> ms;
       for (int i = 0; i < kRuns + 3; ++i) {
         a.batch = group_tokens[size_t(i % groups)]->view;

@@ -206,7 +206,8 @@ void run_scenario(const Scenario& sc) {
     variants.push_back(two_splits);
   }
   // Dense rows (the prefill path), where the chunks' regions stay small: every row a chunk can
-  // read dequantized into bf16 first.
+  // read dequantized into bf16 first. The rows start poisoned (NaN): a masked row that a bulk
+  // copy reads but the pass never wrote would turn the output into NaN.
   const int32_t entry_ratio = sc.source == CompressedSource::kNone ? 0 : ratio;
   std::vector<int32_t> dense_base;
   const int64_t dense_rows = dense_rows_layout(batch.position, batch.chunk_begin, batch.chunk_end,
@@ -214,10 +215,10 @@ void run_scenario(const Scenario& sc) {
   DeviceBuffer<uint16_t> d_dense_rows;
   DeviceBuffer<int32_t> d_dense_base;
   if (sparse_attention_uses_sm90(args) && dense_rows * d <= (int64_t(1) << 26)) {
-    d_dense_rows = DeviceBuffer<uint16_t>(size_t(dense_rows) * size_t(d));
+    d_dense_rows = test::poisoned<uint16_t>(size_t(dense_rows) * size_t(d));
     d_dense_base = DeviceBuffer<int32_t>(dense_base);
     Variant dense{"sm90 dense rows", args};
-    dense.args.dense = {d_dense_rows.data(), d_dense_base.data(), entry_ratio};
+    dense.args.dense = {d_dense_rows.data(), d_dense_base.data(), entry_ratio, dense_rows};
     variants.push_back(dense);
   }
   Variant portable{"portable", args};

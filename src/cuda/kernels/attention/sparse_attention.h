@@ -40,6 +40,7 @@ struct DenseRowsView {
   uint16_t* rows = nullptr;       // bf16 [rows][head_dim], dense_rows_layout's total
   const int32_t* base = nullptr;  // per token: the first row of its chunk's region
   int32_t entry_ratio = 0;        // positions per compressed entry (CSA or HCA ratio); 0: none
+  int64_t row_count = 0;          // dense_rows_layout's total (the kernel's bulk copies stop there)
 };
 
 struct SparseAttentionArgs {

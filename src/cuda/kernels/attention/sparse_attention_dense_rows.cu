@@ -35,7 +35,9 @@ __device__ __forceinline__ void dequantize_row(const uint8_t* row, uint16_t* out
 }
 
 // Token t writes its own position's row, its share of its chunk's entries (every chunk_tokens-th
-// from its index in the chunk) and, for the chunk's first token, the older window positions.
+// from its index in the chunk) and, for the chunk's first token, the older window positions and
+// zeros for the region's positions below 0 (never attended, but the previous region's last
+// bulk copy may read on into them, and masked rows must be finite: P = 0 times them).
 __global__ void __launch_bounds__(32 * kWarps) dense_rows_pass(const SparseAttentionArgs a) {
   wait_for_previous_kernel();
   const AttentionToken k = attention_token(a, int32_t(blockIdx.x));
@@ -47,24 +49,28 @@ __global__ void __launch_bounds__(32 * kWarps) dense_rows_pass(const SparseAtten
                               ? (last + 1) / a.dense.entry_ratio
                               : 0;
   const int32_t older = index == 0 ? k.chunk_pos0 - max(first, 0) : 0;
+  const int32_t below_zero = index == 0 ? max(-first, 0) : 0;
   const int64_t base = a.dense.base[k.t];
-  const int32_t mine = 1 + older + (entries > index ? (entries - index + n - 1) / n : 0);
+  const int32_t mine =
+      1 + older + below_zero + (entries > index ? (entries - index + n - 1) / n : 0);
   for (int32_t i = warp; i < mine; i += kWarps) {
-    const uint8_t* row;
-    int64_t at;
+    uint16_t* out;
     if (i == 0) {
-      row = a.chunk_rows + int64_t(k.t) * kRowBytes;
-      at = k.pos - first;
+      out = a.dense.rows + (base + k.pos - first) * kDim;
+      dequantize_row(a.chunk_rows + int64_t(k.t) * kRowBytes, out, lane);
     } else if (i <= older) {
       const int32_t p = k.chunk_pos0 - i;
-      row = a.ring.row(k.slot, p % a.window);
-      at = p - first;
+      out = a.dense.rows + (base + p - first) * kDim;
+      dequantize_row(a.ring.row(k.slot, p % a.window), out, lane);
+    } else if (i <= older + below_zero) {
+      out = a.dense.rows + (base + (i - older - 1)) * kDim;
+      reinterpret_cast<uint4*>(out)[2 * lane] = make_uint4(0, 0, 0, 0);
+      reinterpret_cast<uint4*>(out)[2 * lane + 1] = make_uint4(0, 0, 0, 0);
     } else {
-      const int32_t e = index + (i - 1 - older) * n;
-      row = a.entries.row(k.slot, e);
-      at = (a.window + n - 1) + e;
+      const int32_t e = index + (i - 1 - older - below_zero) * n;
+      out = a.dense.rows + (base + (a.window + n - 1) + e) * kDim;
+      dequantize_row(a.entries.row(k.slot, e), out, lane);
     }
-    dequantize_row(row, a.dense.rows + (base + at) * kDim, lane);
   }
 }
 

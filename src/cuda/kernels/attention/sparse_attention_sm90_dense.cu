@@ -4,13 +4,15 @@
 // the running maximum passes from the even block (warpgroup 0) to the odd one (warpgroup 1) and
 // back through shared memory, each posts its P (bf16) there, and each adds P·V of both blocks of
 // a pair to its half of the dims, O rescaled before each block's P·V, P rounded at its own
-// block's maximum. A producer warpgroup gathers each block's rows (1 KB each) into one of two
-// block buffers with cp.async. One CTA per (token, 64 heads), no splits.
+// block's maximum. A producer warpgroup fills one of two block buffers a block: a block that is
+// one run of consecutive rows (window; HCA entries) by bulk tensor copies, others (CSA's chosen
+// entries) row by row (1 KB each) with cp.async. One CTA per (token, 64 heads), no splits.
 #include "cuda/kernels/attention/sparse_attention_launch.h"
 #include "cuda/kernels/attention/sparse_attention_sm90_tiles.cuh"
 #include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/runtime/check.h"
 #include "cuda/runtime/launch.h"
+#include "cuda/runtime/tensor_map.h"
 
 namespace dsv4::cuda {
 namespace {
@@ -48,17 +50,58 @@ struct Buffers {
   uint64_t* empty;  // [2]: both warpgroups are done with the block
 };
 
-// Block b of the token (b >= blocks: every row masked) into buffer b % 2, by warp w of the
-// gathering warpgroup: rows 16w .. 16w + 15, two 512-byte halves a row, lane = 16-byte chunk.
+// Whether block b of the token's list is one run of consecutive region rows (inside the window
+// part, or inside the entries part when every entry is attended), and if so its first row. The
+// rows of a run past the token's last are masked; they hold finite values (later rows of the
+// region, the next region's zeroed rows, or zeros past the map's end).
+__device__ __forceinline__ bool block_run(const SparseAttentionArgs& a, const AttentionToken& k,
+                                          int b, int64_t& first_row) {
+  const int32_t j = b * kBlockRows;
+  const int64_t base = a.dense.base[k.t];
+  if (j + kBlockRows <= a.window) {
+    const int32_t oldest = k.pos - k.n_window + 1, region_first = k.chunk_pos0 - a.window + 1;
+    first_row = base + (oldest - region_first) + j;
+    return true;
+  }
+  if (j >= a.window && a.source == CompressedSource::kAll) {
+    first_row = base + (a.window + k.chunk_tokens - 1) + (j - a.window);
+    return true;
+  }
+  return false;
+}
+
+// Block b of the token (b >= blocks: every row masked) into buffer b % 2 by the gathering
+// warpgroup: a run as 8 bulk tensor copies (64 rows × 64 dims each) issued by thread 0, other
+// blocks row by row with cp.async, warp w taking rows 16w .. 16w + 15, two 512-byte halves a row,
+// lane = 16-byte chunk. Each warp's lane 0 posts its rows' valid bits.
 __device__ __forceinline__ void gather_blocks(const SparseAttentionArgs& a, const AttentionToken& k,
-                                              int pairs, const Buffers& buf, int warp, int lane) {
+                                              const CUtensorMap* rows_map, int pairs,
+                                              const Buffers& buf, int warp, int lane) {
   for (int b = 0; b < 2 * pairs; ++b) {
     const int which = b % 2, use = b / 2;
     int64_t index = -1;
     if (lane < 16) index = dense_row_index(a, k, b * kBlockRows + 16 * warp + lane);
     const uint32_t valid = __ballot_sync(0xffffffffu, index >= 0) & 0xffffu;
+    int64_t first_row = 0;
+    const bool run = block_run(a, k, b, first_row);
     mbarrier_wait(&buf.empty[which], (use & 1) ^ 1);
     uint8_t* block = buf.smem + kBufferOffset + which * kOperandBytes;
+    if (run) {
+      if (lane == 0) {
+        reinterpret_cast<uint16_t*>(buf.smem + kValidOffset)[which * 4 + warp] = uint16_t(valid);
+      }
+      if (warp == 0 && lane == 0) {
+        mbarrier_arrive_expect_tx(&buf.full[which], kOperandBytes);
+#pragma unroll
+        for (int c = 0; c < kDim / 64; ++c) {
+          tensor_copy_2d_to_shared(block + c * kDimBlockBytes, rows_map, 64 * c, int32_t(first_row),
+                                   &buf.full[which]);
+        }
+      } else {
+        mbarrier_arrive(&buf.full[which]);
+      }
+      continue;
+    }
     for (int i = 0; i < 16; ++i) {
       const int64_t row_index = __shfl_sync(0xffffffffu, index, i);
       const int r = 16 * warp + i;
@@ -258,7 +301,8 @@ __device__ __forceinline__ void attend_blocks(const SparseAttentionArgs& a, cons
 #endif  // __CUDA_ARCH__ >= 900
 
 __global__ void __launch_bounds__(kThreads, 1)
-    sparse_attention_sm90_dense(const SparseAttentionArgs a) {
+    sparse_attention_sm90_dense(const SparseAttentionArgs a,
+                                const __grid_constant__ CUtensorMap rows_map) {
   wait_for_previous_kernel();
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   extern __shared__ __align__(1024) uint8_t smem[];
@@ -280,7 +324,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   // Each role ends in its own code: a shared tail would make ptxas drop the setmaxnreg budgets.
   if (tid >= kConsumerThreads) {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kGathererRegisters));
-    gather_blocks(a, k, pairs, buf, (tid - kConsumerThreads) / 32, tid % 32);
+    gather_blocks(a, k, &rows_map, pairs, buf, (tid - kConsumerThreads) / 32, tid % 32);
     return;
   }
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kMaxWarpgroupRegisters));
@@ -303,10 +347,12 @@ void launch_sparse_attention_sm90_dense(const SparseAttentionArgs& a, cudaStream
     return true;
   }();
   (void)configured;
+  const CUtensorMap rows_map =
+      bf16_rows_tensor_map_swizzle128(a.dense.rows, a.dense.row_count, kDim, kBlockRows);
   launch_dense_rows_pass(a, stream);
   launch_dependent(sparse_attention_sm90_dense,
                    dim3(unsigned(a.batch.tokens), unsigned(a.heads / kHeads)), kThreads,
-                   kSharedBytes, stream, a);
+                   kSharedBytes, stream, a, rows_map);
 }
 
 }  // namespace dsv4::cuda

@@ -62,6 +62,17 @@ __device__ __forceinline__ void bulk_copy_to_shared(void* dst, const void* src, 
       : "memory");
 }
 
+// One box of a 2-D tensor map (a __grid_constant__ kernel parameter) at column x, row y into
+// shared memory, counted on `barrier`'s transaction bytes when it lands (zeros outside the map).
+__device__ __forceinline__ void tensor_copy_2d_to_shared(void* dst, const void* map, int32_t x,
+                                                         int32_t y, uint64_t* barrier) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
+      " [%0], [%1, {%2, %3}], [%4];\n" ::"r"(shared_address(dst)),
+      "l"(map), "r"(x), "r"(y), "r"(shared_address(barrier))
+      : "memory");
+}
+
 // Copies 8 bytes (both addresses 8-byte aligned) from global into shared memory, asynchronously.
 __device__ __forceinline__ void cp_async_8(void* dst, const void* src) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(shared_address(dst)), "l"(src)
