@@ -27,6 +27,9 @@ struct CudaModelLimits {
   int32_t max_sequences = 1;
   int64_t max_tokens_per_step = 256;
   int64_t max_length = 4096;  // tokens one sequence may reach
+  // Prefill steps of at least this many tokens dequantize each layer's attention rows once
+  // (sm_90, head_dim 512) instead of per token, where that is faster (SparseAttentionArgs::dense).
+  int64_t dense_prefill_min_tokens = 256;
 };
 
 class CudaModel {
@@ -65,6 +68,8 @@ class CudaModel {
   void fill_random_context(int32_t slot, int64_t length, uint64_t seed);
 
   const ModelConfig& config() const { return config_; }
+  // How many layers of the last step read dense attention rows (tests, benchmarks).
+  int64_t dense_attention_layers() const;
 
  private:
   struct State;

@@ -53,6 +53,14 @@ bool sparse_attention_uses_sm90(const SparseAttentionArgs& a) {
          a.heads % kHeadsPerCta == 0;
 }
 
+bool sparse_attention_dense_rows_pay(const SparseAttentionArgs& a) {
+  // Measured at 64K context (H200): window/HCA faster from 256 tokens; CSA slower at 64 heads,
+  // and at 128 heads slower for 256 tokens (its pass dequantizes every entry) but faster for 4096.
+  constexpr int32_t kCsaMinTokens = 1024;
+  if (!sparse_attention_uses_sm90(a)) return false;
+  return a.source != CompressedSource::kList || (a.heads >= 128 && a.batch.tokens >= kCsaMinTokens);
+}
+
 size_t sparse_attention_workspace_bytes(int32_t max_tokens, int32_t heads, int32_t max_rows,
                                         int32_t max_splits) {
   // Shapes the sm_90 kernel never takes need none.
@@ -88,9 +96,12 @@ void sparse_attention(const SparseAttentionArgs& a, cudaStream_t stream) {
   }
   if (a.batch.tokens <= 0) return;
   if (sparse_attention_uses_sm90(a) && a.dense.rows) {
-    if (!a.dense.base || (a.source != CompressedSource::kNone && a.dense.entry_ratio <= 0)) {
-      fail("sparse_attention: dense rows need per-token bases and the entry ratio (got {})",
-           a.dense.entry_ratio);
+    if (!a.dense.base || a.dense.row_count <= 0 ||
+        (a.source != CompressedSource::kNone && a.dense.entry_ratio <= 0)) {
+      fail(
+          "sparse_attention: dense rows need per-token bases, the row count (got {}) and the "
+          "entry ratio (got {})",
+          a.dense.row_count, a.dense.entry_ratio);
     }
     launch_sparse_attention_sm90_dense(a, stream);
   } else if (sparse_attention_uses_sm90(a)) {

@@ -93,6 +93,12 @@ size_t sparse_attention_workspace_bytes(int32_t max_tokens, int32_t heads, int32
 // rope_dim 64, heads a multiple of 64, and not args.portable).
 bool sparse_attention_uses_sm90(const SparseAttentionArgs& args);
 
+// Whether dense rows (args.dense) are expected to beat the main sm_90 kernel for a prefill step
+// of `args`: blocks that are runs of rows (window; HCA's entries) load by bulk tensor copies, but
+// CSA's chosen entries are gathered row by row, which loses at 64 heads and in short steps
+// (bench/RESULTS.md).
+bool sparse_attention_dense_rows_pay(const SparseAttentionArgs& args);
+
 void sparse_attention(const SparseAttentionArgs& args, cudaStream_t stream);
 
 }  // namespace dsv4::cuda

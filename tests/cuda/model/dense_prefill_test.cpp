@@ -1,0 +1,92 @@
+// Prefill steps of the CUDA model on dense attention rows (CudaModelLimits::
+// dense_prefill_min_tokens) against cpu::Model in official numerics. The path takes one attention
+// shape only (head_dim 512, rope 64, heads a multiple of 64 on sm_90), so the model is
+// synthetic:tiny with 128 heads of 512 dims and a 128-token window, one layer at a time, its
+// sublayer outputs scaled down (well conditioned, as in cuda_model_test.cpp).
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "cpu/model.h"
+#include "cuda/model/cuda_model.h"
+#include "gpu_test_support.h"
+#include "logit_comparison.h"
+#include "model/model_source.h"
+#include "model/synthetic.h"
+#include "model_variants.h"
+
+namespace dsv4::cuda {
+namespace {
+
+using dsv4::testing::LogitComparison;
+
+constexpr double kBound = 5e-3;
+constexpr double kArgmaxAgreement = 0.99;
+constexpr int64_t kPrompt = 1024, kDecodeSteps = 3;  // CSA takes dense rows from 1024 tokens
+
+LoadedModel wide_attention_layer(int64_t index) {
+  ModelConfig c = synthetic_config("tiny");
+  c.n_heads = 128;
+  c.head_dim = 512;
+  c.window_size = 128;
+  c.validate();
+  const LoadedModel whole{c, synthetic_weights(c, 7), "synthetic:tiny, 128 heads of 512 dims", {}};
+  return testing::scaled_sublayer_outputs(testing::single_layer_model(whole, index),
+                                          testing::kWellConditionedScale);
+}
+
+// The prompt in one prefill step, then one decode step per further token; every step's logits.
+template <class Model, class Sequence>
+std::vector<float> prompt_then_decode(Model& model, Sequence seq, std::span<const int32_t> ids,
+                                      const std::function<void()>& after_prefill) {
+  using Chunk = typename Model::Chunk;
+  const Chunk prompt[] = {{seq, ids.first(size_t(kPrompt))}};
+  std::vector<float> logits = model.forward(prompt);
+  after_prefill();
+  for (size_t i = size_t(kPrompt); i < ids.size(); ++i) {
+    const Chunk step[] = {{seq, ids.subspan(i, 1)}};
+    const std::vector<float> next = model.forward(step);
+    logits.insert(logits.end(), next.begin(), next.end());
+  }
+  return logits;
+}
+
+TEST(CudaModelDensePrefill, WindowCsaAndHcaLayersMeetTheBound) {
+  DSV4_REQUIRE_GPU();
+  const std::vector<int32_t> ids = testing::random_token_ids(kPrompt + kDecodeSteps, 11);
+  for (int64_t index : {0, 2, 3}) {  // window, CSA, HCA
+    const LoadedModel m = wide_attention_layer(index);
+    cpu::Model cpu(m.config, m.weights, Numerics::kOfficial);
+    auto cpu_seq = cpu.new_sequence();
+    const std::vector<float> want = prompt_then_decode(cpu, cpu_seq.get(), ids, [] {});
+
+    // Dense rows from kPrompt tokens, and (for reference, printed) never.
+    LogitComparison agreement, main_kernel;
+    for (const int64_t min_tokens : {kPrompt, kPrompt + 1}) {
+      CudaModel gpu(m.config, m.weights,
+                    {.max_sequences = 1,
+                     .max_tokens_per_step = kPrompt,
+                     .max_length = 1100,
+                     .dense_prefill_min_tokens = min_tokens});
+      int64_t dense_layers = -1;
+      const std::vector<float> got = prompt_then_decode(
+          gpu, gpu.admit(), ids, [&] { dense_layers = gpu.dense_attention_layers(); });
+      const bool dense = min_tokens == kPrompt;
+      EXPECT_EQ(dense_layers, dense ? 1 : 0) << "layer " << index;
+      (dense ? agreement : main_kernel).add(got, want, m.config.vocab_size);
+    }
+    std::printf("one layer like layer %lld, 128 heads of 512 dims, outputs / 32\n",
+                static_cast<long long>(index));
+    agreement.print("  GPU (dense prefill) vs CPU ", kBound);
+    main_kernel.print("  GPU (main kernel) vs CPU   ", kBound);
+    EXPECT_EQ(agreement.positions(), kPrompt + kDecodeSteps);
+    EXPECT_LE(agreement.worst(), kBound) << "layer " << index;
+    EXPECT_GE(agreement.argmax_agreement(), kArgmaxAgreement) << "layer " << index;
+  }
+}
+
+}  // namespace
+}  // namespace dsv4::cuda
