@@ -29,6 +29,11 @@ __global__ void e2m1_kernel(const float* x, const float* scales, int n, uint8_t*
   if (mode == 2) out[i] = power_of_two_to_ue8m0(x[i]);
 }
 
+__global__ void divide_kernel(const float* x, const float* d, int n, float* out) {
+  const int i = int(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i < n) out[i] = divide_rn(x[i], d[i], __frcp_rn(d[i]));
+}
+
 unsigned blocks(int n) {
   return unsigned((n + 255) / 256);
 }
@@ -57,6 +62,11 @@ void probe_quantize_e2m1(const float* x, const float* scales, int n, uint8_t* ou
 
 void probe_power_of_two_to_ue8m0(const float* x, int n, uint8_t* out) {
   e2m1_kernel<<<blocks(n), 256>>>(x, nullptr, n, out, 2);
+  DSV4_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+void probe_divide_rn(const float* x, const float* d, int n, float* out) {
+  divide_kernel<<<blocks(n), 256>>>(x, d, n, out);
   DSV4_CUDA_CHECK(cudaDeviceSynchronize());
 }
 

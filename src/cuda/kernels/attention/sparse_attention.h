@@ -95,7 +95,7 @@ bool sparse_attention_uses_sm90(const SparseAttentionArgs& args);
 
 // Whether dense rows (args.dense) are expected to beat the main sm_90 kernel for a prefill step
 // of `args`: blocks that are runs of rows (window; HCA's entries) load by bulk tensor copies, but
-// CSA's chosen entries are gathered row by row, which loses at 64 heads and in short steps
+// CSA's chosen entries are gathered row by row, which loses in short steps at 64 heads
 // (bench/RESULTS.md).
 bool sparse_attention_dense_rows_pay(const SparseAttentionArgs& args);
 

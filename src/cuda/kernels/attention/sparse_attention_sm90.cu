@@ -180,15 +180,17 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int col0 = half * kHalfDim + 2 * (lane % 4);
   const int splits = int(gridDim.z);
   if (splits == 1) {
-    float den[2];
+    float den[2], reciprocal[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       den[h] = l[h] + exp2f(a.sink[head0 + row0 + 8 * h] * kLog2e - m[h]);
+      reciprocal[h] = __frcp_rn(den[h]);
     }
 #pragma unroll
     for (int j = 0; j < 64; ++j) {
       const int h = j & 1, head = head0 + row0 + 8 * h;
-      const float v0 = __fdiv_rn(o[2 * j], den[h]), v1 = __fdiv_rn(o[2 * j + 1], den[h]);
+      const float v0 = divide_rn(o[2 * j], den[h], reciprocal[h]);
+      const float v1 = divide_rn(o[2 * j + 1], den[h], reciprocal[h]);
       *reinterpret_cast<uint32_t*>(a.out + (int64_t(k.t) * a.heads + head) * kDim + col0 +
                                    8 * (j / 2)) = bf16x2_bits(v0, v1);
     }

@@ -34,21 +34,34 @@ constexpr int kMaxOffset = kPOffset + 4 * kDimBlockBytes;
 constexpr int kSumOffset = kMaxOffset + 4 * 2 * kHeads * 4;
 constexpr int kValidOffset = kSumOffset + 2 * kHeads * 4;
 constexpr int kBarrierOffset = kValidOffset + 2 * 4 * 2;
-constexpr int kSharedBytes = kBarrierOffset + 4 * 8;
+constexpr int kSharedBytes = kBarrierOffset + 5 * 8;
 static_assert(kSharedBytes <= 227 * 1024, "shared memory");
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
 constexpr int kScoreFloats = kHeads * kBlockRows / 128;
 constexpr int kMaxWarpgroupRegisters = 232, kGathererRegisters = 40;
-// Named barriers: Q loaded; warpgroup 0's block posted; warpgroup 1's block posted; row sums.
-constexpr int kQueriesLoaded = 1, kEvenPosted = 2, kOddPosted = 3, kSumsPosted = 4;
+// Named barriers: warpgroup 0's block posted; warpgroup 1's block posted; row sums; each
+// warpgroup's output staged.
+constexpr int kEvenPosted = 1, kOddPosted = 2, kSumsPosted = 3, kOutputStaged = 4;
 
 struct Buffers {
   uint8_t* smem;
-  uint64_t* full;   // [2]: a block's rows landed
-  uint64_t* empty;  // [2]: both warpgroups are done with the block
+  uint64_t* full;     // [2]: a block's rows landed
+  uint64_t* empty;    // [2]: both warpgroups are done with the block
+  uint64_t* queries;  // the token's Q landed
 };
+
+// The token's Q for the CTA's 64 heads (rows t · heads + head0 .. + 63 of q_map), by one thread.
+__device__ __forceinline__ void load_queries_by_tensor_copies(const CUtensorMap* q_map,
+                                                              int32_t q_row, const Buffers& buf) {
+  mbarrier_arrive_expect_tx(buf.queries, kOperandBytes);
+#pragma unroll
+  for (int c = 0; c < kDim / 64; ++c) {
+    tensor_copy_2d_to_shared(buf.smem + kQOffset + c * kDimBlockBytes, q_map, 64 * c, q_row,
+                             buf.queries);
+  }
+}
 
 // Whether block b of the token's list is one run of consecutive region rows (inside the window
 // part, or inside the entries part when every entry is attended), and if so its first row. The
@@ -132,13 +145,12 @@ __device__ __forceinline__ void zero_accumulators(float (&o)[128]) {
 // Warpgroup W: blocks 2j + W, dims [256 W, 256 W + 256) of O.
 template <int W>
 __device__ __forceinline__ void attend_blocks(const SparseAttentionArgs& a, const AttentionToken& k,
-                                              int pairs, int head0, const Buffers& buf) {
+                                              int pairs, int head0, const Buffers& buf,
+                                              const CUtensorMap* out_map) {
   uint8_t* smem = buf.smem;
   const int in_group = int(threadIdx.x) % 128, warp = in_group / 32, lane = in_group % 32;
   const int row0 = 16 * warp + lane / 4;  // this thread's heads: row0 and row0 + 8
-  load_queries<kConsumerThreads>(a, k.t, head0, smem + kQOffset, int(threadIdx.x));
-  fence_proxy_async_shared();
-  named_barrier_sync(kQueriesLoaded, kConsumerThreads);
+  mbarrier_wait(buf.queries, 0);
   const uint64_t q_descriptor = smem_descriptor(smem + kQOffset, 16, 1024);
   auto* maxima = reinterpret_cast<float*>(smem + kMaxOffset);  // [parity][W][max 64, factor 64]
   const float scale_log2 = a.scale * kLog2e;
@@ -282,19 +294,34 @@ __device__ __forceinline__ void attend_blocks(const SparseAttentionArgs& a, cons
     sums[W * kHeads + row0 + 8] = l[1];
   }
   named_barrier_sync(kSumsPosted, kConsumerThreads);
-  float den[2];
+  float den[2], reciprocal[2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const float total = l[h] + sums[(1 - W) * kHeads + row0 + 8 * h];
     den[h] = total + exp2f(a.sink[head0 + row0 + 8 * h] * kLog2e - m[h]);
+    reciprocal[h] = __frcp_rn(den[h]);
   }
-  const int col0 = W * (kDim / 2) + 2 * (lane % 4);
+  // Staged where Q was (both loops are done), in Q's layout, then stored by bulk tensor copies:
+  // coalesced, and no thread waits for its stores.
+  uint8_t* staged = smem + kQOffset;
 #pragma unroll
   for (int j = 0; j < 64; ++j) {
-    const int h = j & 1, head = head0 + row0 + 8 * h;
-    const float v0 = __fdiv_rn(o[2 * j], den[h]), v1 = __fdiv_rn(o[2 * j + 1], den[h]);
-    *reinterpret_cast<uint32_t*>(a.out + (int64_t(k.t) * a.heads + head) * kDim + col0 +
-                                 8 * (j / 2)) = bf16x2_bits(v0, v1);
+    const int h = j & 1, col = W * (kDim / 2) + 8 * (j / 2) + 2 * (lane % 4);
+    const float v0 = divide_rn(o[2 * j], den[h], reciprocal[h]);
+    const float v1 = divide_rn(o[2 * j + 1], den[h], reciprocal[h]);
+    *reinterpret_cast<uint32_t*>(staged + (col / 64) * kDimBlockBytes +
+                                 swizzled_offset(row0 + 8 * h, col % 64)) = bf16x2_bits(v0, v1);
+  }
+  fence_proxy_async_shared();  // the staged output, read by the bulk stores
+  named_barrier_sync(kOutputStaged + W, 128);
+  if (in_group == 0) {
+    const int32_t out_row = k.t * a.heads + head0;
+#pragma unroll
+    for (int c = 4 * W; c < 4 * W + 4; ++c) {
+      tensor_store_2d_from_shared(out_map, 64 * c, out_row, staged + c * kDimBlockBytes);
+    }
+    bulk_commit_group();
+    bulk_wait_shared_read();
   }
 }
 
@@ -302,25 +329,29 @@ __device__ __forceinline__ void attend_blocks(const SparseAttentionArgs& a, cons
 
 __global__ void __launch_bounds__(kThreads, 1)
     sparse_attention_sm90_dense(const SparseAttentionArgs a,
-                                const __grid_constant__ CUtensorMap rows_map) {
+                                const __grid_constant__ CUtensorMap rows_map,
+                                const __grid_constant__ CUtensorMap q_map,
+                                const __grid_constant__ CUtensorMap out_map) {
   wait_for_previous_kernel();
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   extern __shared__ __align__(1024) uint8_t smem[];
   if ((shared_address(smem) & 1023u) != 0) __trap();  // the swizzled operands need it
   const int tid = int(threadIdx.x);
-  const AttentionToken k = attention_token(a, int32_t(blockIdx.x));
-  const int pairs = (token_blocks(k) + 1) / 2;
-  const Buffers buf{smem, reinterpret_cast<uint64_t*>(smem + kBarrierOffset),
-                    reinterpret_cast<uint64_t*>(smem + kBarrierOffset) + 2};
+  const int head0 = int(blockIdx.y) * kHeads;
+  auto* barriers = reinterpret_cast<uint64_t*>(smem + kBarrierOffset);
+  const Buffers buf{smem, barriers, barriers + 2, barriers + 4};
   if (tid == 0) {
     for (int i = 0; i < 2; ++i) {
       mbarrier_init(&buf.full[i], 128);
       mbarrier_init(&buf.empty[i], 8);
     }
+    mbarrier_init(buf.queries, 1);
     fence_barrier_init();
+    load_queries_by_tensor_copies(&q_map, int32_t(blockIdx.x) * a.heads + head0, buf);
   }
+  const AttentionToken k = attention_token(a, int32_t(blockIdx.x));
+  const int pairs = (token_blocks(k) + 1) / 2;
   __syncthreads();
-  const int head0 = int(blockIdx.y) * kHeads;
   // Each role ends in its own code: a shared tail would make ptxas drop the setmaxnreg budgets.
   if (tid >= kConsumerThreads) {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kGathererRegisters));
@@ -329,10 +360,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kMaxWarpgroupRegisters));
   if (tid < 128) {
-    attend_blocks<0>(a, k, pairs, head0, buf);
+    attend_blocks<0>(a, k, pairs, head0, buf, &out_map);
     return;
   }
-  attend_blocks<1>(a, k, pairs, head0, buf);
+  attend_blocks<1>(a, k, pairs, head0, buf, &out_map);
 #else
   __trap();
 #endif
@@ -349,10 +380,13 @@ void launch_sparse_attention_sm90_dense(const SparseAttentionArgs& a, cudaStream
   (void)configured;
   const CUtensorMap rows_map =
       bf16_rows_tensor_map_swizzle128(a.dense.rows, a.dense.row_count, kDim, kBlockRows);
+  const int64_t head_rows = int64_t(a.batch.tokens) * a.heads;  // q and out as [rows][kDim]
+  const CUtensorMap q_map = bf16_rows_tensor_map_swizzle128(a.q, head_rows, kDim, kHeads);
+  const CUtensorMap out_map = bf16_rows_tensor_map_swizzle128(a.out, head_rows, kDim, kHeads);
   launch_dense_rows_pass(a, stream);
   launch_dependent(sparse_attention_sm90_dense,
                    dim3(unsigned(a.batch.tokens), unsigned(a.heads / kHeads)), kThreads,
-                   kSharedBytes, stream, a, rows_map);
+                   kSharedBytes, stream, a, rows_map, q_map, out_map);
 }
 
 }  // namespace dsv4::cuda

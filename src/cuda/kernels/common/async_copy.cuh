@@ -73,6 +73,24 @@ __device__ __forceinline__ void tensor_copy_2d_to_shared(void* dst, const void* 
       : "memory");
 }
 
+// One box of shared memory (the layout tensor_copy_2d_to_shared writes) to a 2-D tensor map at
+// column x, row y, in this thread's bulk async-group; the source must stay untouched until
+// bulk_wait_shared_read() returns.
+__device__ __forceinline__ void tensor_store_2d_from_shared(const void* map, int32_t x, int32_t y,
+                                                            const void* src) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];\n" ::"l"(map),
+      "r"(x), "r"(y), "r"(shared_address(src))
+      : "memory");
+}
+__device__ __forceinline__ void bulk_commit_group() {
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+}
+// Waits until every bulk store this thread committed has read its shared memory source.
+__device__ __forceinline__ void bulk_wait_shared_read() {
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
+
 // Copies 8 bytes (both addresses 8-byte aligned) from global into shared memory, asynchronously.
 __device__ __forceinline__ void cp_async_8(void* dst, const void* src) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(shared_address(dst)), "l"(src)
