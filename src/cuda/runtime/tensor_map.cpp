@@ -25,10 +25,12 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
 
 }  // namespace
 
-CUtensorMap bf16_rows_tensor_map_swizzle128(const void* base, int64_t rows, int64_t cols,
-                                            int32_t box_rows) {
-  constexpr int32_t kBoxCols = 64;  // 128 bytes of bf16: the swizzle's row
-  if (rows <= 0 || cols < kBoxCols || cols % 8 != 0 || box_rows <= 0 || box_rows > 256) {
+CUtensorMap tensor_map_swizzle128(const void* base, TensorElement element, int64_t rows,
+                                  int64_t cols, int32_t box_rows) {
+  const bool bf16 = element == TensorElement::kBf16;
+  const int64_t element_bytes = bf16 ? 2 : 4, box_cols = 128 / element_bytes;
+  if (rows <= 0 || cols < box_cols || (cols * element_bytes) % 16 != 0 || box_rows <= 0 ||
+      box_rows > 256) {
     fail("tensor map: bad shape [{}][{}] with boxes of {} rows", rows, cols, box_rows);
   }
   if (reinterpret_cast<uintptr_t>(base) % 16 != 0) {
@@ -36,16 +38,17 @@ CUtensorMap bf16_rows_tensor_map_swizzle128(const void* base, int64_t rows, int6
   }
   CUtensorMap map;
   const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
-  const cuuint64_t strides[1] = {cuuint64_t(cols) * 2};
-  const cuuint32_t box[2] = {cuuint32_t(kBoxCols), cuuint32_t(box_rows)};
+  const cuuint64_t strides[1] = {cuuint64_t(cols * element_bytes)};
+  const cuuint32_t box[2] = {cuuint32_t(box_cols), cuuint32_t(box_rows)};
   const cuuint32_t element_strides[2] = {1, 1};
   const CUresult result = encode_tiled()(
-      &map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void*>(base), dims, strides, box,
-      element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-      CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+      &map, bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2,
+      const_cast<void*>(base), dims, strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+      CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+      CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (result != CUDA_SUCCESS) {
-    fail("cuTensorMapEncodeTiled failed (CUresult {}) for a [{}][{}] bf16 matrix", int(result),
-         rows, cols);
+    fail("cuTensorMapEncodeTiled failed (CUresult {}) for a [{}][{}] {} matrix", int(result), rows,
+         cols, bf16 ? "bf16" : "fp32");
   }
   return map;
 }

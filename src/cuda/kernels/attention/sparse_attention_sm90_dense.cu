@@ -52,17 +52,6 @@ struct Buffers {
   uint64_t* queries;  // the token's Q landed
 };
 
-// The token's Q for the CTA's 64 heads (rows t · heads + head0 .. + 63 of q_map), by one thread.
-__device__ __forceinline__ void load_queries_by_tensor_copies(const CUtensorMap* q_map,
-                                                              int32_t q_row, const Buffers& buf) {
-  mbarrier_arrive_expect_tx(buf.queries, kOperandBytes);
-#pragma unroll
-  for (int c = 0; c < kDim / 64; ++c) {
-    tensor_copy_2d_to_shared(buf.smem + kQOffset + c * kDimBlockBytes, q_map, 64 * c, q_row,
-                             buf.queries);
-  }
-}
-
 // Whether block b of the token's list is one run of consecutive region rows (inside the window
 // part, or inside the entries part when every entry is attended), and if so its first row. The
 // rows of a run past the token's last are masked; they hold finite values (later rows of the
@@ -347,7 +336,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     mbarrier_init(buf.queries, 1);
     fence_barrier_init();
-    load_queries_by_tensor_copies(&q_map, int32_t(blockIdx.x) * a.heads + head0, buf);
+    load_queries_by_tensor_copies(&q_map, int32_t(blockIdx.x) * a.heads + head0, smem + kQOffset,
+                                  buf.queries);
   }
   const AttentionToken k = attention_token(a, int32_t(blockIdx.x));
   const int pairs = (token_blocks(k) + 1) / 2;
@@ -378,11 +368,10 @@ void launch_sparse_attention_sm90_dense(const SparseAttentionArgs& a, cudaStream
     return true;
   }();
   (void)configured;
-  const CUtensorMap rows_map =
-      bf16_rows_tensor_map_swizzle128(a.dense.rows, a.dense.row_count, kDim, kBlockRows);
-  const int64_t head_rows = int64_t(a.batch.tokens) * a.heads;  // q and out as [rows][kDim]
-  const CUtensorMap q_map = bf16_rows_tensor_map_swizzle128(a.q, head_rows, kDim, kHeads);
-  const CUtensorMap out_map = bf16_rows_tensor_map_swizzle128(a.out, head_rows, kDim, kHeads);
+  const CUtensorMap rows_map = tensor_map_swizzle128(a.dense.rows, TensorElement::kBf16,
+                                                     a.dense.row_count, kDim, kBlockRows);
+  const CUtensorMap q_map = queries_tensor_map(a.q, a);
+  const CUtensorMap out_map = queries_tensor_map(a.out, a);
   launch_dense_rows_pass(a, stream);
   launch_dependent(sparse_attention_sm90_dense,
                    dim3(unsigned(a.batch.tokens), unsigned(a.heads / kHeads)), kThreads,
