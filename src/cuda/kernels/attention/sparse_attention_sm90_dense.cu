@@ -186,6 +186,7 @@ __device__ __forceinline__ void attend_blocks(const SparseAttentionArgs& a, cons
     const auto* valid_bits = reinterpret_cast<const uint16_t*>(smem + kValidOffset) + W * 4;
     const uint64_t valid = uint64_t(valid_bits[0]) | (uint64_t(valid_bits[1]) << 16) |
                            (uint64_t(valid_bits[2]) << 32) | (uint64_t(valid_bits[3]) << 48);
+    float even_factor[2] = {1.0f, 1.0f};
     {
       uint64_t qd = q_descriptor;
       uint64_t kd = smem_descriptor(smem + kBufferOffset + W * kOperandBytes, 16, 1024);
@@ -199,6 +200,20 @@ __device__ __forceinline__ void attend_blocks(const SparseAttentionArgs& a, cons
       }
       wgmma_commit();
       wgmma_wait<0>();
+      if constexpr (W == 1) {
+        // The even block's P·V (its P posted by warpgroup 0) runs during this block's softmax,
+        // so the even buffer is free for the gatherer sooner. (O must not be touched while the
+        // scores' wgmma is in flight: ptxas then serializes every wgmma, C7518.)
+        named_barrier_sync(kEvenPosted, kConsumerThreads);
+        const float* even = maxima + (parity * 2) * 2 * kHeads;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          m[h] = even[row0 + 8 * h];
+          even_factor[h] = even[kHeads + row0 + 8 * h];
+        }
+        rescale(even_factor);
+        add_pv_shared(0, smem + kPOffset + (parity * 2) * kDimBlockBytes);
+      }
       wgmma_fence_operands(s);
     }
     // s[4c + e]: head row0 (+8 for e >= 2), block row 8c + 2·(lane % 4) + (e & 1).
@@ -208,16 +223,6 @@ __device__ __forceinline__ void attend_blocks(const SparseAttentionArgs& a, cons
       const int r = 8 * (i / 4) + 2 * (lane % 4) + (i & 1);
       s[i] = (valid >> r) & 1u ? s[i] * scale_log2 : -INFINITY;
       block_max[(i >> 1) & 1] = fmaxf(block_max[(i >> 1) & 1], s[i]);
-    }
-    float even_factor[2] = {1.0f, 1.0f};
-    float* posted_max = maxima + (parity * 2) * 2 * kHeads;
-    if (W == 1) {
-      named_barrier_sync(kEvenPosted, kConsumerThreads);
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        m[h] = posted_max[row0 + 8 * h];
-        even_factor[h] = posted_max[kHeads + row0 + 8 * h];
-      }
     }
     float base[2], factor[2];
     grow_running_maxima(block_max, m, base, factor);
@@ -259,8 +264,6 @@ __device__ __forceinline__ void attend_blocks(const SparseAttentionArgs& a, cons
     } else {
 #pragma unroll
       for (int h = 0; h < 2; ++h) l[h] = (l[h] * even_factor[h]) * factor[h] + block_sum[h];
-      rescale(even_factor);
-      add_pv_shared(0, smem + kPOffset + (parity * 2) * kDimBlockBytes);
       wgmma_wait<0>();
       release(0);
       rescale(factor);
