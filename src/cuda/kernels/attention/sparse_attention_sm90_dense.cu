@@ -43,7 +43,8 @@ constexpr int kScoreFloats = kHeads * kBlockRows / 128;
 constexpr int kMaxWarpgroupRegisters = 232, kGathererRegisters = 40;
 // Named barriers: warpgroup 0's block posted; warpgroup 1's block posted; row sums; each
 // warpgroup's output staged.
-constexpr int kEvenPosted = 1, kOddPosted = 2, kSumsPosted = 3, kOutputStaged = 4;
+constexpr int kEvenPosted = 1, kOddPosted = 2, kSumsPosted = 3, kOutputStaged = 4;  // + W
+constexpr int kEvenMaximaPosted = 6;
 
 struct Buffers {
   uint8_t* smem;
@@ -201,10 +202,10 @@ __device__ __forceinline__ void attend_blocks(const SparseAttentionArgs& a, cons
       wgmma_commit();
       wgmma_wait<0>();
       if constexpr (W == 1) {
-        // The even block's P·V (its P posted by warpgroup 0) runs during this block's softmax,
-        // so the even buffer is free for the gatherer sooner. (O must not be touched while the
-        // scores' wgmma is in flight: ptxas then serializes every wgmma, C7518.)
-        named_barrier_sync(kEvenPosted, kConsumerThreads);
+        // Warpgroup 0 posts the even block's maxima before its P, so this block's maxima can
+        // grow while that P is made. (O must not be touched while the scores' wgmma is in
+        // flight: ptxas then serializes every wgmma, C7518.)
+        named_barrier_sync(kEvenMaximaPosted, kConsumerThreads);
         const float* even = maxima + (parity * 2) * 2 * kHeads;
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
@@ -212,7 +213,6 @@ __device__ __forceinline__ void attend_blocks(const SparseAttentionArgs& a, cons
           even_factor[h] = even[kHeads + row0 + 8 * h];
         }
         rescale(even_factor);
-        add_pv_shared(0, smem + kPOffset + (parity * 2) * kDimBlockBytes);
       }
       wgmma_fence_operands(s);
     }
@@ -226,13 +226,6 @@ __device__ __forceinline__ void attend_blocks(const SparseAttentionArgs& a, cons
     }
     float base[2], factor[2];
     grow_running_maxima(block_max, m, base, factor);
-    float block_sum[2] = {0.0f, 0.0f};
-    uint8_t* mine = smem + kPOffset + (parity * 2 + W) * kDimBlockBytes;
-    exponentiate_block(s, base, p, block_sum, [&](int i, uint32_t bits) {
-      const int h = (i >> 1) & 1;
-      *reinterpret_cast<uint32_t*>(
-          mine + swizzled_offset(row0 + 8 * h, 8 * (i / 4) + 2 * (lane % 4))) = bits;
-    });
     if (lane % 4 == 0) {
       float* out = maxima + (parity * 2 + W) * 2 * kHeads;
 #pragma unroll
@@ -241,6 +234,21 @@ __device__ __forceinline__ void attend_blocks(const SparseAttentionArgs& a, cons
         out[kHeads + row0 + 8 * h] = factor[h];
       }
     }
+    if constexpr (W == 0) {
+      named_barrier_arrive(kEvenMaximaPosted, kConsumerThreads);
+    } else {
+      // The even block's P·V runs during this block's exponentials, so the even buffer is free
+      // for the gatherer sooner.
+      named_barrier_sync(kEvenPosted, kConsumerThreads);
+      add_pv_shared(0, smem + kPOffset + (parity * 2) * kDimBlockBytes);
+    }
+    float block_sum[2] = {0.0f, 0.0f};
+    uint8_t* mine = smem + kPOffset + (parity * 2 + W) * kDimBlockBytes;
+    exponentiate_block(s, base, p, block_sum, [&](int i, uint32_t bits) {
+      const int h = (i >> 1) & 1;
+      *reinterpret_cast<uint32_t*>(
+          mine + swizzled_offset(row0 + 8 * h, 8 * (i / 4) + 2 * (lane % 4))) = bits;
+    });
     fence_proxy_async_shared();  // P, read by the partner's wgmma
     named_barrier_arrive(W == 0 ? kEvenPosted : kOddPosted, kConsumerThreads);
     if (W == 0) {
