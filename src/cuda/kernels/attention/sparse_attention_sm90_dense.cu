@@ -76,7 +76,9 @@ __device__ __forceinline__ bool block_run(const SparseAttentionArgs& a, const At
 // Block b of the token (b >= blocks: every row masked) into buffer b % 2 by the gathering
 // warpgroup: a run as 8 bulk tensor copies (64 rows × 64 dims each) issued by thread 0, other
 // blocks row by row with cp.async, warp w taking rows 16w .. 16w + 15, two 512-byte halves a row,
-// lane = 16-byte chunk. Each warp's lane 0 posts its rows' valid bits.
+// lane = 16-byte chunk, each thread's copies arriving on the full barrier as they land (so the
+// next block's copies issue meanwhile; the consumers fence the proxies). Each warp's lane 0
+// posts its rows' valid bits and arrives once more.
 __device__ __forceinline__ void gather_blocks(const SparseAttentionArgs& a, const AttentionToken& k,
                                               const CUtensorMap* rows_map, int pairs,
                                               const Buffers& buf, int warp, int lane) {
@@ -89,10 +91,11 @@ __device__ __forceinline__ void gather_blocks(const SparseAttentionArgs& a, cons
     const bool run = block_run(a, k, b, first_row);
     mbarrier_wait(&buf.empty[which], (use & 1) ^ 1);
     uint8_t* block = buf.smem + kBufferOffset + which * kOperandBytes;
+    if (lane == 0) {
+      reinterpret_cast<uint16_t*>(buf.smem + kValidOffset)[which * 4 + warp] = uint16_t(valid);
+      mbarrier_arrive(&buf.full[which]);
+    }
     if (run) {
-      if (lane == 0) {
-        reinterpret_cast<uint16_t*>(buf.smem + kValidOffset)[which * 4 + warp] = uint16_t(valid);
-      }
       if (warp == 0 && lane == 0) {
         mbarrier_arrive_expect_tx(&buf.full[which], kOperandBytes);
 #pragma unroll
@@ -117,13 +120,7 @@ __device__ __forceinline__ void gather_blocks(const SparseAttentionArgs& a, cons
             row + 8 * c, row_index >= 0);
       }
     }
-    cp_async_commit();
-    cp_async_wait<0>();
-    fence_proxy_async_shared();  // cp.async writes, read by wgmma
-    if (lane == 0) {
-      reinterpret_cast<uint16_t*>(buf.smem + kValidOffset)[which * 4 + warp] = uint16_t(valid);
-    }
-    mbarrier_arrive(&buf.full[which]);
+    cp_async_arrive_noinc(&buf.full[which]);
   }
 }
 
@@ -184,6 +181,7 @@ __device__ __forceinline__ void attend_blocks(const SparseAttentionArgs& a, cons
   for (int j = 0; j < pairs; ++j) {
     const int parity = j & 1;
     mbarrier_wait(&buf.full[W], parity);
+    fence_proxy_async_shared();  // the gatherer's cp.async writes, read by wgmma
     const auto* valid_bits = reinterpret_cast<const uint16_t*>(smem + kValidOffset) + W * 4;
     const uint64_t valid = uint64_t(valid_bits[0]) | (uint64_t(valid_bits[1]) << 16) |
                            (uint64_t(valid_bits[2]) << 32) | (uint64_t(valid_bits[3]) << 48);
@@ -342,7 +340,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const Buffers buf{smem, barriers, barriers + 2, barriers + 4};
   if (tid == 0) {
     for (int i = 0; i < 2; ++i) {
-      mbarrier_init(&buf.full[i], 128);
+      mbarrier_init(&buf.full[i], 128 + 4);
       mbarrier_init(&buf.empty[i], 8);
     }
     mbarrier_init(buf.queries, 1);
