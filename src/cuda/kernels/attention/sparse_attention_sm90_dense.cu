@@ -340,8 +340,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   const Buffers buf{smem, barriers, barriers + 2, barriers + 4};
   if (tid == 0) {
     for (int i = 0; i < 2; ++i) {
-      mbarrier_init(&buf.full[i], 128 + 4);
-      mbarrier_init(&buf.empty[i], 8);
+      mbarrier_init(&buf.full[i], 128 + 4);  // every gatherer's copies, each warp's valid bits
+      mbarrier_init(&buf.empty[i], 8);       // the consumers' warps
     }
     mbarrier_init(buf.queries, 1);
     fence_barrier_init();
