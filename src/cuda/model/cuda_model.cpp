@@ -25,7 +25,6 @@
 #include "cuda/model/device_weights.h"
 #include "cuda/model/glue.h"
 #include "cuda/runtime/check.h"
-#include "cuda/runtime/device.h"
 
 namespace dsv4::cuda {
 namespace {
@@ -47,15 +46,9 @@ int64_t ceil_div(int64_t a, int64_t b) {
 }
 
 constexpr int32_t kBlockRows = 64;
-// Dense attention rows (CudaModelLimits::dense_prefill_min_tokens) live in a scratch of at most
-// kDenseRowsBytes; sparse_attention_dense_rows_pay picks the layers, and a step whose layout does
-// not fit the scratch uses the main kernel.
-constexpr int64_t kDenseRowsBytes = int64_t(256) << 20;
-
-bool dense_prefill_applies(const ModelConfig& c) {
-  return sm90_kernels_available() && c.head_dim == 512 && c.rope_head_dim == 64 &&
-         c.n_heads % 64 == 0;
-}
+// The step metadata's int32 blocks of max_tokens: ids, slots, positions, chunk begins, chunk
+// ends, then the dense prefill rows' bases.
+constexpr int64_t kBatchMetaBlocks = 5;
 
 }  // namespace
 
@@ -146,24 +139,8 @@ CudaModel::CudaModel(const ModelConfig& config, DeviceWeights weights,
   const int64_t max_cols = std::max({D, c.q_lora_rank, H * d, grouped_width, inter});
   const int64_t rows = T * std::max<int64_t>(1, K);
 
-  s.dense_min_tokens = std::max<int64_t>(1, limits.dense_prefill_min_tokens);
-  if (dense_prefill_applies(c) && T >= s.dense_min_tokens) {
-    int32_t min_ratio = 0;
-    for (const LayerSpec& spec : c.layers) {
-      const auto ratio = int32_t(spec.compress_ratio);
-      if (std::find(s.dense_ratios.begin(), s.dense_ratios.end(), ratio) == s.dense_ratios.end()) {
-        s.dense_ratios.push_back(ratio);
-      }
-      if (ratio > 0) min_ratio = min_ratio == 0 ? ratio : std::min(min_ratio, ratio);
-    }
-    // One chunk of a full step at the longest context fits; steps of many chunks may not.
-    const int64_t one_chunk_rows =
-        c.window_size + T + (min_ratio > 0 ? ceil_div(max_length, min_ratio) : 0);
-    s.dense_rows =
-        DeviceBuffer<uint16_t>(size_t(std::min(kDenseRowsBytes / 2, one_chunk_rows * c.head_dim)));
-  }
-  s.dense_row_counts.assign(s.dense_ratios.size(), 0);
-  const int64_t meta_blocks = 5 + int64_t(s.dense_ratios.size());
+  s.dense = std::make_unique<DensePrefillRows>(c, T, max_length, limits.dense_prefill_min_tokens);
+  const int64_t meta_blocks = kBatchMetaBlocks + s.dense->meta_blocks();
   s.meta = DeviceBuffer<int32_t>(size_t(meta_blocks * T));
   for (int i = 0; i < 2; ++i) {
     DSV4_CUDA_CHECK(cudaMallocHost(&s.host_meta[i], size_t(meta_blocks * T) * sizeof(int32_t)));
@@ -275,7 +252,7 @@ int64_t CudaModel::length(int32_t slot) const {
 }
 
 int64_t CudaModel::dense_attention_layers() const {
-  return s_->dense_layers;
+  return s_->dense->layers_in_last_step();
 }
 
 int32_t CudaModel::step(std::span<const Chunk> chunks) {
@@ -329,22 +306,8 @@ int32_t CudaModel::step(std::span<const Chunk> chunks) {
     }
   }
   const int32_t T = t;
-  // Prefill: each compress ratio's dense-row layout, used where it fits the scratch.
-  std::fill(s.dense_row_counts.begin(), s.dense_row_counts.end(), 0);
-  s.dense_layers = 0;
-  if (!decode_only && T >= s.dense_min_tokens) {
-    const std::vector<int32_t> position(meta + 2 * Tmax, meta + 2 * Tmax + T);
-    const std::vector<int32_t> begin(meta + 3 * Tmax, meta + 3 * Tmax + T);
-    const std::vector<int32_t> end(meta + 4 * Tmax, meta + 4 * Tmax + T);
-    std::vector<int32_t> base;
-    for (size_t r = 0; r < s.dense_ratios.size(); ++r) {
-      const int64_t rows =
-          dense_rows_layout(position, begin, end, int32_t(c.window_size), s.dense_ratios[r], base);
-      if (rows * c.head_dim <= int64_t(s.dense_rows.size())) s.dense_row_counts[r] = rows;
-      std::copy(base.begin(), base.end(), meta + (5 + int64_t(r)) * Tmax);
-    }
-  }
-  const int64_t meta_blocks = decode_only ? 5 : 5 + int64_t(s.dense_ratios.size());
+  const int64_t meta_blocks =
+      kBatchMetaBlocks + s.dense->plan_step(meta, Tmax, kBatchMetaBlocks, T, decode_only);
   DSV4_CUDA_CHECK(cudaMemcpyAsync(s.meta.data(), meta, size_t(meta_blocks * Tmax) * sizeof(int32_t),
                                   cudaMemcpyHostToDevice, s.stream));
   DSV4_CUDA_CHECK(cudaEventRecord(s.meta_uploaded[buffer], s.stream));
@@ -541,14 +504,7 @@ void CudaModel::attention(int64_t layer, int32_t T) {
     sa.entries = s.cache->entry_rows(L);
     sa.ratio = int32_t(spec.compress_ratio);
   }
-  for (size_t r = 0; r < s.dense_ratios.size(); ++r) {
-    if (s.dense_row_counts[r] > 0 && s.dense_ratios[r] == int32_t(spec.compress_ratio) &&
-        sparse_attention_dense_rows_pay(sa)) {
-      sa.dense = {s.dense_rows.data(), s.meta.data() + (5 + int64_t(r)) * s.max_tokens,
-                  s.dense_ratios[r], s.dense_row_counts[r]};
-      ++s.dense_layers;
-    }
-  }
+  s.dense->apply(sa, int32_t(spec.compress_ratio), s.meta.data(), s.max_tokens, kBatchMetaBlocks);
   sparse_attention(sa, st);
   commit_window_rows(s.batch, s.chunk_rows.data(), s.cache->window_rows(L), int32_t(c.window_size),
                      st);

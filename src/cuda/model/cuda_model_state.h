@@ -15,6 +15,7 @@
 #include "cuda/kernels/norm_rope_mhc/hyper_connection.h"
 #include "cuda/kernels/norm_rope_mhc/rope.h"
 #include "cuda/model/cuda_model.h"
+#include "cuda/model/dense_prefill_rows.h"
 #include "cuda/model/device_weights.h"
 #include "cuda/runtime/device_buffer.h"
 
@@ -52,16 +53,8 @@ struct CudaModel::State {
   // Residual streams and the mHC site.
   DeviceBuffer<uint16_t> streams, collapsed, normed, sublayer;
   DeviceBuffer<float> hc_workspace, post, comb;
-  DeviceBuffer<float> attn_split;  // split-KV partials of the sparse attention
-  // Prefill rows dequantized once per step and layer (SparseAttentionArgs::dense): one layout
-  // per compress ratio in use (dense_ratios[r], its per-token bases in meta block 5 + r, its
-  // rows this step in dense_row_counts[r], 0 where it does not fit dense_rows or the step is
-  // not a prefill step).
-  DeviceBuffer<uint16_t> dense_rows;
-  std::vector<int32_t> dense_ratios;
-  std::vector<int64_t> dense_row_counts;
-  int64_t dense_min_tokens = 0;
-  int64_t dense_layers = 0;  // layers of the last step that read dense rows
+  DeviceBuffer<float> attn_split;           // split-KV partials of the sparse attention
+  std::unique_ptr<DensePrefillRows> dense;  // prefill steps' dense attention rows
   // Attention.
   DeviceBuffer<uint16_t> qr, q, kv, idx_q, idx_w, scores, attn_out, grouped;
   DeviceBuffer<float> comp_kv, comp_gate, idx_kv, idx_gate, attn_f32;

@@ -1,0 +1,69 @@
+#include "cuda/model/dense_prefill_rows.h"
+
+#include <algorithm>
+
+#include "cuda/runtime/device.h"
+
+namespace dsv4::cuda {
+namespace {
+
+constexpr int64_t kMaxScratchBytes = int64_t(256) << 20;
+
+bool dense_path_applies(const ModelConfig& c) {
+  return sm90_kernels_available() && c.head_dim == 512 && c.rope_head_dim == 64 &&
+         c.n_heads % 64 == 0;
+}
+
+}  // namespace
+
+DensePrefillRows::DensePrefillRows(const ModelConfig& c, int64_t max_tokens, int64_t max_length,
+                                   int64_t min_tokens)
+    : window_(int32_t(c.window_size)),
+      head_dim_(c.head_dim),
+      min_tokens_(std::max<int64_t>(1, min_tokens)) {
+  if (!dense_path_applies(c) || max_tokens < min_tokens_) return;
+  int32_t min_ratio = 0;
+  for (const LayerSpec& spec : c.layers) {
+    const auto ratio = int32_t(spec.compress_ratio);
+    if (std::find(ratios_.begin(), ratios_.end(), ratio) == ratios_.end()) ratios_.push_back(ratio);
+    if (ratio > 0) min_ratio = min_ratio == 0 ? ratio : std::min(min_ratio, ratio);
+  }
+  // One chunk of a full step at the longest context fits; steps of many chunks may not.
+  const int64_t one_chunk_rows =
+      c.window_size + max_tokens + (min_ratio > 0 ? (max_length + min_ratio - 1) / min_ratio : 0);
+  rows_ =
+      DeviceBuffer<uint16_t>(size_t(std::min(kMaxScratchBytes / 2, one_chunk_rows * head_dim_)));
+  row_counts_.assign(ratios_.size(), 0);
+}
+
+int64_t DensePrefillRows::plan_step(int32_t* meta, int64_t max_tokens, int64_t first_block,
+                                    int32_t tokens, bool decode_only) {
+  std::fill(row_counts_.begin(), row_counts_.end(), 0);
+  layers_ = 0;
+  if (ratios_.empty() || decode_only || tokens < min_tokens_) return 0;
+  const auto block = [&](int64_t b) { return meta + b * max_tokens; };
+  const std::vector<int32_t> position(block(2), block(2) + tokens);
+  const std::vector<int32_t> begin(block(3), block(3) + tokens);
+  const std::vector<int32_t> end(block(4), block(4) + tokens);
+  std::vector<int32_t> base;
+  for (size_t r = 0; r < ratios_.size(); ++r) {
+    const int64_t rows = dense_rows_layout(position, begin, end, window_, ratios_[r], base);
+    if (rows * head_dim_ <= int64_t(rows_.size())) row_counts_[r] = rows;
+    std::copy(base.begin(), base.end(), block(first_block + int64_t(r)));
+  }
+  return meta_blocks();
+}
+
+void DensePrefillRows::apply(SparseAttentionArgs& args, int32_t ratio, const int32_t* meta,
+                             int64_t max_tokens, int64_t first_block) {
+  for (size_t r = 0; r < ratios_.size(); ++r) {
+    if (ratios_[r] != ratio || row_counts_[r] == 0 || !sparse_attention_dense_rows_pay(args)) {
+      continue;
+    }
+    args.dense = {rows_.data(), meta + (first_block + int64_t(r)) * max_tokens, ratio,
+                  row_counts_[r]};
+    ++layers_;
+  }
+}
+
+}  // namespace dsv4::cuda
