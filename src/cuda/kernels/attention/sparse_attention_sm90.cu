@@ -48,6 +48,25 @@ constexpr int kBlockTiles = kBlockRows / kTileRows;
 // Named barriers of the two consumer warpgroups (0 is __syncthreads).
 constexpr int kBlockReady = 1, kScoresExchanged = 2;
 
+// The token's Q for heads [head0, head0 + 64) into the swizzled operand, by the consumers.
+__device__ __forceinline__ void load_queries(const SparseAttentionArgs& a, int32_t t, int head0,
+                                             uint8_t* q_s, int tid) {
+  constexpr int kChunks = kHeads * kDim / 8, kPerThread = kChunks / kConsumerThreads;
+  const uint16_t* q = a.q + (int64_t(t) * a.heads + head0) * kDim;
+  uint4 v[kPerThread];
+#pragma unroll
+  for (int n = 0; n < kPerThread; ++n) {
+    const int i = tid + n * kConsumerThreads;
+    v[n] = *reinterpret_cast<const uint4*>(q + (i / (kDim / 8)) * kDim + (i % (kDim / 8)) * 8);
+  }
+#pragma unroll
+  for (int n = 0; n < kPerThread; ++n) {
+    const int i = tid + n * kConsumerThreads, h = i / (kDim / 8), c = i % (kDim / 8);
+    *reinterpret_cast<uint4*>(q_s + (c / 8) * kDimBlockBytes + swizzled_offset(h, (c % 8) * 8)) =
+        v[n];
+  }
+}
+
 #endif  // __CUDA_ARCH__ >= 900
 
 __global__ void __launch_bounds__(kThreads, 1)
@@ -72,7 +91,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int half = tid / 128, warp = (tid % 128) / 32, lane = tid % 32, in_group = tid % 128;
   const int head0 = int(blockIdx.y) * kHeads;
   const int row0 = 16 * warp + lane / 4;  // this thread's heads: row0 and row0 + 8
-  load_queries<kConsumerThreads>(a, k.t, head0, smem + kQOffset, tid);
+  load_queries(a, k.t, head0, smem + kQOffset, tid);
   fence_proxy_async_shared();
 
   uint8_t* kv_half = smem + kKvOffset + half * kHalfBytes;

@@ -37,6 +37,13 @@ constexpr int kBarrierOffset = kValidOffset + 2 * 4 * 2;
 constexpr int kSharedBytes = kBarrierOffset + 5 * 8;
 static_assert(kSharedBytes <= 227 * 1024, "shared memory");
 
+// q or the output, [tokens · heads][kDim] bf16, in boxes of one CTA's 64 heads × 64 dims: the
+// layout of the Q operand and of the staged output.
+CUtensorMap queries_tensor_map(const uint16_t* base, const SparseAttentionArgs& a) {
+  return tensor_map_swizzle128(base, TensorElement::kBf16, int64_t(a.batch.tokens) * a.heads, kDim,
+                               kHeads);
+}
+
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
 constexpr int kScoreFloats = kHeads * kBlockRows / 128;
@@ -52,6 +59,18 @@ struct Buffers {
   uint64_t* empty;    // [2]: both warpgroups are done with the block
   uint64_t* queries;  // the token's Q landed
 };
+
+// The token's Q for 64 heads (rows t · heads + head0 .. + 63 of q_map, queries_tensor_map) into
+// the swizzled operand q_s by bulk tensor copies, issued by one thread, landing on `barrier`.
+__device__ __forceinline__ void load_queries_by_tensor_copies(const CUtensorMap* q_map,
+                                                              int32_t q_row, uint8_t* q_s,
+                                                              uint64_t* barrier) {
+  mbarrier_arrive_expect_tx(barrier, kHeads * kDim * 2);
+#pragma unroll
+  for (int c = 0; c < kDim / 64; ++c) {
+    tensor_copy_2d_to_shared(q_s + c * kDimBlockBytes, q_map, 64 * c, q_row, barrier);
+  }
+}
 
 // Whether block b of the token's list is one run of consecutive region rows (inside the window
 // part, or inside the entries part when every entry is attended), and if so its first row. The

@@ -15,7 +15,6 @@
 #include "cuda/kernels/attention/sparse_attention_rows.cuh"
 #include "cuda/kernels/common/async_copy.cuh"
 #include "cuda/kernels/common/wgmma.cuh"
-#include "cuda/runtime/tensor_map.h"
 #include "model/config.h"
 
 namespace dsv4::cuda::sm90_attention {
@@ -67,13 +66,6 @@ constexpr int32_t kRowSkew = 8, kRowMasked = 16;
 
 // What masked rows copy: a row of zeros, 16-byte aligned (one per translation unit).
 static __device__ __align__(16) uint8_t zero_kv_row[kSlotBytes];
-
-// q or the output, [tokens · heads][kDim] bf16, in boxes of one CTA's 64 heads × 64 dims: the
-// layout of the Q operand and of the staged output.
-inline CUtensorMap queries_tensor_map(const uint16_t* base, const SparseAttentionArgs& a) {
-  return tensor_map_swizzle128(base, TensorElement::kBf16, int64_t(a.batch.tokens) * a.heads, kDim,
-                               kHeads);
-}
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
@@ -183,39 +175,6 @@ __device__ __forceinline__ void dequantize_half_tile(const uint8_t* slots, int32
     store([](uint2 codes, uint8_t code) { return dequant_e4m3x8(codes, code); });
   } else {
     store([](uint2 codes, uint8_t code) { return dequant_e4m3x8_moderate_scale(codes, code); });
-  }
-}
-
-// The token's Q for heads [head0, head0 + 64) into the swizzled operand, by the consumers (the
-// first kThreads threads).
-template <int kThreads>
-__device__ __forceinline__ void load_queries(const SparseAttentionArgs& a, int32_t t, int head0,
-                                             uint8_t* q_s, int tid) {
-  constexpr int kChunks = kHeads * kDim / 8, kPerThread = kChunks / kThreads;
-  const uint16_t* q = a.q + (int64_t(t) * a.heads + head0) * kDim;
-  uint4 v[kPerThread];
-#pragma unroll
-  for (int n = 0; n < kPerThread; ++n) {
-    const int i = tid + n * kThreads;
-    v[n] = *reinterpret_cast<const uint4*>(q + (i / (kDim / 8)) * kDim + (i % (kDim / 8)) * 8);
-  }
-#pragma unroll
-  for (int n = 0; n < kPerThread; ++n) {
-    const int i = tid + n * kThreads, h = i / (kDim / 8), c = i % (kDim / 8);
-    *reinterpret_cast<uint4*>(q_s + (c / 8) * kDimBlockBytes + swizzled_offset(h, (c % 8) * 8)) =
-        v[n];
-  }
-}
-
-// The token's Q for 64 heads (rows t · heads + head0 .. + 63 of q_map, queries_tensor_map) into
-// the swizzled operand q_s by bulk tensor copies, issued by one thread, landing on `barrier`.
-__device__ __forceinline__ void load_queries_by_tensor_copies(const CUtensorMap* q_map,
-                                                              int32_t q_row, uint8_t* q_s,
-                                                              uint64_t* barrier) {
-  mbarrier_arrive_expect_tx(barrier, kHeads * kDim * 2);
-#pragma unroll
-  for (int c = 0; c < kDim / 64; ++c) {
-    tensor_copy_2d_to_shared(q_s + c * kDimBlockBytes, q_map, 64 * c, q_row, barrier);
   }
 }
 
