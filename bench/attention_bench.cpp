@@ -20,6 +20,7 @@
 
 #include "core/formats.h"
 #include "core/kv_row.h"
+#include "cuda/kernels/attention/dense_rows_layout.h"
 #include "cuda/kernels/attention/kv_cache.h"
 #include "cuda/kernels/attention/sparse_attention.h"
 #include "cuda/runtime/check.h"
@@ -231,6 +232,7 @@ void run_case(const Case& c, const std::vector<int>& batches, const Ceilings& ce
     DeviceBuffer<int32_t> d_dense_base;
     if (c.chunk > 1) {
       const DeviceTokens& first = *group_tokens.front();
+      dense_base.resize(first.host_position.size());
       dense_row_count = dense_rows_layout(first.host_position, first.host_begin, first.host_end,
                                           kWindow, ratio, dense_base);
       dense_rows = DeviceBuffer<uint16_t>(size_t(dense_row_count) * kDim);

@@ -1,7 +1,9 @@
 #include "cuda/model/dense_prefill_rows.h"
 
 #include <algorithm>
+#include <span>
 
+#include "cuda/kernels/attention/dense_rows_layout.h"
 #include "cuda/runtime/device.h"
 
 namespace dsv4::cuda {
@@ -41,15 +43,11 @@ int64_t DensePrefillRows::plan_step(int32_t* meta, int64_t max_tokens, int64_t f
   std::fill(row_counts_.begin(), row_counts_.end(), 0);
   layers_ = 0;
   if (ratios_.empty() || decode_only || tokens < min_tokens_) return 0;
-  const auto block = [&](int64_t b) { return meta + b * max_tokens; };
-  const std::vector<int32_t> position(block(2), block(2) + tokens);
-  const std::vector<int32_t> begin(block(3), block(3) + tokens);
-  const std::vector<int32_t> end(block(4), block(4) + tokens);
-  std::vector<int32_t> base;
+  const auto block = [&](int64_t b) { return std::span<int32_t>(meta + b * max_tokens, tokens); };
   for (size_t r = 0; r < ratios_.size(); ++r) {
-    const int64_t rows = dense_rows_layout(position, begin, end, window_, ratios_[r], base);
+    const int64_t rows = dense_rows_layout(block(2), block(3), block(4), window_, ratios_[r],
+                                           block(first_block + int64_t(r)));
     if (rows * head_dim_ <= int64_t(rows_.size())) row_counts_[r] = rows;
-    std::copy(base.begin(), base.end(), block(first_block + int64_t(r)));
   }
   return meta_blocks();
 }

@@ -5,7 +5,7 @@
 
 #include <vector>
 
-#include "cuda/kernels/attention/sparse_attention.h"
+#include "cuda/kernels/attention/dense_rows_layout.h"
 
 namespace dsv4::cuda {
 namespace {
@@ -30,11 +30,10 @@ struct Batch {
 
 TEST(DenseRowsLayout, RegionsHoldTheWindowSpanThenTheChunksEntries) {
   const Batch b;
-  std::vector<int32_t> base;
+  std::vector<int32_t> base(b.position.size());
   // Window 128, CSA ratio 4: 128 + 199 + 500 / 4 = 452 rows, 128 + 36 + 37 / 4 = 173, then
   // 128 + 0 + 5001 / 4 = 1378.
   EXPECT_EQ(dense_rows_layout(b.position, b.begin, b.end, 128, 4, base), 452 + 173 + 1378);
-  ASSERT_EQ(base.size(), b.position.size());
   EXPECT_EQ(base[0], 0);
   EXPECT_EQ(base[199], 0);
   EXPECT_EQ(base[200], 452);
@@ -44,7 +43,7 @@ TEST(DenseRowsLayout, RegionsHoldTheWindowSpanThenTheChunksEntries) {
 
 TEST(DenseRowsLayout, WindowOnlyLayersHoldNoEntries) {
   const Batch b;
-  std::vector<int32_t> base;
+  std::vector<int32_t> base(b.position.size());
   EXPECT_EQ(dense_rows_layout(b.position, b.begin, b.end, 128, 0, base), 327 + 164 + 128);
   EXPECT_EQ(base[200], 327);
   EXPECT_EQ(base[237], 327 + 164);

@@ -11,6 +11,7 @@
 #include "core/kv_row.h"
 #include "core/thread_pool.h"
 #include "cpu/sparse_attention.h"
+#include "cuda/kernels/attention/dense_rows_layout.h"
 #include "cuda/kernels/attention/kv_cache.h"
 #include "cuda/kernels/attention/kv_write.h"
 #include "cuda/kernels/attention/sparse_attention.h"
@@ -209,7 +210,7 @@ void run_scenario(const Scenario& sc) {
   // read dequantized into bf16 first. The rows start poisoned (NaN): a masked row that a bulk
   // copy reads but the pass never wrote would turn the output into NaN.
   const int32_t entry_ratio = sc.source == CompressedSource::kNone ? 0 : ratio;
-  std::vector<int32_t> dense_base;
+  std::vector<int32_t> dense_base(batch.position.size());
   const int64_t dense_rows = dense_rows_layout(batch.position, batch.chunk_begin, batch.chunk_end,
                                                W, entry_ratio, dense_base);
   DeviceBuffer<uint16_t> d_dense_rows;

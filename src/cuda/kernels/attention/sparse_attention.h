@@ -21,7 +21,6 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <vector>
 
 #include "cuda/kernels/attention/kv_views.h"
 
@@ -73,15 +72,6 @@ struct SparseAttentionArgs {
   bool portable = false;   // use the portable kernel even where the sm_90 one applies
   DenseRowsView dense;     // set: the sm_90 kernel reads dequantized rows (never splits)
 };
-
-// A chunk's region of dense rows: window positions p0 - window + 1 .. p_last (window + n - 1
-// rows, those below 0 unused), then compressed entries 0 .. (p_last + 1) / entry_ratio - 1.
-// Fills base[t] for every token (host copies of the batch's positions and chunk bounds) and
-// returns the rows needed.
-int64_t dense_rows_layout(const std::vector<int32_t>& position,
-                          const std::vector<int32_t>& chunk_begin,
-                          const std::vector<int32_t>& chunk_end, int32_t window,
-                          int32_t entry_ratio, std::vector<int32_t>& base);
 
 // Workspace for the sm_90 kernel's split-KV partials of any batch up to max_tokens tokens of
 // lists up to max_rows long (every split it would choose on this device with

@@ -1,6 +1,5 @@
-// Dense rows for prefill: the layout of one region per chunk and the pass that dequantizes every
-// row of the regions into bf16 (the shared dequant_e4m3x8, the sm_90 kernels' own rule).
-#include "core/error.h"
+// Dense rows for prefill: the pass that dequantizes every row of the chunks' regions
+// (dense_rows_layout.h) into bf16 (the shared dequant_e4m3x8, the sm_90 kernels' own rule).
 #include "cuda/kernels/attention/kv_row.cuh"
 #include "cuda/kernels/attention/sparse_attention_launch.h"
 #include "cuda/kernels/attention/sparse_attention_rows.cuh"
@@ -56,45 +55,25 @@ __global__ void __launch_bounds__(32 * kWarps) dense_rows_pass(const SparseAtten
   for (int32_t i = warp; i < mine; i += kWarps) {
     uint16_t* out;
     if (i == 0) {
-      out = a.dense.rows + (base + k.pos - first) * kDim;
+      out = a.dense.rows + dense_window_row(base, a, k, k.pos) * kDim;
       dequantize_row(a.chunk_rows + int64_t(k.t) * kRowBytes, out, lane);
     } else if (i <= older) {
       const int32_t p = k.chunk_pos0 - i;
-      out = a.dense.rows + (base + p - first) * kDim;
+      out = a.dense.rows + dense_window_row(base, a, k, p) * kDim;
       dequantize_row(a.ring.row(k.slot, p % a.window), out, lane);
     } else if (i <= older + below_zero) {
-      out = a.dense.rows + (base + (i - older - 1)) * kDim;
+      out = a.dense.rows + dense_window_row(base, a, k, first + (i - older - 1)) * kDim;
       reinterpret_cast<uint4*>(out)[2 * lane] = make_uint4(0, 0, 0, 0);
       reinterpret_cast<uint4*>(out)[2 * lane + 1] = make_uint4(0, 0, 0, 0);
     } else {
       const int32_t e = index + (i - 1 - older - below_zero) * n;
-      out = a.dense.rows + (base + (a.window + n - 1) + e) * kDim;
+      out = a.dense.rows + dense_entry_row(base, a, k, e) * kDim;
       dequantize_row(a.entries.row(k.slot, e), out, lane);
     }
   }
 }
 
 }  // namespace
-
-int64_t dense_rows_layout(const std::vector<int32_t>& position,
-                          const std::vector<int32_t>& chunk_begin,
-                          const std::vector<int32_t>& chunk_end, int32_t window,
-                          int32_t entry_ratio, std::vector<int32_t>& base) {
-  base.assign(position.size(), 0);
-  int64_t total = 0;
-  for (size_t t = 0; t < position.size(); ++t) {
-    if (chunk_begin[t] == int32_t(t)) {
-      const int32_t n = chunk_end[t] - chunk_begin[t];
-      const int32_t last = position[t] + n - 1;
-      if (total > INT32_MAX) fail("dense_rows_layout: more than 2^31 rows");
-      base[t] = int32_t(total);
-      total += window + n - 1 + (entry_ratio > 0 ? (last + 1) / entry_ratio : 0);
-    } else {
-      base[t] = base[size_t(chunk_begin[t])];
-    }
-  }
-  return total;
-}
 
 void launch_dense_rows_pass(const SparseAttentionArgs& a, cudaStream_t stream) {
   launch_dependent(dense_rows_pass, dim3(unsigned(a.batch.tokens)), 32 * kWarps, 0, stream, a);

@@ -50,19 +50,29 @@ __device__ __forceinline__ const uint8_t* attention_row(const SparseAttentionArg
   return e >= 0 ? a.entries.row(k.slot, e) : nullptr;
 }
 
-// Entry j of the token's list in its chunk's dense region (dense_rows_layout; -1: masked).
+// The rows of the token's chunk's dense region (dense_rows_layout) that starts at row `base`:
+// window position p (from p0 - window + 1, p0 the chunk's first position), then entry e.
+__device__ __forceinline__ int64_t dense_window_row(int64_t base, const SparseAttentionArgs& a,
+                                                    const AttentionToken& k, int32_t p) {
+  return base + (p - (k.chunk_pos0 - a.window + 1));
+}
+__device__ __forceinline__ int64_t dense_entry_row(int64_t base, const SparseAttentionArgs& a,
+                                                   const AttentionToken& k, int32_t e) {
+  return base + (a.window + k.chunk_tokens - 1) + e;
+}
+
+// Entry j of the token's list in its chunk's dense region (-1: masked).
 __device__ __forceinline__ int64_t dense_row_index(const SparseAttentionArgs& a,
                                                    const AttentionToken& k, int32_t j) {
   const int64_t base = a.dense.base[k.t];
   if (j < a.window) {
     if (j >= k.n_window) return -1;
-    const int32_t p = k.pos - k.n_window + 1 + j;
-    return base + (p - (k.chunk_pos0 - a.window + 1));
+    return dense_window_row(base, a, k, k.pos - k.n_window + 1 + j);
   }
   if (j >= k.n_rows) return -1;
   int32_t e = j - a.window;
   if (a.source == CompressedSource::kList) e = a.list[int64_t(k.t) * a.list_stride + e];
-  return e >= 0 ? base + (a.window + k.chunk_tokens - 1) + e : -1;
+  return e >= 0 ? dense_entry_row(base, a, k, e) : -1;
 }
 
 }  // namespace dsv4::cuda

@@ -81,12 +81,11 @@ __device__ __forceinline__ bool block_run(const SparseAttentionArgs& a, const At
   const int32_t j = b * kBlockRows;
   const int64_t base = a.dense.base[k.t];
   if (j + kBlockRows <= a.window) {
-    const int32_t oldest = k.pos - k.n_window + 1, region_first = k.chunk_pos0 - a.window + 1;
-    first_row = base + (oldest - region_first) + j;
+    first_row = dense_window_row(base, a, k, k.pos - k.n_window + 1 + j);
     return true;
   }
   if (j >= a.window && a.source == CompressedSource::kAll) {
-    first_row = base + (a.window + k.chunk_tokens - 1) + (j - a.window);
+    first_row = dense_entry_row(base, a, k, j - a.window);
     return true;
   }
   return false;
