@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "core/error.h"
 #include "cuda/kernels/attention/dense_rows_layout.h"
 
 namespace dsv4::cuda {
@@ -47,6 +48,12 @@ TEST(DenseRowsLayout, WindowOnlyLayersHoldNoEntries) {
   EXPECT_EQ(dense_rows_layout(b.position, b.begin, b.end, 128, 0, base), 327 + 164 + 128);
   EXPECT_EQ(base[200], 327);
   EXPECT_EQ(base[237], 327 + 164);
+}
+
+TEST(DenseRowsLayout, RejectsABaseOfAnotherLengthThanTheBatch) {
+  const Batch b;
+  std::vector<int32_t> base(b.position.size() - 1);
+  EXPECT_THROW(dense_rows_layout(b.position, b.begin, b.end, 128, 4, base), Error);
 }
 
 }  // namespace
