@@ -25,10 +25,9 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
 
 }  // namespace
 
-CUtensorMap tensor_map_swizzle128(const void* base, TensorElement element, int64_t rows,
-                                  int64_t cols, int32_t box_rows) {
-  const bool bf16 = element == TensorElement::kBf16;
-  const int64_t element_bytes = bf16 ? 2 : 4, box_cols = 128 / element_bytes;
+CUtensorMap tensor_map_bf16_swizzle128(const void* base, int64_t rows, int64_t cols,
+                                       int32_t box_rows) {
+  constexpr int64_t element_bytes = 2, box_cols = 128 / element_bytes;
   if (rows <= 0 || cols < box_cols || (cols * element_bytes) % 16 != 0 || box_rows <= 0 ||
       box_rows > 256) {
     fail("tensor map: bad shape [{}][{}] with boxes of {} rows", rows, cols, box_rows);
@@ -42,13 +41,12 @@ CUtensorMap tensor_map_swizzle128(const void* base, TensorElement element, int64
   const cuuint32_t box[2] = {cuuint32_t(box_cols), cuuint32_t(box_rows)};
   const cuuint32_t element_strides[2] = {1, 1};
   const CUresult result = encode_tiled()(
-      &map, bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2,
-      const_cast<void*>(base), dims, strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
-      CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-      CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+      &map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void*>(base), dims, strides, box,
+      element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+      CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (result != CUDA_SUCCESS) {
-    fail("cuTensorMapEncodeTiled failed (CUresult {}) for a [{}][{}] {} matrix", int(result), rows,
-         cols, bf16 ? "bf16" : "fp32");
+    fail("cuTensorMapEncodeTiled failed (CUresult {}) for a [{}][{}] bf16 matrix", int(result),
+         rows, cols);
   }
   return map;
 }

@@ -40,14 +40,12 @@ static_assert(kSharedBytes <= 227 * 1024, "shared memory");
 // q or the output, [tokens · heads][kDim] bf16, in boxes of one CTA's 64 heads × 64 dims: the
 // layout of the Q operand and of the staged output.
 CUtensorMap queries_tensor_map(const uint16_t* base, const SparseAttentionArgs& a) {
-  return tensor_map_swizzle128(base, TensorElement::kBf16, int64_t(a.batch.tokens) * a.heads, kDim,
-                               kHeads);
+  return tensor_map_bf16_swizzle128(base, int64_t(a.batch.tokens) * a.heads, kDim, kHeads);
 }
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
 constexpr int kScoreFloats = kHeads * kBlockRows / 128;
-constexpr int kMaxWarpgroupRegisters = 232, kGathererRegisters = 40;
 // Named barriers: warpgroup 0's block posted; warpgroup 1's block posted; row sums; each
 // warpgroup's output staged.
 constexpr int kEvenPosted = 1, kOddPosted = 2, kSumsPosted = 3, kOutputStaged = 4;  // + W
@@ -371,11 +369,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   __syncthreads();
   // Each role ends in its own code: a shared tail would make ptxas drop the setmaxnreg budgets.
   if (tid >= kConsumerThreads) {
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kGathererRegisters));
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegisters));
     gather_blocks(a, k, &rows_map, pairs, buf, (tid - kConsumerThreads) / 32, tid % 32);
     return;
   }
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kMaxWarpgroupRegisters));
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegisters));
   if (tid < 128) {
     attend_blocks<0>(a, k, pairs, head0, buf, &out_map);
     return;
@@ -395,8 +393,8 @@ void launch_sparse_attention_sm90_dense(const SparseAttentionArgs& a, cudaStream
     return true;
   }();
   (void)configured;
-  const CUtensorMap rows_map = tensor_map_swizzle128(a.dense.rows, TensorElement::kBf16,
-                                                     a.dense.row_count, kDim, kBlockRows);
+  const CUtensorMap rows_map =
+      tensor_map_bf16_swizzle128(a.dense.rows, a.dense.row_count, kDim, kBlockRows);
   const CUtensorMap q_map = queries_tensor_map(a.q, a);
   const CUtensorMap out_map = queries_tensor_map(a.out, a);
   launch_dense_rows_pass(a, stream);
