@@ -13,11 +13,11 @@ __global__ void dequant_e4m3_kernel(const uint8_t* codes, int n, float scale, ui
   *reinterpret_cast<uint4*>(out + i) = v;
 }
 
-__global__ void dequant_e2m1_kernel(const uint8_t* packed, int n_bytes, float scale,
+__global__ void dequant_e2m1_kernel(const uint8_t* packed, int n_bytes, uint8_t scale_code,
                                     uint16_t* out) {
   const int i = int(blockIdx.x * blockDim.x + threadIdx.x) * 4;
   if (i >= n_bytes) return;
-  const uint4 v = dequant_e2m1x8(*reinterpret_cast<const uint32_t*>(packed + i), scale);
+  const uint4 v = dequant_e2m1x8(*reinterpret_cast<const uint32_t*>(packed + i), scale_code);
   *reinterpret_cast<uint4*>(out + 2 * i) = v;
 }
 
@@ -45,8 +45,8 @@ void probe_dequant_e4m3(const uint8_t* codes, int n, float scale, uint16_t* out)
   DSV4_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
-void probe_dequant_e2m1(const uint8_t* packed, int n_bytes, float scale, uint16_t* out) {
-  dequant_e2m1_kernel<<<blocks(n_bytes / 4), 256>>>(packed, n_bytes, scale, out);
+void probe_dequant_e2m1(const uint8_t* packed, int n_bytes, uint8_t scale_code, uint16_t* out) {
+  dequant_e2m1_kernel<<<blocks(n_bytes / 4), 256>>>(packed, n_bytes, scale_code, out);
   DSV4_CUDA_CHECK(cudaDeviceSynchronize());
 }
 

@@ -38,15 +38,18 @@ TEST(AttentionNumerics, E2m1DequantizationIsExactForEveryByteAndScale) {
   std::vector<uint8_t> bytes(256);
   for (int i = 0; i < 256; ++i) bytes[size_t(i)] = uint8_t(i);
   DeviceBuffer<uint8_t> d_bytes(bytes);
-  for (float scale : {0x1p-126f, 0x1p-3f, 1.0f, 0x1p20f}) {
+  for (int code = 0; code < 255; ++code) {  // every finite ue8m0 scale
+    const float scale = ue8m0_to_float(uint8_t(code));
     auto out = test::poisoned<uint16_t>(512);
-    test::probe_dequant_e2m1(d_bytes.data(), 256, scale, out.data());
+    test::probe_dequant_e2m1(d_bytes.data(), 256, uint8_t(code), out.data());
     const std::vector<uint16_t> got = out.download();
     for (int b = 0; b < 256; ++b) {
-      EXPECT_EQ(got[size_t(2 * b)],
-                float_to_bf16(e2m1_to_float(packed_e2m1_low(uint8_t(b))) * scale));
-      EXPECT_EQ(got[size_t(2 * b + 1)],
-                float_to_bf16(e2m1_to_float(packed_e2m1_high(uint8_t(b))) * scale));
+      ASSERT_EQ(got[size_t(2 * b)],
+                float_to_bf16(e2m1_to_float(packed_e2m1_low(uint8_t(b))) * scale))
+          << "byte " << b << " scale code " << code;
+      ASSERT_EQ(got[size_t(2 * b + 1)],
+                float_to_bf16(e2m1_to_float(packed_e2m1_high(uint8_t(b))) * scale))
+          << "byte " << b << " scale code " << code;
     }
   }
 }

@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <numeric>
+#include <string>
 
 #include "attention/test_util.h"
+#include "core/error.h"
 #include "core/hadamard.h"
 #include "core/kv_row.h"
 #include "core/quantize.h"
@@ -247,6 +249,32 @@ TEST(Indexer, TinyModelPrefillChunk) {
   c.topk = 16;
   c.chunks = {{0, 40}, {500, 1}, {61, 7}};
   run_case(c);
+}
+
+// The scoring kernel takes DeepSeek-V4's 128-dim keys only; other sizes fail before any launch
+// (no GPU needed), naming the size.
+TEST(Indexer, RejectsKeysOfAnotherSizeByName) {
+  std::vector<uint8_t> host_bytes(64);
+  IndexerArgs args;
+  args.batch.tokens = 1;
+  args.q = reinterpret_cast<const uint16_t*>(host_bytes.data());
+  args.weights = args.q;
+  args.scores = reinterpret_cast<uint16_t*>(host_bytes.data());
+  args.indices = reinterpret_cast<int32_t*>(host_bytes.data());
+  args.heads = 64;
+  args.dim = 96;
+  args.ratio = kRatio;
+  args.topk = 512;
+  args.max_visible = 8;
+  args.score_stride = 8;
+  args.keys.block_rows = kBlockRows;
+  args.keys.row_bytes = int32_t(IndexKeyFormat{96}.bytes());
+  try {
+    indexer_scores(args, nullptr);
+    FAIL() << "96-dim keys were accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("got 96 dims"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

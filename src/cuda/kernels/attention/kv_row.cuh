@@ -59,14 +59,41 @@ __device__ __forceinline__ uint4 dequant_e4m3x8(uint2 codes, uint8_t scale_code)
   return make_uint4(out[0], out[1], out[2], out[3]);
 }
 
-// Eight packed e2m1 codes (four bytes) times a power-of-two scale, as eight bf16.
-__device__ __forceinline__ uint4 dequant_e2m1x8(uint32_t packed, float scale) {
+// Eight packed e2m1 codes (four bytes, the low nibble first) times the ue8m0 scale
+// 2^(scale_code - 127), as eight bf16 (exact), for scale codes up to 128. As for e4m3, no
+// conversions: a code's exponent and mantissa bits placed at bf16 bits 6..8, with its sign at
+// bit 15, read as a bf16 of value v · 2^-126 (code 1, 0.5, lands on the subnormal 2^-127), and
+// one bf16 multiply by 2^(126 + k). Three instructions a value.
+__device__ __forceinline__ uint4 dequant_e2m1x8_moderate_scale(uint32_t packed,
+                                                               uint8_t scale_code) {
+  const uint32_t scale_bits = (uint32_t(scale_code) + 126u) * 0x00800080u;  // in both halves
+  const __nv_bfloat162 scale = *reinterpret_cast<const __nv_bfloat162*>(&scale_bits);
   uint32_t out[4];
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    const float low = e2m1_to_float(uint8_t((packed >> (8 * i)) & 0xfu)) * scale;
-    const float high = e2m1_to_float(uint8_t((packed >> (8 * i + 4)) & 0xfu)) * scale;
-    out[i] = bf16x2_bits(low, high);
+    const uint32_t byte = __byte_perm(packed, 0u, 0x4440u + uint32_t(i));
+    // Multiplying by a sum of two powers of two places the two nibbles' bits at once: magnitude
+    // bits 0..2 -> 6..8 and 4..6 -> 22..24, sign bits 3 -> 15 and 7 -> 31.
+    const uint32_t bits =
+        ((byte * 0x00040040u) & 0x01c001c0u) | ((byte * 0x01001000u) & 0x80008000u);
+    const __nv_bfloat162 v = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&bits), scale);
+    out[i] = *reinterpret_cast<const uint32_t*>(&v);
+  }
+  return make_uint4(out[0], out[1], out[2], out[3]);
+}
+
+// Any scale: larger ones as v · 2 (code 128) times a second exact power of two 2^(k - 1).
+__device__ __forceinline__ uint4 dequant_e2m1x8(uint32_t packed, uint8_t scale_code) {
+  if (scale_code <= 128) return dequant_e2m1x8_moderate_scale(packed, scale_code);
+  const uint4 v = dequant_e2m1x8_moderate_scale(packed, 128);
+  const uint32_t rest_bits =
+      scale_code == 0xffu ? 0x7fc07fc0u : (uint32_t(scale_code) - 1u) * 0x00800080u;
+  const __nv_bfloat162 rest = *reinterpret_cast<const __nv_bfloat162*>(&rest_bits);
+  uint32_t out[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const __nv_bfloat162 scaled = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&out[i]), rest);
+    out[i] = *reinterpret_cast<const uint32_t*>(&scaled);
   }
   return make_uint4(out[0], out[1], out[2], out[3]);
 }

@@ -1,6 +1,7 @@
-// Hopper (sm_90) asynchronous copies into shared memory for warp-specialised kernels: mbarriers,
-// cp.async whose completion arrives on an mbarrier, and named barriers. Inline PTX; compiled
-// only where __CUDA_ARCH__ >= 900.
+// Asynchronous copies into shared memory: cp.async with commit groups (sm_80 and later), and for
+// Hopper's warp-specialised kernels mbarriers, bulk and tensor copies, cp.async whose completion
+// arrives on an mbarrier, and named barriers (compiled only where __CUDA_ARCH__ >= 900). Inline
+// PTX.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,39 @@
 #include "cuda/kernels/common/shared_memory.cuh"
 
 namespace dsv4::cuda {
+
+// ---- cp.async with commit groups (sm_80 and later) ----------------------------------------
+
+// Copies 8 bytes (both addresses 8-byte aligned) from global into shared memory, asynchronously.
+__device__ __forceinline__ void cp_async_8(void* dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(shared_address(dst)), "l"(src)
+               : "memory");
+}
+
+// cp.async with commit groups (a thread waits for its own copies) to a shared-window address:
+// 16 bytes through L2 only, or 4 bytes; both addresses aligned to the size.
+__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
+}
+// 16 bytes when `copy`, else 16 zero bytes (src is not read but must be a valid address).
+__device__ __forceinline__ void cp_async_16_or_zero(uint32_t dst, const void* src, bool copy) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+               "r"(copy ? 16 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_4(uint32_t dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+// Waits until at most `kPending` of this thread's commit groups are still in flight.
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+
+// ---- sm_90 -------------------------------------------------------------------------------
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
@@ -89,35 +123,6 @@ __device__ __forceinline__ void bulk_commit_group() {
 // Waits until every bulk store this thread committed has read its shared memory source.
 __device__ __forceinline__ void bulk_wait_shared_read() {
   asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
-}
-
-// Copies 8 bytes (both addresses 8-byte aligned) from global into shared memory, asynchronously.
-__device__ __forceinline__ void cp_async_8(void* dst, const void* src) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(shared_address(dst)), "l"(src)
-               : "memory");
-}
-
-// cp.async with commit groups (a thread waits for its own copies) to a shared-window address:
-// 16 bytes through L2 only, or 4 bytes; both addresses aligned to the size.
-__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
-}
-// 16 bytes when `copy`, else 16 zero bytes (src is not read but must be a valid address).
-__device__ __forceinline__ void cp_async_16_or_zero(uint32_t dst, const void* src, bool copy) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
-               "r"(copy ? 16 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_4(uint32_t dst, const void* src) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(src) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() {
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-// Waits until at most `kPending` of this thread's commit groups are still in flight.
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
 }
 
 // One arrival on `barrier` once all of this thread's earlier cp.async copies have landed (the

@@ -24,9 +24,9 @@ struct IndexerArgs {
   TokenBatchView batch;               // slot and position used
   const uint16_t* q = nullptr;        // bf16 [tokens, heads, dim]: rotated, Hadamard, FP4 values
   const uint16_t* weights = nullptr;  // bf16 [tokens, heads], already scaled
-  PagedRowsView keys;                 // index key w at row w of the sequence
+  PagedRowsView keys;                 // index key w at row w; blocks of a multiple of 32 rows
   int32_t heads = 0;                  // at most 64
-  int32_t dim = 0;                    // multiple of 32, at most 256
+  int32_t dim = 0;                    // 128 (DeepSeek-V4's; the scoring kernel's only size)
   int32_t ratio = 0;
   int32_t topk = 0;
   // Upper bound of (p + 1) / ratio over the batch (sizes the grid, e.g. from the cache's

@@ -1,20 +1,19 @@
-// Indexer scores: one CTA per (token, run of tiles of 128 keys), 8 warps. Each tile's keys are
-// gathered through the block table and decoded from FP4 to bf16 in shared memory (exact); q·k
-// runs on bf16 tensor cores (mma.sync m16n8k16, fp32 accumulators; exact for FP4-valued inputs).
-// The per-head terms bf16(relu(bf16(q·k)) · w) go to shared memory and one thread per key sums
-// them in head order, as the CPU does, so the bf16 scores are bit-identical. A CTA loads Q once
-// and looks up and loads the next tile's keys while it multiplies the current one; the host
-// sizes the runs for about four waves (one tile a CTA at short contexts, where tiles run side by
-// side). Measured (H200): one token at 250K keys ~100 us (latency-bound); a Flash decode step
-// of 4 layers at batch 64 and 256K context 7.64 -> 7.31 ms with the runs (bench/RESULTS.md).
-// Next: the sequential head sum (a fixed-order tree would need the CPU to use the same order),
-// several tokens per CTA to reuse each key tile (prefill), FP8 wgmma.
+// Indexer scores: one CTA per (token, range of keys), 8 warps that each stream groups of 32 keys
+// on their own. A group's rows (consecutive in one page of the cache) are copied raw into the
+// warp's ring of shared buffers with cp.async, several groups ahead; each lane decodes one key
+// from FP4 to bf16 (exact), the warp multiplies the token's 64 heads by the 32 keys on bf16 tensor
+// cores (mma.sync m16n8k16, fp32 accumulators; exact for FP4-valued inputs), turns the products
+// into the terms bf16(relu(bf16(q·k)) · w) with bf16x2 instructions (one rounding each, as the CPU
+// rounds the exact fp32 product), and each lane sums its key's terms in head order, as the CPU
+// does, so the bf16 scores are bit-identical. Only the token's Q is shared by the CTA's warps.
+// Measured (H200): see bench/RESULTS.md, "nineteenth session".
 #include <algorithm>
 #include <mutex>
 
 #include "core/error.h"
 #include "core/kv_row.h"
 #include "cuda/kernels/attention/kv_row.cuh"
+#include "cuda/kernels/common/async_copy.cuh"
 #include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/common/mma_sm80.cuh"
 #include "cuda/kernels/indexer/indexer.h"
@@ -25,160 +24,197 @@
 namespace dsv4::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int kWarps = kThreads / 32;
-constexpr int kTileKeys = 16 * kWarps;  // keys per tile: 16 per warp
+constexpr int kWarps = 8;
+constexpr int kThreads = 32 * kWarps;
+constexpr int kDim = 128;  // DeepSeek-V4's index_head_dim, the only one the kernel takes
+constexpr int kKeyBytes = kDim / 2 + kDim / 32;      // 68: packed e2m1, then four ue8m0 scales
+constexpr int kGroupKeys = 32;                       // one per lane
+constexpr int kGroupBytes = kGroupKeys * kKeyBytes;  // 2176, 16-byte aligned in the pool
+constexpr int kStages = 4;  // groups in flight per warp, the current one included
 constexpr int kMaxHeads = 64;
-constexpr int kMaxDim = 256;
-constexpr int kPad = 8;
-constexpr int kTermStride = kMaxHeads + 1;
-constexpr int kLoadsPerThread = kTileKeys * (kMaxDim / 8) / kThreads;
+constexpr int kRowStride = kDim + 8;         // bf16 between rows of Q and of the decoded keys
+constexpr int kTermStride = kGroupKeys + 8;  // floats between heads of the terms (conflict-free)
 
-size_t shared_bytes(int dim) {
-  const size_t ld = size_t(dim + kPad);
-  return sizeof(uint16_t) * (kMaxHeads + kTileKeys) * ld +
-         sizeof(float) * (kTileKeys * kTermStride + kMaxHeads) + sizeof(void*) * 2 * kTileKeys;
-}
+// Shared memory: Q [kMaxHeads][kRowStride] bf16; the weights as bf16 pairs (w, w); per warp its
+// ring of raw groups and one region that holds the decoded keys, then the terms.
+constexpr int kQBytes = kMaxHeads * kRowStride * 2;
+constexpr int kWeightBytes = kMaxHeads * 4;
+constexpr int kKeysBytes = kGroupKeys * kRowStride * 2;
+constexpr int kTermsBytes = kMaxHeads * kTermStride * 4;
+constexpr int kWorkBytes = kKeysBytes > kTermsBytes ? kKeysBytes : kTermsBytes;
+constexpr int kWarpBytes = kStages * kGroupBytes + kWorkBytes;
+constexpr int kSharedBytes = kQBytes + kWeightBytes + kWarps * kWarpBytes;
+static_assert(kSharedBytes <= 227 * 1024, "shared memory");
+static_assert(kGroupBytes % 16 == 0 && kWarpBytes % 16 == 0 && kQBytes % 16 == 0, "alignment");
 
-// A tile's key codes and scale codes as loaded: thread tid's loads i = tid + it · kThreads of
-// the tile's (key, 8-dim unit) pairs (rows: the tile's key rows, null past the visible keys).
-struct TileCodes {
-  uint32_t packed[kLoadsPerThread];
-  uint8_t scale_code[kLoadsPerThread];
+// The keys of one token that this warp scores: groups first, first + kWarps, ... below end.
+struct WarpGroups {
+  const IndexerArgs* a;
+  int32_t slot, first, count;
+
+  // Group i's rows (all in one block of the cache: block_rows is a multiple of 32).
+  __device__ __forceinline__ const uint8_t* rows(int32_t i) const {
+    const int32_t key = (first + i * kWarps) * kGroupKeys;
+    const int32_t block = a->keys.table[slot * a->keys.table_stride + key / a->keys.block_rows];
+    return a->keys.pool +
+           (int64_t(block) * a->keys.block_rows + key % a->keys.block_rows) * int64_t(kKeyBytes);
+  }
 };
 
-__device__ __forceinline__ void load_tile_codes(const uint8_t* const* rows, int dim, int tid,
-                                                TileCodes& c) {
-  const int units = dim / 8, total = kTileKeys * units;
+// Group i's raw rows (src, null past the warp's groups) into ring stage i % kStages; one commit
+// group per call either way, so the waits count stages.
+__device__ __forceinline__ void copy_group(const uint8_t* src, int32_t i, uint8_t* ring, int lane) {
+  if (src) {
+    const uint32_t dst = shared_address(ring + (i % kStages) * kGroupBytes);
+    for (int c = lane; c < kGroupBytes / 16; c += 32) cp_async_16(dst + 16 * c, src + 16 * c);
+  }
+  cp_async_commit();
+}
+
+// The lane's key of a raw group (68 bytes at stride 68: conflict-free words) as 128 bf16. Scales
+// up to 2^1 (codes up to 128, what keys normally have) take one multiply a value pair.
+__device__ __forceinline__ void decode_key(const uint8_t* raw, uint16_t* keys, int lane) {
+  const uint8_t* row = raw + lane * kKeyBytes;
+  const uint32_t scales = *reinterpret_cast<const uint32_t*>(row + kDim / 2);
+  uint16_t* out = keys + lane * kRowStride;
+  uint32_t packed[kDim / 8];
 #pragma unroll
-  for (int it = 0; it < kLoadsPerThread; ++it) {
-    const int i = tid + it * kThreads;
-    c.packed[it] = 0u;
-    c.scale_code[it] = 127;
-    const uint8_t* src = i < total ? rows[i / units] : nullptr;
-    if (src) {
-      const int u = i % units;
-      c.packed[it] = *reinterpret_cast<const uint32_t*>(src + u * 4);
-      c.scale_code[it] = src[dim / 2 + u / 4];
+  for (int u = 0; u < kDim / 8; ++u) packed[u] = *reinterpret_cast<const uint32_t*>(row + 4 * u);
+  const auto decode = [&](auto dequantize) {
+#pragma unroll
+    for (int u = 0; u < kDim / 8; ++u) {
+      *reinterpret_cast<uint4*>(out + 8 * u) =
+          dequantize(packed[u], uint8_t(scales >> (8 * (u / 4))));
+    }
+  };
+  if ((scales & 0x80808080u) == 0) {
+    decode(
+        [](uint32_t packed, uint8_t code) { return dequant_e2m1x8_moderate_scale(packed, code); });
+  } else {
+    decode([](uint32_t packed, uint8_t code) { return dequant_e2m1x8(packed, code); });
+  }
+}
+
+// S[head][key] = q_head · k_key for the group's 32 keys (4 tiles of 8) and all 64 head rows of Q
+// (4 tiles of 16; rows past the token's heads are zeros): a fixed shape, so the tensor core
+// instructions of different tiles interleave.
+__device__ __forceinline__ void multiply_group(const uint16_t* q_s, const uint16_t* keys, int lane,
+                                               float (&acc)[4][4][4]) {
+#pragma unroll
+  for (int m = 0; m < 4; ++m) {
+#pragma unroll
+    for (int n = 0; n < 4; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[m][n][e] = 0.0f;
+    }
+  }
+  const uint16_t* b_ptr =
+      keys + ((lane >> 4) * 8 + (lane & 7)) * kRowStride + ((lane >> 3) & 1) * 8;
+  const uint16_t* a_ptr = q_s + (lane & 15) * kRowStride + (lane >> 4) * 8;
+#pragma unroll
+  for (int kk = 0; kk < kDim; kk += 16) {
+    uint32_t b[2][4];
+    ldmatrix_x4(b[0], b_ptr + kk);
+    ldmatrix_x4(b[1], b_ptr + 16 * kRowStride + kk);
+#pragma unroll
+    for (int m = 0; m < 4; ++m) {
+      uint32_t a[4];
+      ldmatrix_x4(a, a_ptr + m * 16 * kRowStride + kk);
+#pragma unroll
+      for (int n = 0; n < 4; ++n)
+        mma_bf16_16816(acc[m][n], a, b[n / 2][2 * (n % 2)], b[n / 2][2 * (n % 2) + 1]);
     }
   }
 }
 
-// Tiles [blockIdx.y · tiles_per_cta, + tiles_per_cta) of token blockIdx.x's visible keys: Q and
-// the weights are loaded once, and each tile's key rows are looked up and loaded while the tile
-// before it is multiplied.
-__global__ void __launch_bounds__(kThreads)
-    indexer_scores_kernel(const IndexerArgs a, int32_t tiles_per_cta) {
+// terms[head][key] = bf16(relu(bf16(S)) · w_head) as floats. bf16x2 instructions round once, as
+// the CPU's round_bf16 of the fp32 product does (exact in fp32 but for products below 2^-126).
+__device__ __forceinline__ void store_terms(const float (&acc)[4][4][4], const uint32_t* weights,
+                                            int lane, float* terms) {
+  const __nv_bfloat162 zero = __float2bfloat162_rn(0.0f);
+#pragma unroll
+  for (int m = 0; m < 4; ++m) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int head = m * 16 + (lane >> 2) + 8 * half;
+      const uint32_t w_bits = weights[head];
+      const __nv_bfloat162 w = *reinterpret_cast<const __nv_bfloat162*>(&w_bits);
+#pragma unroll
+      for (int n = 0; n < 4; ++n) {
+        const __nv_bfloat162 logit =
+            __floats2bfloat162_rn(acc[m][n][2 * half], acc[m][n][2 * half + 1]);
+        const __nv_bfloat162 term = __hmul2(__hmax2(logit, zero), w);
+        const uint32_t bits = *reinterpret_cast<const uint32_t*>(&term);
+        *reinterpret_cast<float2*>(terms + head * kTermStride + 8 * n + 2 * (lane & 3)) =
+            make_float2(__uint_as_float(bits << 16), __uint_as_float(bits & 0xffff0000u));
+      }
+    }
+  }
+}
+
+// CTA (token blockIdx.x, share blockIdx.y of gridDim.y of the token's visible groups): Q and the
+// weights loaded once, then each warp streams its groups through its ring. The shares come from
+// the token's own visible count, so a step at short context spreads as evenly as a long one.
+__global__ void __launch_bounds__(kThreads, 1) indexer_scores_kernel(const IndexerArgs a) {
   wait_for_previous_kernel();
   extern __shared__ __align__(16) uint8_t smem[];
-  const int dim = a.dim, ld = dim + kPad, units = dim / 8;
-  uint16_t* q_s = reinterpret_cast<uint16_t*>(smem);                   // [kMaxHeads][ld]
-  uint16_t* k_s = q_s + kMaxHeads * ld;                                // [kTileKeys][ld]
-  float* terms = reinterpret_cast<float*>(k_s + kTileKeys * ld);       // [kTileKeys][kTermStride]
-  float* w_s = terms + kTileKeys * kTermStride;                        // [kMaxHeads]
-  auto** rows_s = reinterpret_cast<const uint8_t**>(w_s + kMaxHeads);  // [2][kTileKeys]
-
-  const int32_t t = int32_t(blockIdx.x);
-  const int32_t slot = a.batch.slot[t];
-  const int32_t visible = min((a.batch.position[t] + 1) / a.ratio, a.max_visible);
-  const int32_t first_tile = int32_t(blockIdx.y) * tiles_per_cta;
-  if (first_tile * kTileKeys >= visible) return;
-  const int32_t end_tile = min(first_tile + tiles_per_cta, (visible + kTileKeys - 1) / kTileKeys);
+  auto* q_s = reinterpret_cast<uint16_t*>(smem);
+  auto* weights = reinterpret_cast<uint32_t*>(smem + kQBytes);
   const int tid = int(threadIdx.x), warp = tid / 32, lane = tid % 32;
-  const int heads = a.heads, m_tiles = (heads + 15) / 16;
-  const auto look_up = [&](int32_t tile) -> const uint8_t* {
-    const int32_t key = tile * kTileKeys + tid;
-    return tid < kTileKeys && key < visible ? a.keys.row(slot, key) : nullptr;
-  };
+  const int32_t t = int32_t(blockIdx.x);
+  const int32_t visible = min((a.batch.position[t] + 1) / a.ratio, a.max_visible);
+  const int32_t groups = (visible + kGroupKeys - 1) / kGroupKeys;
+  const int32_t share = (groups + int32_t(gridDim.y) - 1) / int32_t(gridDim.y);
+  const int32_t cta_first = int32_t(blockIdx.y) * share;
+  if (cta_first >= groups) return;
+  const int32_t cta_end = min(cta_first + share, groups);
+  const int heads = a.heads;
 
-  for (int i = tid; i < kMaxHeads * units; i += kThreads) {
-    const int h = i / units, u = i % units;
+  for (int i = tid; i < kMaxHeads * (kDim / 8); i += kThreads) {
+    const int h = i / (kDim / 8), u = i % (kDim / 8);
     uint4 v = make_uint4(0u, 0u, 0u, 0u);
     if (h < heads)
-      v = *reinterpret_cast<const uint4*>(a.q + (int64_t(t) * heads + h) * dim + u * 8);
-    *reinterpret_cast<uint4*>(q_s + h * ld + u * 8) = v;
+      v = *reinterpret_cast<const uint4*>(a.q + (int64_t(t) * heads + h) * kDim + u * 8);
+    *reinterpret_cast<uint4*>(q_s + h * kRowStride + u * 8) = v;
   }
   if (tid < kMaxHeads) {
-    w_s[tid] = tid < heads ? bf16_bits_to_float(a.weights[int64_t(t) * heads + tid]) : 0.0f;
+    const uint32_t w = tid < heads ? a.weights[int64_t(t) * heads + tid] : 0u;
+    weights[tid] = w | (w << 16);
   }
-  if (tid < kTileKeys) rows_s[tid] = look_up(first_tile);
   __syncthreads();
-  TileCodes codes;
-  load_tile_codes(rows_s, dim, tid, codes);
 
-  const uint16_t* b_ptr =
-      k_s + (16 * warp + (lane >> 4) * 8 + (lane & 7)) * ld + ((lane >> 3) & 1) * 8;
-  for (int32_t tile = first_tile; tile < end_tile; ++tile) {
-    const int which = (tile - first_tile) & 1;
-    const bool has_next = tile + 1 < end_tile;
-    // The next tile's rows: the page-table loads overlap this tile's decoding.
-    const uint8_t* next_row = has_next ? look_up(tile + 1) : nullptr;
+  WarpGroups g{&a, a.batch.slot[t], cta_first + warp, 0};
+  g.count = g.first < cta_end ? (cta_end - g.first + kWarps - 1) / kWarps : 0;
+  uint8_t* ring = smem + kQBytes + kWeightBytes + warp * kWarpBytes;
+  auto* keys = reinterpret_cast<uint16_t*>(ring + kStages * kGroupBytes);
+  auto* terms = reinterpret_cast<float*>(keys);
+  uint16_t* scores = a.scores + int64_t(t) * a.score_stride;
+  const auto rows = [&](int32_t i) { return i < g.count ? g.rows(i) : nullptr; };
 #pragma unroll
-    for (int it = 0; it < kLoadsPerThread; ++it) {
-      const int i = tid + it * kThreads;
-      if (i < kTileKeys * units) {
-        const int r = i / units, u = i % units;
-        *reinterpret_cast<uint4*>(k_s + r * ld + u * 8) =
-            dequant_e2m1x8(codes.packed[it], ue8m0_to_float(codes.scale_code[it]));
-      }
-    }
-    if (tid < kTileKeys) rows_s[(which ^ 1) * kTileKeys + tid] = next_row;
-    __syncthreads();  // the tile in k_s; the next tile's rows
-    TileCodes next_codes;
-    if (has_next) {
-      load_tile_codes(rows_s + (which ^ 1) * kTileKeys, dim, tid, next_codes);
-    } else {
+  for (int i = 0; i < kStages - 1; ++i) copy_group(rows(i), i, ring, lane);
+  // Each group's block is looked up an iteration before its copies are issued, so the warp does
+  // not wait for the block table there.
+  const uint8_t* next = rows(kStages - 1);
+  for (int32_t i = 0; i < g.count; ++i) {
+    copy_group(next, i + kStages - 1, ring, lane);
+    next = rows(i + kStages);
+    cp_async_wait<kStages - 1>();
+    __syncwarp();  // every lane's copies of group i
+    decode_key(ring + (i % kStages) * kGroupBytes, keys, lane);
+    __syncwarp();
+    float acc[4][4][4];
+    multiply_group(q_s, keys, lane, acc);
+    __syncwarp();  // the keys read; the terms take their place
+    store_terms(acc, weights, lane, terms);
+    __syncwarp();
+    const int32_t key = (g.first + i * kWarps) * kGroupKeys + lane;
+    float score = 0.0f;
+    // All 64 rows: past the token's heads the terms are +0 (zero weights), which leave the sum
+    // as it is (it starts at +0, so it is never -0).
 #pragma unroll
-      for (int it = 0; it < kLoadsPerThread; ++it) {
-        next_codes.packed[it] = 0u;
-        next_codes.scale_code[it] = 127;
-      }
-    }
-
-    float acc[4][2][4];
-#pragma unroll
-    for (int m = 0; m < 4; ++m) {
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) acc[m][j][e] = 0.0f;
-      }
-    }
-    for (int kk = 0; kk < dim; kk += 16) {
-      uint32_t bf[4];
-      ldmatrix_x4(bf, b_ptr + kk);
-#pragma unroll
-      for (int m = 0; m < 4; ++m) {
-        if (m < m_tiles) {
-          uint32_t af[4];
-          ldmatrix_x4(af, q_s + (m * 16 + (lane & 15)) * ld + kk + (lane >> 4) * 8);
-          mma_bf16_16816(acc[m][0], af, bf[0], bf[1]);
-          mma_bf16_16816(acc[m][1], af, bf[2], bf[3]);
-        }
-      }
-    }
-#pragma unroll
-    for (int m = 0; m < 4; ++m) {
-      if (m >= m_tiles) continue;
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int head = m * 16 + (lane >> 2) + (e >= 2 ? 8 : 0);
-          const int key = 16 * warp + 8 * j + (lane & 3) * 2 + (e & 1);
-          const float logit = round_bf16(acc[m][j][e]);
-          terms[key * kTermStride + head] = round_bf16(__fmul_rn(fmaxf(logit, 0.0f), w_s[head]));
-        }
-      }
-    }
-    __syncthreads();  // the terms; k_s and the terms are rewritten only after the sums below
-    const int32_t n = min(kTileKeys, visible - tile * kTileKeys);
-    if (tid < n) {
-      float score = 0.0f;
-      for (int h = 0; h < heads; ++h) score = __fadd_rn(score, terms[tid * kTermStride + h]);
-      a.scores[int64_t(t) * a.score_stride + tile * kTileKeys + tid] = float_to_bf16_bits(score);
-    }
-    codes = next_codes;
+    for (int h = 0; h < kMaxHeads; ++h) score = __fadd_rn(score, terms[h * kTermStride + lane]);
+    if (key < visible) scores[key] = float_to_bf16_bits(score);
+    __syncwarp();  // the terms read before the next group's keys overwrite them
   }
 }
 
@@ -186,36 +222,41 @@ __global__ void __launch_bounds__(kThreads)
 
 void check_indexer_args(const IndexerArgs& a) {
   const auto key_bytes = int32_t(IndexKeyFormat{size_t(a.dim > 0 ? a.dim : 0)}.bytes());
-  if (a.heads <= 0 || a.heads > kMaxHeads || a.dim <= 0 || a.dim % 32 != 0 || a.dim > kMaxDim ||
-      a.ratio <= 0 || a.topk <= 0 || a.topk > kMaxIndexerTopk || a.max_visible < 0 ||
-      a.score_stride % 8 != 0 || a.score_stride < a.max_visible || !a.q || !a.weights ||
-      !a.scores || !a.indices || a.keys.row_bytes != key_bytes) {
+  if (a.heads <= 0 || a.heads > kMaxHeads || a.dim <= 0 || a.dim % 32 != 0 || a.ratio <= 0 ||
+      a.topk <= 0 || a.topk > kMaxIndexerTopk || a.max_visible < 0 || a.score_stride % 8 != 0 ||
+      a.score_stride < a.max_visible || !a.q || !a.weights || !a.scores || !a.indices ||
+      a.keys.row_bytes != key_bytes) {
     fail(
-        "indexer: bad arguments (heads {} of at most {}, dim {} of at most {}, ratio {}, topk {} "
-        "of at most {}, max_visible {}, score_stride {}, key rows of {} bytes)",
-        a.heads, kMaxHeads, a.dim, kMaxDim, a.ratio, a.topk, kMaxIndexerTopk, a.max_visible,
-        a.score_stride, a.keys.row_bytes);
+        "indexer: bad arguments (heads {} of at most {}, dim {}, ratio {}, topk {} of at most {}, "
+        "max_visible {}, score_stride {}, key rows of {} bytes)",
+        a.heads, kMaxHeads, a.dim, a.ratio, a.topk, kMaxIndexerTopk, a.max_visible, a.score_stride,
+        a.keys.row_bytes);
   }
 }
 
 void indexer_scores(const IndexerArgs& a, cudaStream_t stream) {
   check_indexer_args(a);
+  if (a.dim != kDim || a.keys.block_rows % kGroupKeys != 0) {
+    fail(
+        "indexer: the CUDA kernel takes index keys of {} dims (DeepSeek-V4's) in cache blocks of a "
+        "multiple of {} rows; got {} dims, blocks of {} rows",
+        kDim, kGroupKeys, a.dim, a.keys.block_rows);
+  }
   if (a.batch.tokens <= 0 || a.max_visible == 0) return;
   static std::once_flag configured;
   std::call_once(configured, [] {
-    DSV4_CUDA_CHECK(cudaFuncSetAttribute(indexer_scores_kernel,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         int(shared_bytes(kMaxDim))));
+    DSV4_CUDA_CHECK(cudaFuncSetAttribute(
+        indexer_scores_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSharedBytes));
   });
-  // Enough tiles a CTA to amortise its Q load, few enough for ~4 waves of two CTAs an SM.
-  const int64_t tiles_per_token = (a.max_visible + kTileKeys - 1) / kTileKeys;
-  const int64_t resident = 2 * int64_t(current_device_traits().sm_count);
-  const auto tiles_per_cta = int32_t(std::clamp<int64_t>(
-      (int64_t(a.batch.tokens) * tiles_per_token + 4 * resident - 1) / (4 * resident), 1, 64));
-  const dim3 grid(unsigned(a.batch.tokens),
-                  unsigned((tiles_per_token + tiles_per_cta - 1) / tiles_per_cta));
-  launch_dependent(indexer_scores_kernel, grid, kThreads, shared_bytes(a.dim), stream, a,
-                   tiles_per_cta);
+  // About eight CTAs (one an SM) over the batch, for an even last wave, but at least ~4 groups a
+  // warp at the longest context, so that the rings fill.
+  const int64_t max_groups = (a.max_visible + kGroupKeys - 1) / kGroupKeys;
+  const int64_t by_waves =
+      (8 * int64_t(current_device_traits().sm_count) + a.batch.tokens - 1) / a.batch.tokens;
+  const int64_t by_depth = std::max<int64_t>(1, max_groups / (4 * kWarps));
+  const auto ctas_per_token = unsigned(std::clamp<int64_t>(std::min(by_waves, by_depth), 1, 65535));
+  launch_dependent(indexer_scores_kernel, dim3(unsigned(a.batch.tokens), ctas_per_token), kThreads,
+                   size_t(kSharedBytes), stream, a);
 }
 
 }  // namespace dsv4::cuda
