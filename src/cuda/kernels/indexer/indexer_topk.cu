@@ -4,10 +4,11 @@
 // per-thread counts) gathers every key > T and the lowest-indexed keys == T, which is exactly
 // the CPU's partial_sort set with ties to the lower index; a bitonic sort in shared memory puts
 // them in the CPU's order (descending key, ties by ascending index).
-// Measured (H200, 250K keys, one token): ~120 us, one SM busy. Next optimisations: split long
-// rows over several CTAs per token (per-CTA histograms merged in global memory), per-warp
-// sub-histograms for the crowded high-byte pass (a warp-aggregated match_any version measured
-// slower), and fusing the first histogram into the scoring kernel.
+// Measured (H200, 250K keys, one token): ~120-130 us, one SM busy, about a cycle a key a pass.
+// Neither per-lane histogram columns (no two lanes of a warp on one counter) nor loading four
+// chunks ahead made it faster (bench/RESULTS.md, nineteenth session): the passes' own work on
+// one SM bounds it. Next: split long rows over several CTAs per token (per-CTA histograms merged in
+// global memory, per-chunk counts for the ordered gather).
 #include "core/error.h"
 #include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/indexer/indexer.h"
