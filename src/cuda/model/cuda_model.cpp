@@ -179,6 +179,9 @@ CudaModel::CudaModel(const ModelConfig& config, DeviceWeights weights,
   s.idx_gate = DeviceBuffer<float>(size_t(T * 2 * dI));
   s.scores = DeviceBuffer<uint16_t>(size_t(T * s.score_stride));
   s.indices = DeviceBuffer<int32_t>(size_t(T * topk));
+  s.topk_workspace = DeviceBuffer<uint8_t>(std::max<size_t>(
+      1, indexer_topk_workspace_bytes(int32_t(T), int32_t(max_visible), int32_t(topk))));
+  DSV4_CUDA_CHECK(cudaMemset(s.topk_workspace.data(), 0, s.topk_workspace.size()));
   s.attn_out = DeviceBuffer<uint16_t>(size_t(T * H * d));
   s.attn_f32 = DeviceBuffer<float>(size_t(T * H * d));
   s.grouped = DeviceBuffer<uint16_t>(size_t(T * grouped_width));
@@ -475,6 +478,8 @@ void CudaModel::attention(int64_t layer, int32_t T) {
     ia.scores = s.scores.data();
     ia.score_stride = s.score_stride;
     ia.indices = s.indices.data();
+    ia.topk_workspace = s.topk_workspace.data();
+    ia.topk_workspace_bytes = s.topk_workspace.size();
     indexer_select(ia, st);
   }
 

@@ -60,6 +60,7 @@ struct CudaModel::State {
   DeviceBuffer<float> comp_kv, comp_gate, idx_kv, idx_gate, attn_f32;
   DeviceBuffer<uint8_t> chunk_rows;
   DeviceBuffer<int32_t> indices;
+  DeviceBuffer<uint8_t> topk_workspace;  // the indexer top-k split over CTAs (few tokens)
   // MoE.
   DeviceBuffer<float> router_logits, route_weights;
   DeviceBuffer<int32_t> experts, counts, offsets, order, position;

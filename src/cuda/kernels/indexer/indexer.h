@@ -35,7 +35,15 @@ struct IndexerArgs {
   uint16_t* scores = nullptr;  // scratch bf16 [tokens, score_stride]
   int64_t score_stride = 0;    // >= max_visible, multiple of 8
   int32_t* indices = nullptr;  // [tokens, topk]
+  // Optional: indexer_topk_workspace_bytes() for the step's sizes lets the top-k split a token's
+  // keys over several CTAs when a step has few tokens (one CTA a token otherwise). Zeroed by the
+  // caller before its first use; every call leaves it ready for the next.
+  void* topk_workspace = nullptr;
+  size_t topk_workspace_bytes = 0;
 };
+
+// The top-k workspace for any step of up to max_tokens tokens (0 when none would split).
+size_t indexer_topk_workspace_bytes(int32_t max_tokens, int32_t max_visible, int32_t topk);
 
 // Throws dsv4::Error when the shapes or pointers are unusable.
 void check_indexer_args(const IndexerArgs& args);
