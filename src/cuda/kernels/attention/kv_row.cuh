@@ -21,6 +21,19 @@ __device__ __forceinline__ uint32_t bf16x2_bits(float low, float high) {
   return *reinterpret_cast<const uint32_t*>(&pair);
 }
 
+// Eight bf16 values times the bf16 pair `factor_bits` (one value in both halves), rounded once.
+__device__ __forceinline__ uint4 scale_bf16x8(uint4 v, uint32_t factor_bits) {
+  const __nv_bfloat162 factor = *reinterpret_cast<const __nv_bfloat162*>(&factor_bits);
+  uint32_t out[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const __nv_bfloat162 scaled =
+        __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&out[i]), factor);
+    out[i] = *reinterpret_cast<const uint32_t*>(&scaled);
+  }
+  return make_uint4(out[0], out[1], out[2], out[3]);
+}
+
 // Eight e4m3 codes (little-endian in a uint2) times the ue8m0 scale 2^(scale_code - 127), as
 // eight bf16 (exact), for scale codes up to 134 (scales up to 2^7). No conversions: an e4m3
 // byte's exponent and mantissa bits placed 4 bits up, with the sign at bit 15, read as a bf16
@@ -47,16 +60,8 @@ __device__ __forceinline__ uint4 dequant_e4m3x8_moderate_scale(uint2 codes, uint
 // Any scale: larger ones as v · 2^7 (code 134) times a second exact power of two 2^(k - 7).
 __device__ __forceinline__ uint4 dequant_e4m3x8(uint2 codes, uint8_t scale_code) {
   if (scale_code <= 134) return dequant_e4m3x8_moderate_scale(codes, scale_code);
-  const uint4 v = dequant_e4m3x8_moderate_scale(codes, 134);
-  const uint32_t rest_bits = ((uint32_t(scale_code) - 7u) << 7) * 0x10001u;
-  const __nv_bfloat162 rest = *reinterpret_cast<const __nv_bfloat162*>(&rest_bits);
-  uint32_t out[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const __nv_bfloat162 scaled = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&out[i]), rest);
-    out[i] = *reinterpret_cast<const uint32_t*>(&scaled);
-  }
-  return make_uint4(out[0], out[1], out[2], out[3]);
+  return scale_bf16x8(dequant_e4m3x8_moderate_scale(codes, 134),
+                      ((uint32_t(scale_code) - 7u) << 7) * 0x10001u);
 }
 
 // Eight packed e2m1 codes (four bytes, the low nibble first) times the ue8m0 scale
@@ -85,17 +90,9 @@ __device__ __forceinline__ uint4 dequant_e2m1x8_moderate_scale(uint32_t packed,
 // Any scale: larger ones as v · 2 (code 128) times a second exact power of two 2^(k - 1).
 __device__ __forceinline__ uint4 dequant_e2m1x8(uint32_t packed, uint8_t scale_code) {
   if (scale_code <= 128) return dequant_e2m1x8_moderate_scale(packed, scale_code);
-  const uint4 v = dequant_e2m1x8_moderate_scale(packed, 128);
-  const uint32_t rest_bits =
-      scale_code == 0xffu ? 0x7fc07fc0u : (uint32_t(scale_code) - 1u) * 0x00800080u;
-  const __nv_bfloat162 rest = *reinterpret_cast<const __nv_bfloat162*>(&rest_bits);
-  uint32_t out[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const __nv_bfloat162 scaled = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&out[i]), rest);
-    out[i] = *reinterpret_cast<const uint32_t*>(&scaled);
-  }
-  return make_uint4(out[0], out[1], out[2], out[3]);
+  return scale_bf16x8(
+      dequant_e2m1x8_moderate_scale(packed, 128),
+      scale_code == 0xffu ? 0x7fc07fc0u : (uint32_t(scale_code) - 1u) * 0x00800080u);
 }
 
 // Encodes one KV row whose values are get(0 .. nope + rope) (the rope values must already be

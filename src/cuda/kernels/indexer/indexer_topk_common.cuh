@@ -149,6 +149,18 @@ __device__ __forceinline__ Threshold select_threshold(const int* high_hist, cons
   return {(high.bin << 8) | low.bin, k - (high.above + low.above)};
 }
 
+// Adds to greater / equal how many of the first n (of 8) keys lie above / at the threshold.
+__device__ __forceinline__ void count_against(const uint32_t (&keys)[8], int32_t n,
+                                              uint32_t threshold, int& greater, int& equal) {
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    if (j < n) {
+      greater += keys[j] > threshold;
+      equal += keys[j] == threshold;
+    }
+  }
+}
+
 // How many keys of [begin, end) lie above the threshold and how many equal it, block-wide: every
 // thread gets the totals. warp_sums is shared scratch of kThreads / 32 ints.
 template <int kThreads>
@@ -158,13 +170,7 @@ __device__ __forceinline__ int2 count_range(const uint16_t* scores, int32_t begi
   for (int32_t base = begin + tid * kPerThread; base < end; base += kThreads * kPerThread) {
     uint32_t keys[8];
     load_keys(scores, base, keys);
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      if (base + j < end) {
-        greater += keys[j] > threshold;
-        equal += keys[j] == threshold;
-      }
-    }
+    count_against(keys, end - base, threshold, greater, equal);
   }
   const int lane = tid % 32, warp = tid / 32;
   for (int offset = 16; offset > 0; offset >>= 1) {
@@ -201,13 +207,7 @@ __device__ __forceinline__ void gather_range(const uint16_t* scores, int32_t beg
     int greater = 0, equal = 0;
     if (base < end) {
       load_keys(scores, base, keys);
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        if (base + j < end) {
-          greater += keys[j] > threshold;
-          equal += keys[j] == threshold;
-        }
-      }
+      count_against(keys, end - base, threshold, greater, equal);
     }
     const int packed = (greater << 16) | equal;  // both at most kChunk < 2^16
     int inclusive = packed;
