@@ -11,8 +11,9 @@
 
 namespace dsv4::cuda {
 
-// CTAs a token for args (1: the one-CTA kernel): enough for about two CTAs an SM over the batch,
-// each at least a few thousand keys at args.max_visible, and only with a large enough workspace.
+// CTAs a token for args (1: the one-CTA kernel): for steps of up to a quarter of the SMs' count
+// of tokens with a large enough workspace, about two CTAs an SM over the batch, each of at least
+// 2048 keys at args.max_visible.
 int32_t indexer_topk_split_ctas(const IndexerArgs& args);
 void launch_indexer_topk_split(const IndexerArgs& args, int32_t ctas, cudaStream_t stream);
 
