@@ -192,8 +192,8 @@ __global__ void __launch_bounds__(kThreads, 1) indexer_scores_kernel(const Index
   const auto rows = [&](int32_t i) { return i < g.count ? g.rows(i) : nullptr; };
 #pragma unroll
   for (int i = 0; i < kStages - 1; ++i) copy_group(rows(i), i, ring, lane);
-  // Each group's block is looked up an iteration before its copies are issued, so the warp does
-  // not wait for the block table there.
+  // Each group's block is looked up an iteration before its copies are issued (its table load
+  // overlaps a group's work; measured no faster or slower than looking it up in place).
   const uint8_t* next = rows(kStages - 1);
   for (int32_t i = 0; i < g.count; ++i) {
     copy_group(next, i + kStages - 1, ring, lane);

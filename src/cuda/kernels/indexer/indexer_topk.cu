@@ -1,16 +1,14 @@
 // Indexer top-k (indexer_topk_common.cuh's steps): one CTA of 1024 threads per token, or, for a
 // few tokens with many keys and a workspace, several CTAs a token (indexer_topk_split.cu), the
 // same choice either way.
-// Measured (H200, 250K keys, one token, one CTA): ~120-130 us, about a cycle a key a pass on its
+// Measured (H200, 250K keys, one token, one CTA): ~120-150 us, about a cycle a key a pass on its
 // one SM. Neither per-lane histogram columns (no two lanes of a warp on one counter) nor loading
 // four chunks ahead made it faster (bench/RESULTS.md, nineteenth session): the passes' own work on
 // one SM bounds it, hence the split.
-#include "core/error.h"
 #include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/indexer/indexer.h"
 #include "cuda/kernels/indexer/indexer_topk_common.cuh"
 #include "cuda/kernels/indexer/indexer_topk_split.h"
-#include "cuda/runtime/check.h"
 #include "cuda/runtime/launch.h"
 
 namespace dsv4::cuda {

@@ -7,13 +7,10 @@
 // token's histograms and count for the next call (no memset in the step). The same keys in the
 // same order as the one-CTA kernel.
 #include <algorithm>
-#include <mutex>
 
-#include "core/error.h"
 #include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/indexer/indexer_topk_common.cuh"
 #include "cuda/kernels/indexer/indexer_topk_split.h"
-#include "cuda/runtime/check.h"
 #include "cuda/runtime/device.h"
 #include "cuda/runtime/launch.h"
 
@@ -24,8 +21,8 @@ using namespace topk_steps;
 
 constexpr int kThreads = 512;
 constexpr int32_t kMinKeysPerCta = 2048;
-// Below this many keys a token is done by one CTA (in the last launch): the split's four launches
-// cost more than they save there.
+// Below this many keys a token is done by one CTA (in the last launch): splitting it costs more
+// than it saves.
 constexpr int32_t kMinSplitKeys = 8192;
 
 // Tokens a split step may have (and the most tokens of any GPU's plan: a quarter of its SMs).
@@ -204,6 +201,12 @@ __global__ void __launch_bounds__(kThreads) split_gather(const IndexerArgs a) {
   sort_and_emit<kThreads>(entries, a.topk, out, tid);
 }
 
+// Beyond a quarter of the SMs' count of tokens the one-CTA kernel fills the GPU well enough that
+// the split's extra launches do not pay (measured at batch 64 and 256, bench/RESULTS.md).
+int32_t most_split_tokens() {
+  return std::min(current_device_traits().sm_count / 4, kMaxSplitTokens);
+}
+
 int32_t plan_ctas(const IndexerArgs& a) {
   const int64_t sms = current_device_traits().sm_count;
   const int64_t by_sms = (2 * sms + a.batch.tokens - 1) / a.batch.tokens;
@@ -218,9 +221,7 @@ size_t indexer_topk_workspace_bytes(int32_t max_tokens, int32_t max_visible, int
   IndexerArgs a;
   a.max_visible = max_visible;
   size_t most = 0;
-  // As indexer_topk_split_ctas.
-  const int32_t most_tokens = std::min(current_device_traits().sm_count / 4, kMaxSplitTokens);
-  for (int32_t tokens = 1; tokens <= std::min(max_tokens, most_tokens); ++tokens) {
+  for (int32_t tokens = 1; tokens <= std::min(max_tokens, most_split_tokens()); ++tokens) {
     a.batch.tokens = tokens;
     const int32_t ctas = plan_ctas(a);
     if (ctas > 1) most = std::max(most, SplitState::bytes(tokens, ctas, topk));
@@ -229,11 +230,8 @@ size_t indexer_topk_workspace_bytes(int32_t max_tokens, int32_t max_visible, int
 }
 
 int32_t indexer_topk_split_ctas(const IndexerArgs& a) {
-  // Beyond a quarter of the SMs' count of tokens the one-CTA kernel fills the GPU well enough
-  // that the split's extra launches do not pay (measured at batch 64 and 256, bench/RESULTS.md).
-  const int32_t most_tokens = std::min(current_device_traits().sm_count / 4, kMaxSplitTokens);
   if (!a.topk_workspace || a.max_visible <= std::max(a.topk, kMinSplitKeys) ||
-      a.batch.tokens > most_tokens) {
+      a.batch.tokens > most_split_tokens()) {
     return 1;
   }
   const int32_t ctas = plan_ctas(a);
