@@ -14,12 +14,17 @@
 // padded to 16), also as a CUDA graph; it omits the grouping, quantization and SwiGLU that the
 // engine's time includes. Routings rotate over 4 samples per row so that weights come from HBM.
 // Median of 20 replays (5 from 1024 tokens on).
-// Usage: dsv4_moe_bench [--quick | --tokens N[,N...]].
+// With --breakdown (uniform routing only): each kernel's share of the layer, as the time that
+// graphs of the chain's first 1, 2, ... 5 kernels add (the first also holds the graph's start),
+// and each expert GEMM's bytes per second on its own weights. These are differences of medians:
+// at thousands of microseconds the short kernels' columns are within the noise (even negative).
+// Usage: dsv4_moe_bench [--quick | --tokens N[,N...]] [--breakdown].
 #include <cublasLt.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -233,8 +238,93 @@ struct Case {
   int64_t dim, inter, experts, k;
 };
 
-void run_model(const Case& c, const std::vector<int64_t>& token_counts, const Ceilings& ceil,
-               LtGemm& lt, std::mt19937_64& rng, cudaStream_t stream) {
+// One step's buffers for `tokens` tokens (the layer's inputs, its intermediates and output).
+struct StepBuffers {
+  int64_t slots = 0;
+  DeviceBuffer<uint16_t> x, gate_up, out;
+  DeviceBuffer<uint8_t> codes;
+  DeviceBuffer<float> scales;
+
+  StepBuffers(const Case& c, int64_t tokens) : slots(tokens * c.k) {
+    const int64_t rows = slots + kPad;
+    x = DeviceBuffer<uint16_t>(size_t(rows * c.dim));
+    gate_up = DeviceBuffer<uint16_t>(size_t(rows * 2 * c.inter));
+    out = DeviceBuffer<uint16_t>(size_t(rows * c.dim));
+    codes = DeviceBuffer<uint8_t>(size_t(rows * std::max(c.dim, c.inter)));
+    scales = DeviceBuffer<float>(size_t(rows * std::max(c.dim, c.inter) / 128));
+    DSV4_CUDA_CHECK(cudaMemset(x.data(), 0x3c, x.size() * 2));  // bf16 ~1.0
+    DSV4_CUDA_CHECK(cudaMemset(codes.data(), 0x30, codes.size()));
+  }
+};
+
+// The layer's kernels in the engine's order; enqueue_layer runs the first `kernels` of them.
+constexpr const char* kChain[] = {"grouping", "quantization", "w1|w3", "SwiGLU", "w2"};
+constexpr int kChainKernels = 5;
+
+void enqueue_layer(const Case& c, const DeviceMoe& moe, int64_t tokens, Routing& r, StepBuffers& b,
+                   int kernels, cudaStream_t stream) {
+  const int64_t dim = c.dim, inter = c.inter;
+  const std::function<void()> steps[kChainKernels] = {
+      [&] {
+        moe_group(r.experts.data(), tokens, c.k, c.experts, r.device_counts.data(),
+                  r.offsets.data(), r.order.data(), r.position.data(), &r.tiles, stream);
+      },
+      [&] {
+        quantize_activations_fp8(b.x.data(), b.slots, dim, b.codes.data(), b.scales.data(), stream);
+      },
+      [&] {
+        expert_scaled_gemm(b.codes.data(), b.scales.data(), r.offsets.data(), tokens, r.tiles,
+                           moe.w13.view(), {nullptr, b.gate_up.data()}, stream);
+      },
+      [&] {
+        swiglu_quantize_fp8(b.gate_up.data(), 2 * inter, b.gate_up.data() + inter, 2 * inter,
+                            b.slots, inter, r.weights.data(), r.order.data(), 10.0f, b.codes.data(),
+                            b.scales.data(), stream);
+      },
+      [&] {
+        expert_scaled_gemm(b.codes.data(), b.scales.data(), r.offsets.data(), tokens, r.tiles,
+                           moe.w2.view(), {nullptr, b.out.data()}, stream);
+      }};
+  for (int i = 0; i < kernels; ++i) steps[i]();
+}
+
+// --breakdown: the time each kernel adds to the chain before it, uniform routing.
+void print_breakdown(const Case& c, const DeviceMoe& moe, const std::vector<int64_t>& token_counts,
+                     const Ceilings& ceil, std::mt19937_64& rng, cudaStream_t stream) {
+  const double w13_bytes = double(moe.w13.value_bytes + moe.w13.scale_bytes);
+  const double w2_bytes = double(moe.w2.value_bytes + moe.w2.scale_bytes);
+  for (const int64_t tokens : token_counts) {
+    StepBuffers b(c, tokens);
+    std::vector<std::unique_ptr<Routing>> routings;
+    double distinct = 0.0;
+    for (int s = 0; s < kSamples; ++s) {
+      routings.push_back(std::make_unique<Routing>(tokens, c.k, c.experts, false, rng));
+      for (int32_t n : routings.back()->counts) distinct += n > 0 ? 1.0 : 0.0;
+    }
+    distinct /= kSamples;
+    double before = 0.0, us[kChainKernels];
+    for (int kernels = 1; kernels <= kChainKernels; ++kernels) {
+      std::vector<std::unique_ptr<Graph>> graphs;
+      for (auto& r : routings) {
+        graphs.push_back(std::make_unique<Graph>(
+            stream, [&] { enqueue_layer(c, moe, tokens, *r, b, kernels, stream); }));
+      }
+      const double ms = time_graphs(graphs, tokens >= 1024 ? 5 : 20, stream);
+      us[kernels - 1] = (ms - before) * 1e3;
+      before = ms;
+    }
+    const auto gemm = [&](double us_taken, double bytes) {
+      const double tbps = distinct * bytes / (us_taken * 1e-6) / 1e12;
+      return fmt::format("{:.1f} us ({:.2f} TB/s, {:.2f})", us_taken, tbps, tbps * 1e12 / ceil.hbm);
+    };
+    fmt::print("| {} | {} | {:.0f} | {:.1f} us | {:.1f} us | {} | {:.1f} us | {} | {:.1f} us |\n",
+               c.model, tokens, distinct, us[0], us[1], gemm(us[2], w13_bytes), us[3],
+               gemm(us[4], w2_bytes), before * 1e3);
+  }
+}
+
+void run_model(const Case& c, const std::vector<int64_t>& token_counts, bool breakdown,
+               const Ceilings& ceil, LtGemm& lt, std::mt19937_64& rng, cudaStream_t stream) {
   // One MoE layer of random MXFP4 experts, as `dsv4 bench` makes them.
   ModelConfig config = preset_config(c.model);
   config.layers = {config.layers[3]};
@@ -247,6 +337,10 @@ void run_model(const Case& c, const std::vector<int64_t>& token_counts, const Ce
   if (config.dim != dim || moe.w13.count != n_experts || moe.w13.storage.rows != 2 * inter) {
     fail("moe bench: the {} preset is not the shape this bench describes", c.model);
   }
+  if (breakdown) {
+    print_breakdown(c, moe, token_counts, ceil, rng, stream);
+    return;
+  }
   // The baseline's FP8 experts (constant codes: cuBLASLt's speed does not depend on them).
   DeviceBuffer<uint8_t> fp8_w13(size_t(n_experts * 2 * inter * dim));
   DeviceBuffer<uint8_t> fp8_w2(size_t(n_experts * dim * inter));
@@ -256,13 +350,8 @@ void run_model(const Case& c, const std::vector<int64_t>& token_counts, const Ce
       double(moe.w13.value_bytes + moe.w13.scale_bytes + moe.w2.value_bytes + moe.w2.scale_bytes);
 
   for (const int64_t tokens : token_counts) {
-    const int64_t slots = tokens * k, rows = slots + kPad;
-    DeviceBuffer<uint16_t> x(size_t(rows * dim)), gate_up(size_t(rows * 2 * inter));
-    DeviceBuffer<uint16_t> out(size_t(rows * dim));
-    DeviceBuffer<uint8_t> codes(size_t(rows * std::max(dim, inter)));
-    DeviceBuffer<float> scales(size_t(rows * std::max(dim, inter) / 128));
-    DSV4_CUDA_CHECK(cudaMemset(x.data(), 0x3c, x.size() * 2));  // bf16 ~1.0
-    DSV4_CUDA_CHECK(cudaMemset(codes.data(), 0x30, codes.size()));
+    StepBuffers b(c, tokens);
+    const int64_t slots = b.slots;
     for (const bool skewed : {false, true}) {
       std::vector<std::unique_ptr<Routing>> routings;
       std::vector<std::unique_ptr<Graph>> ours, baseline;
@@ -272,18 +361,8 @@ void run_model(const Case& c, const std::vector<int64_t>& token_counts, const Ce
         routings.push_back(std::make_unique<Routing>(tokens, k, n_experts, skewed, rng));
         Routing& r = *routings.back();
         for (int32_t n : r.counts) distinct += n > 0 ? 1.0 : 0.0;
-        ours.push_back(std::make_unique<Graph>(stream, [&] {
-          moe_group(r.experts.data(), tokens, k, n_experts, r.device_counts.data(),
-                    r.offsets.data(), r.order.data(), r.position.data(), &r.tiles, stream);
-          quantize_activations_fp8(x.data(), slots, dim, codes.data(), scales.data(), stream);
-          expert_scaled_gemm(codes.data(), scales.data(), r.offsets.data(), tokens, r.tiles,
-                             moe.w13.view(), {nullptr, gate_up.data()}, stream);
-          swiglu_quantize_fp8(gate_up.data(), 2 * inter, gate_up.data() + inter, 2 * inter, slots,
-                              inter, r.weights.data(), r.order.data(), 10.0f, codes.data(),
-                              scales.data(), stream);
-          expert_scaled_gemm(codes.data(), scales.data(), r.offsets.data(), tokens, r.tiles,
-                             moe.w2.view(), {nullptr, out.data()}, stream);
-        }));
+        ours.push_back(std::make_unique<Graph>(
+            stream, [&] { enqueue_layer(c, moe, tokens, r, b, kChainKernels, stream); }));
         baseline.push_back(std::make_unique<Graph>(stream, [&] {
           int64_t first = 0;
           for (int64_t e = 0; e < n_experts; ++e) {
@@ -291,10 +370,10 @@ void run_model(const Case& c, const std::vector<int64_t>& token_counts, const Ce
             if (n == 0) continue;
             const int64_t padded = (n + kPad - 1) / kPad * kPad;
             baseline_ok &=
-                lt.run(fp8_w13.data() + e * 2 * inter * dim, codes.data() + first * dim,
-                       gate_up.data() + first * 2 * inter, 2 * inter, dim, padded, stream);
-            baseline_ok &= lt.run(fp8_w2.data() + e * dim * inter, codes.data() + first * inter,
-                                  out.data() + first * dim, dim, inter, padded, stream);
+                lt.run(fp8_w13.data() + e * 2 * inter * dim, b.codes.data() + first * dim,
+                       b.gate_up.data() + first * 2 * inter, 2 * inter, dim, padded, stream);
+            baseline_ok &= lt.run(fp8_w2.data() + e * dim * inter, b.codes.data() + first * inter,
+                                  b.out.data() + first * dim, dim, inter, padded, stream);
             first += n;
           }
         }));
@@ -340,12 +419,21 @@ int main(int argc, char** argv) {
   using namespace dsv4::cuda;
   try {
     std::vector<int64_t> tokens{1, 4, 8, 16, 64, 256, 1024, 4096, 8192};
-    if (argc == 2 && std::strcmp(argv[1], "--quick") == 0) {
-      tokens = {1, 64};
-    } else if (argc == 3 && std::strcmp(argv[1], "--tokens") == 0) {
-      tokens = parse_token_counts(argv[2]);
-    } else if (argc != 1) {
-      fmt::print(stderr, "usage: dsv4_moe_bench [--quick | --tokens N[,N...]]\n");
+    bool breakdown = false;
+    bool usage_ok = true;
+    for (int i = 1; i < argc; ++i) {
+      if (std::strcmp(argv[i], "--quick") == 0) {
+        tokens = {1, 64};
+      } else if (std::strcmp(argv[i], "--tokens") == 0 && i + 1 < argc) {
+        tokens = parse_token_counts(argv[++i]);
+      } else if (std::strcmp(argv[i], "--breakdown") == 0) {
+        breakdown = true;
+      } else {
+        usage_ok = false;
+      }
+    }
+    if (!usage_ok) {
+      fmt::print(stderr, "usage: dsv4_moe_bench [--quick | --tokens N[,N...]] [--breakdown]\n");
       return 2;
     }
     if (device_count() == 0) {
@@ -360,13 +448,20 @@ int main(int argc, char** argv) {
     ceil.fp8 = measure_fp8_gemm_flops(lt);
     fmt::print("{}; ceilings: HBM read {:.2f} TB/s, cuBLASLt FP8 GEMM 8192^3 {:.0f} TFLOP/s\n\n",
                device_description(0), ceil.hbm / 1e12, ceil.fp8 / 1e12);
-    fmt::print(
-        "| model | routing | tokens | experts hit | time | TB/s | TFLOP/s | ÷ roofline | cuBLASLt "
-        "FP8 GEMMs | speed-up over cuBLASLt |\n");
-    fmt::print("|---|---|---|---|---|---|---|---|---|---|\n");
+    if (breakdown) {
+      fmt::print(
+          "| model | tokens | experts hit | {} | {} | {} (TB/s, ÷ HBM) | {} | {} (TB/s, ÷ HBM) | "
+          "layer |\n|---|---|---|---|---|---|---|---|---|\n",
+          kChain[0], kChain[1], kChain[2], kChain[3], kChain[4]);
+    } else {
+      fmt::print(
+          "| model | routing | tokens | experts hit | time | TB/s | TFLOP/s | ÷ roofline | "
+          "cuBLASLt FP8 GEMMs | speed-up over cuBLASLt |\n");
+      fmt::print("|---|---|---|---|---|---|---|---|---|---|\n");
+    }
     std::mt19937_64 rng(20261130);
     for (const Case& c : {Case{"flash", 4096, 2048, 256, 6}, Case{"pro", 7168, 3072, 384, 6}}) {
-      run_model(c, tokens, ceil, lt, rng, stream);
+      run_model(c, tokens, breakdown, ceil, lt, rng, stream);
     }
     DSV4_CUDA_CHECK(cudaStreamDestroy(stream));
   } catch (const std::exception& e) {
