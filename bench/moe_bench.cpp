@@ -257,6 +257,25 @@ struct StepBuffers {
   }
 };
 
+// kSamples routings of `tokens` tokens, and the mean count of experts they hit.
+struct RoutingSamples {
+  std::vector<std::unique_ptr<Routing>> routings;
+  double experts_hit = 0.0;
+
+  RoutingSamples(const Case& c, int64_t tokens, bool skewed, std::mt19937_64& rng) {
+    for (int s = 0; s < kSamples; ++s) {
+      routings.push_back(std::make_unique<Routing>(tokens, c.k, c.experts, skewed, rng));
+      for (int32_t n : routings.back()->counts) experts_hit += n > 0 ? 1.0 : 0.0;
+    }
+    experts_hit /= kSamples;
+  }
+};
+
+// Replays timed per row: fewer for the long prefill sizes.
+int replays(int64_t tokens) {
+  return tokens >= 1024 ? 5 : 20;
+}
+
 // The layer's kernels in the engine's order; enqueue_layer runs the first `kernels` of them.
 constexpr const char* kChain[] = {"grouping", "quantization", "w1|w3", "SwiGLU", "w2"};
 constexpr int kChainKernels = 5;
@@ -295,21 +314,16 @@ void print_breakdown(const Case& c, const DeviceMoe& moe, const std::vector<int6
   const double w2_bytes = double(moe.w2.value_bytes + moe.w2.scale_bytes);
   for (const int64_t tokens : token_counts) {
     StepBuffers b(c, tokens);
-    std::vector<std::unique_ptr<Routing>> routings;
-    double distinct = 0.0;
-    for (int s = 0; s < kSamples; ++s) {
-      routings.push_back(std::make_unique<Routing>(tokens, c.k, c.experts, false, rng));
-      for (int32_t n : routings.back()->counts) distinct += n > 0 ? 1.0 : 0.0;
-    }
-    distinct /= kSamples;
+    const RoutingSamples samples(c, tokens, false, rng);
+    const double distinct = samples.experts_hit;
     double before = 0.0, us[kChainKernels];
     for (int kernels = 1; kernels <= kChainKernels; ++kernels) {
       std::vector<std::unique_ptr<Graph>> graphs;
-      for (auto& r : routings) {
+      for (const auto& r : samples.routings) {
         graphs.push_back(std::make_unique<Graph>(
             stream, [&] { enqueue_layer(c, moe, tokens, *r, b, kernels, stream); }));
       }
-      const double ms = time_graphs(graphs, tokens >= 1024 ? 5 : 20, stream);
+      const double ms = time_graphs(graphs, replays(tokens), stream);
       us[kernels - 1] = (ms - before) * 1e3;
       before = ms;
     }
@@ -333,7 +347,7 @@ void run_model(const Case& c, const std::vector<int64_t>& token_counts, bool bre
   config.validate();
   const DeviceWeights weights = random_device_weights(config, 20261130);
   const DeviceMoe& moe = weights.blocks[0].ffn;
-  const int64_t dim = c.dim, inter = c.inter, k = c.k, n_experts = c.experts;
+  const int64_t dim = c.dim, inter = c.inter, n_experts = c.experts;
   if (config.dim != dim || moe.w13.count != n_experts || moe.w13.storage.rows != 2 * inter) {
     fail("moe bench: the {} preset is not the shape this bench describes", c.model);
   }
@@ -353,14 +367,11 @@ void run_model(const Case& c, const std::vector<int64_t>& token_counts, bool bre
     StepBuffers b(c, tokens);
     const int64_t slots = b.slots;
     for (const bool skewed : {false, true}) {
-      std::vector<std::unique_ptr<Routing>> routings;
+      const RoutingSamples samples(c, tokens, skewed, rng);
       std::vector<std::unique_ptr<Graph>> ours, baseline;
-      double distinct = 0.0;
       bool baseline_ok = true;
-      for (int s = 0; s < kSamples; ++s) {
-        routings.push_back(std::make_unique<Routing>(tokens, k, n_experts, skewed, rng));
-        Routing& r = *routings.back();
-        for (int32_t n : r.counts) distinct += n > 0 ? 1.0 : 0.0;
+      for (const auto& sample : samples.routings) {
+        Routing& r = *sample;
         ours.push_back(std::make_unique<Graph>(
             stream, [&] { enqueue_layer(c, moe, tokens, r, b, kChainKernels, stream); }));
         baseline.push_back(std::make_unique<Graph>(stream, [&] {
@@ -378,16 +389,15 @@ void run_model(const Case& c, const std::vector<int64_t>& token_counts, bool bre
           }
         }));
       }
-      const int runs = tokens >= 1024 ? 5 : 20;
-      const double ms = time_graphs(ours, runs, stream);
-      const double lt_ms = baseline_ok ? time_graphs(baseline, runs, stream) : 0.0;
+      const double ms = time_graphs(ours, replays(tokens), stream);
+      const double lt_ms = baseline_ok ? time_graphs(baseline, replays(tokens), stream) : 0.0;
       const double seconds = ms * 1e-3;
       const double bytes =
-          distinct / kSamples * expert_bytes + double(slots) * double(dim) * (1.0 + 2.0);
+          samples.experts_hit * expert_bytes + double(slots) * double(dim) * (1.0 + 2.0);
       const double flops = 6.0 * double(slots) * double(inter) * double(dim);
       const double floor = std::max(bytes / ceil.hbm, flops / ceil.fp8);
       fmt::print("| {} | {} | {} | {:.0f} | {:.1f} us | {:.2f} | {:.1f} | {:.3f} | {} | {} |\n",
-                 c.model, skewed ? "skewed" : "uniform", tokens, distinct / kSamples, ms * 1e3,
+                 c.model, skewed ? "skewed" : "uniform", tokens, samples.experts_hit, ms * 1e3,
                  bytes / seconds / 1e12, flops / seconds / 1e12, floor / seconds,
                  baseline_ok ? fmt::format("{:.1f} us", lt_ms * 1e3) : std::string("no algorithm"),
                  baseline_ok ? fmt::format("{:.2f}x", lt_ms / ms) : std::string("-"));
