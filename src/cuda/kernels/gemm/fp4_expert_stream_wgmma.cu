@@ -171,7 +171,11 @@ __device__ __forceinline__ void multiply_half(const StreamParams& p, uint8_t* ri
   const uint32_t token_scale_read = opaque(ring + uint32_t(S::kTokenScalesAt + 8 * q));
   const uint64_t desc_ring = smem_descriptor(ring_bytes, 16, 1024);
   const uint32_t desc_low = uint32_t(desc_ring), desc_high = uint32_t(desc_ring >> 32);
-  const uint2 table = make_uint2(kUnscaledLow, kUnscaledHigh);
+  // The table's first word in a vector register for the whole loop (a byte permute takes it
+  // from no other kind): as a constant, ptxas kept it in a uniform register and copied it out
+  // before each of the 16 permutes of a stage. `never` is 0, but not to ptxas.
+  const uint32_t never = uint32_t(threadIdx.x) >> 24;
+  const uint2 table = make_uint2(kUnscaledLow + never, kUnscaledHigh);
 
 #pragma unroll
   for (int e = 0; e < kAcc; ++e) acc[e] = 0.0f;
@@ -265,7 +269,11 @@ __global__ void __launch_bounds__(kThreads, kTokens == 8 ? kMinBlocks : kMinBloc
   extern __shared__ uint8_t rings_unaligned[];
   uint8_t* rings = rings_unaligned + ((1024u - (shared_address(rings_unaligned) & 1023u)) & 1023u);
   __shared__ float exchange[kAcc][kGroupThreads];
-  const int half = int(threadIdx.x) / kGroupThreads, t = int(threadIdx.x) % kGroupThreads;
+  // `half` read from lane 0, so that ptxas knows it is the same across the warp: the rings'
+  // addresses and the MMA descriptors then live in uniform registers (a stage was 196
+  // instructions a warp, now 170, and the narrow kernel no longer spills).
+  const int half = __shfl_sync(~0u, int(threadIdx.x) / kGroupThreads, 0);
+  const int t = int(threadIdx.x) % kGroupThreads;
   uint8_t* ring = rings + half * Slot<kTokens, kFloatScales>::kRingBytes;
   const int64_t row0 = int64_t(blockIdx.x) * kRows;
   const int steps = int(p.cols / kStepInputs), middle = (steps + 1) / 2;
