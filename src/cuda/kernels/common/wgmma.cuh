@@ -32,14 +32,6 @@ __device__ __forceinline__ uint64_t smem_descriptor(const void* start, uint32_t 
          (uint64_t((stride_bytes >> 4) & 0x3fffu) << 32) | (uint64_t(1) << 62);
 }
 
-// The same descriptor from its two 32-bit halves: a loop that moves the start address adds to
-// the low half only (the 14-bit address field cannot carry into the leading byte offset).
-__device__ __forceinline__ uint64_t descriptor_from_halves(uint32_t low, uint32_t high) {
-  uint64_t d;
-  asm("mov.b64 %0, {%1, %2};" : "=l"(d) : "r"(low), "r"(high));
-  return d;
-}
-
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
 // Orders this thread's register accesses before the next wgmma reads or writes them.

@@ -170,7 +170,6 @@ __device__ __forceinline__ void multiply_half(const StreamParams& p, uint8_t* ri
   const uint32_t scale_read = opaque(ring + uint32_t(S::kScalesAt + (16 * warp + g) * kScaleStep));
   const uint32_t token_scale_read = opaque(ring + uint32_t(S::kTokenScalesAt + 8 * q));
   const uint64_t desc_ring = smem_descriptor(ring_bytes, 16, 1024);
-  const uint32_t desc_low = uint32_t(desc_ring), desc_high = uint32_t(desc_ring >> 32);
   // The table's first word in a vector register for the whole loop (a byte permute takes it
   // from no other kind): as a constant, ptxas kept it in a uniform register and copied it out
   // before each of the 16 permutes of a stage. `never` is 0, but not to ptxas.
@@ -217,9 +216,9 @@ __device__ __forceinline__ void multiply_half(const StreamParams& p, uint8_t* ri
     wgmma_fence();
 #pragma unroll
     for (int j = 0; j < kBlocks; ++j) {
-      // Block j starts 32 bytes further into each token row (2 in the descriptor's units).
-      block_mma<kTokens>(d[j], a[j],
-                         descriptor_from_halves(desc_low + (read >> 4) + 2 * j, desc_high));
+      // Block j starts 32 bytes further into each token row (2 in the descriptor's units). One
+      // 64-bit add (the address field cannot carry out): a uniform register pair, no moves.
+      block_mma<kTokens>(d[j], a[j], desc_ring + uint64_t((read >> 4) + 2 * j));
     }
     wgmma_commit();
 
