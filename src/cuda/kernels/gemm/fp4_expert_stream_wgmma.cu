@@ -79,7 +79,10 @@ __device__ __forceinline__ void row_scales(uint32_t row, float (&s)[kBlocks]) {
   } else {
     const uint32_t codes = ld_shared_u32(row);
 #pragma unroll
-    for (int j = 0; j < kBlocks; ++j) s[j] = ue8m0_byte_to_float(codes, j);
+    for (int j = 1; j < kBlocks; ++j) s[j] = ue8m0_byte_to_float(codes, j);
+    // Block 0's without its mask: bits 0-22 are zero and the sign bit (code 1's lowest) is
+    // dropped where it is used (|s[0]|, a free operand modifier).
+    s[0] = __uint_as_float(codes << 23);
   }
 }
 
@@ -239,7 +242,7 @@ __device__ __forceinline__ void multiply_half(const StreamParams& p, uint8_t* ri
 #pragma unroll
     for (int e = 0; e < kAcc; ++e) {
       const float* s_w = (e >> 1) & 1 ? s_bottom : s_top;
-      float partial = d[0][e] * s_w[0];
+      float partial = d[0][e] * fabsf(s_w[0]);
 #pragma unroll
       for (int j = 1; j < kBlocks; ++j) partial = fmaf(d[j][e], s_w[j], partial);
       acc[e] = fmaf(partial, x_scale[((e >> 2) << 1) | (e & 1)], acc[e]);
