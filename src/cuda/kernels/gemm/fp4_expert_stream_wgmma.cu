@@ -15,6 +15,10 @@
 // (expert_gemm_test's bound). The same kernel runs at every token count below
 // expert_wgmma_min_tokens(), so a token's sums do not depend on how many tokens share its expert
 // (decode steps reproduce a prefill).
+//
+// The kernel is bound by instruction issue, not by memory (bench/RESULTS.md, twenty-first
+// session): its speed follows the instruction count of a stage in SASS (163 a warp), so a change
+// here is worth its count, read with nvdisasm, before it is worth device time.
 #include <algorithm>
 #include <cstdint>
 
@@ -272,8 +276,8 @@ __global__ void __launch_bounds__(kThreads, kTokens == 8 ? kMinBlocks : kMinBloc
   uint8_t* rings = rings_unaligned + ((1024u - (shared_address(rings_unaligned) & 1023u)) & 1023u);
   __shared__ float exchange[kAcc][kGroupThreads];
   // `half` read from lane 0, so that ptxas knows it is the same across the warp: the rings'
-  // addresses and the MMA descriptors then live in uniform registers (a stage was 196
-  // instructions a warp, now 170, and the narrow kernel no longer spills).
+  // addresses and the MMA descriptors then live in uniform registers (fewer instructions a
+  // stage, and the narrow kernel does not spill).
   const int half = __shfl_sync(~0u, int(threadIdx.x) / kGroupThreads, 0);
   const int t = int(threadIdx.x) % kGroupThreads;
   uint8_t* ring = rings + half * Slot<kTokens, kFloatScales>::kRingBytes;
