@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <random>
@@ -278,7 +279,7 @@ int replays(int64_t tokens) {
 
 // The layer's kernels in the engine's order; enqueue_layer runs the first `kernels` of them.
 constexpr const char* kChain[] = {"grouping", "quantization", "w1|w3", "SwiGLU", "w2"};
-constexpr int kChainKernels = 5;
+constexpr int kChainKernels = int(std::size(kChain));
 
 void enqueue_layer(const Case& c, const DeviceMoe& moe, int64_t tokens, Routing& r, StepBuffers& b,
                    int kernels, cudaStream_t stream) {
