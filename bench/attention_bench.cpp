@@ -6,7 +6,9 @@
 // the larger of FLOPs / BF16 peak and bytes / HBM bandwidth (PERFORMANCE.md). FLOPs count Q·Kᵀ and
 // P·V once (4·heads·rows·512 per token); bytes are the distinct KV rows plus Q and the output.
 // Inputs rotate over groups of sequences so that each launch reads at least 2x L2 where the
-// batch allows. Usage: dsv4_attention_bench [--quick] (one batch per case, for smoke tests).
+// batch allows. Decode over HCA also runs from the entries' bf16 copies (as the CUDA model does),
+// credited with the same bytes: the roofline stays the FP8 rows' (the copies read 1 KB an entry).
+// Usage: dsv4_attention_bench [--quick] (one batch per case, for smoke tests).
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <fmt/format.h>
@@ -63,7 +65,8 @@ double measure_bf16_gemm_flops() {
   return 2.0 * n * double(n) * n / (median(ms) * 1e-3);
 }
 
-// A KV cache of `sequences` slots at `length` tokens, every row a valid encoded random row.
+// A KV cache of `sequences` slots at `length` tokens, every row a valid encoded random row; HCA
+// entries also as their bf16 copies.
 struct FilledCache {
   std::unique_ptr<KvCache> cache;
   std::vector<int32_t> slots;
@@ -73,6 +76,7 @@ struct FilledCache {
     config.max_sequences = sequences;
     config.max_length = length;
     config.kv_blocks = int64_t(sequences) * (2 + (length / ratio + 63) / 64);
+    config.dense_entry_blocks = ratio > 4 ? int64_t(sequences) * ((length / ratio + 63) / 64) : 0;
     cache = std::make_unique<KvCache>(config);
     for (int32_t i = 0; i < sequences; ++i) {
       slots.push_back(cache->admit(nullptr));
@@ -96,6 +100,13 @@ struct FilledCache {
       DSV4_CUDA_CHECK(cudaMemcpy(pool + filled, pool, n, cudaMemcpyDeviceToDevice));
       filled += n;
     }
+    const PagedRowsView copies = cache->dense_entry_rows(0);
+    for (int32_t slot : slots) {
+      if (copies.pool) {
+        copy_rows_as_bf16(cache->entry_rows(0), copies, slot, length / ratio, kDim, kRope, nullptr);
+      }
+    }
+    DSV4_CUDA_CHECK(cudaDeviceSynchronize());
   }
 };
 
@@ -139,8 +150,11 @@ struct Case {
   int chunk;         // tokens per sequence: 1 = decode
 };
 
+// How a call reads its rows.
+enum class Rows { kMain, kDense, kDenseEntryCopies };
+
 // One table row: TFLOP/s, TB/s and achieved ÷ roofline of a measured call.
-void report(const Case& c, bool dense, int batch, int32_t tokens, double rows, double seconds,
+void report(const Case& c, Rows how, int batch, int32_t tokens, double rows, double seconds,
             int32_t visible, int row_bytes, const Ceilings& ceil) {
   // Prefill: one token's rows overlap its neighbours'; the distinct rows are the window span
   // plus the entries, at most all visible ones.
@@ -151,8 +165,12 @@ void report(const Case& c, bool dense, int batch, int32_t tokens, double rows, d
   const double flops = 4.0 * tokens * c.heads * double(rows) * kDim;
   const double floor = std::max(flops / ceil.bf16, bytes / ceil.hbm);
   fmt::print("| {} | {}{} | {} | {} | {} | {:.1f} us | {:.0f} | {:.2f} | {:.3f} |\n", c.model,
-             c.kind, dense ? ", dense rows" : "", batch, tokens, rows, seconds * 1e6,
-             flops / seconds / 1e12, bytes / seconds / 1e12, floor / seconds);
+             c.kind,
+             how == Rows::kDense              ? ", dense rows"
+             : how == Rows::kDenseEntryCopies ? ", dense rows, bf16 entry copies"
+                                              : "",
+             batch, tokens, rows, seconds * 1e6, flops / seconds / 1e12, bytes / seconds / 1e12,
+             floor / seconds);
 }
 
 void run_case(const Case& c, const std::vector<int>& batches, const Ceilings& ceil,
@@ -225,24 +243,36 @@ void run_case(const Case& c, const std::vector<int>& batches, const Ceilings& ce
     a.max_rows = max_rows;
     a.workspace = workspace.data();
     a.workspace_bytes = workspace.size() * 4;
-    // Prefill also from dense rows (dequantized once per call, the pass timed with the kernel).
+    // Prefill also from dense rows (dequantized once per call, the pass timed with the kernel);
+    // HCA decode from regions of window rows and the entries' bf16 copies.
+    const PagedRowsView copies = filled.cache->dense_entry_rows(0);
+    const bool decode_copies = c.chunk == 1 && c.source == CompressedSource::kAll && copies.pool;
     std::vector<int32_t> dense_base;
     int64_t dense_row_count = 0;
     DeviceBuffer<uint16_t> dense_rows;
     DeviceBuffer<int32_t> d_dense_base;
-    if (c.chunk > 1) {
+    if (c.chunk > 1 || decode_copies) {
       const DeviceTokens& first = *group_tokens.front();
       dense_base.resize(first.host_position.size());
       dense_row_count = dense_rows_layout(first.host_position, first.host_begin, first.host_end,
-                                          kWindow, ratio, dense_base);
+                                          kWindow, decode_copies ? 0 : ratio, dense_base);
       dense_rows = DeviceBuffer<uint16_t>(size_t(dense_row_count) * kDim);
       d_dense_base = DeviceBuffer<int32_t>(dense_base);
     }
-    for (bool dense : {false, true}) {
-      if (dense && c.chunk == 1) continue;
-      a.dense = dense
-                    ? DenseRowsView{dense_rows.data(), d_dense_base.data(), ratio, dense_row_count}
-                    : DenseRowsView{};
+    for (Rows how : {Rows::kMain, Rows::kDense, Rows::kDenseEntryCopies}) {
+      if (how == Rows::kDense && c.chunk == 1) continue;
+      if (how == Rows::kDenseEntryCopies && !decode_copies) continue;
+      a.dense = {};
+      if (how == Rows::kDense) {
+        a.dense = {dense_rows.data(), d_dense_base.data(), ratio, dense_row_count, {}, 0};
+      } else if (how == Rows::kDenseEntryCopies) {
+        a.dense = {dense_rows.data(),
+                   d_dense_base.data(),
+                   ratio,
+                   dense_row_count,
+                   copies,
+                   filled.cache->dense_entry_pool_rows()};
+      }
       std::vector<double> ms;
       for (int i = 0; i < kRuns + 3; ++i) {
         a.batch = group_tokens[size_t(i % groups)]->view;
@@ -253,7 +283,7 @@ void run_case(const Case& c, const std::vector<int>& batches, const Ceilings& ce
         events.stop(nullptr);
         if (i >= 3) ms.push_back(events.milliseconds());
       }
-      report(c, dense, batch, tokens, rows, median(ms) * 1e-3, visible, row_bytes, ceil);
+      report(c, how, batch, tokens, rows, median(ms) * 1e-3, visible, row_bytes, ceil);
     }
   }
 }

@@ -42,6 +42,7 @@ struct BenchOptions {
   int32_t steps = 20, warmup = 3;
   uint64_t seed = 1;
   bool markdown = false;
+  bool fp8_hca_entries_only = false;  // no bf16 copies of HCA entries (CudaModelLimits)
 };
 
 #ifdef DSV4_HAVE_CUDA
@@ -197,7 +198,8 @@ TrafficModel traffic_model(const ModelConfig& c, const cuda::DeviceWeights& w) {
 }
 
 // The KV cache CudaModel allocates (every slot at max_length, 64-row blocks), estimated.
-double kv_cache_bytes(const ModelConfig& c, int64_t max_length, int64_t sequences) {
+double kv_cache_bytes(const ModelConfig& c, int64_t max_length, int64_t sequences,
+                      bool hca_copies) {
   const auto blocks = [](int64_t rows) { return double((rows + 63) / 64 * 64); };
   const double row = double(KvRowFormat{size_t(c.head_dim), size_t(c.rope_head_dim)}.bytes());
   const double key = double(IndexKeyFormat{size_t(c.index_head_dim)}.bytes());
@@ -207,7 +209,11 @@ double kv_cache_bytes(const ModelConfig& c, int64_t max_length, int64_t sequence
     if (l.compress_ratio == 0) continue;
     const double entries = blocks((max_length + l.compress_ratio - 1) / l.compress_ratio);
     bytes += entries * row;
-    if (l.attention == AttentionKind::kCompressedSparse) bytes += entries * key;
+    if (l.attention == AttentionKind::kCompressedSparse) {
+      bytes += entries * key;
+    } else if (hca_copies) {
+      bytes += entries * 2.0 * double(c.head_dim);
+    }
   }
   return bytes * double(sequences);
 }
@@ -351,7 +357,7 @@ void run_bench(const BenchOptions& o) {
   size_t free_bytes = 0, total_bytes = 0;
   DSV4_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
   const double weights = double(cuda::random_device_weights_bytes(s.config));
-  const double cache = kv_cache_bytes(s.config, max_length, max_batch);
+  const double cache = kv_cache_bytes(s.config, max_length, max_batch, !o.fp8_hca_entries_only);
   if (weights + cache + kScratchBytes > double(free_bytes)) {
     fail(
         "dsv4 bench: {} layers need {:.1f} GiB of weights + {:.1f} GiB of KV cache ({} "
@@ -362,8 +368,9 @@ void run_bench(const BenchOptions& o) {
   }
   cuda::DeviceWeights w = cuda::random_device_weights(s.config, o.seed);
   const TrafficModel traffic = traffic_model(s.config, w);
-  cuda::CudaModel model(s.config, std::move(w),
-                        cuda::CudaModelLimits{int32_t(max_batch), max_batch, max_length});
+  cuda::CudaModelLimits limits{int32_t(max_batch), max_batch, max_length};
+  limits.dense_hca_decode = !o.fp8_hca_entries_only;
+  cuda::CudaModel model(s.config, std::move(w), limits);
   fmt::print(
       "weights {:.2f} GiB, KV cache ~{:.2f} GiB; ms/layer = step / {} layers (embedding "
       "and LM head included); b2b = mean of {} steps back to back\n",
@@ -402,6 +409,8 @@ Command add_bench_command(CLI::App& app) {
   app.add_option("--seed", o->seed, "Seed of the random weights, context and token ids");
   app.add_option("--backend", o->backend, "cuda (the only one benchmarked)");
   app.add_flag("--markdown", o->markdown, "Also print the rows as a bench/RESULTS.md section");
+  app.add_flag("--fp8-hca-entries-only", o->fp8_hca_entries_only,
+               "Keep no bf16 copies of HCA entries (decode reads the FP8 rows, as before)");
   return [o] {
     if (o->backend != "cuda") fail("--backend: dsv4 bench runs the cuda backend only");
 #ifdef DSV4_HAVE_CUDA

@@ -47,7 +47,7 @@ int64_t ceil_div(int64_t a, int64_t b) {
 
 constexpr int32_t kBlockRows = 64;
 // The step metadata's int32 blocks of max_tokens: ids, slots, positions, chunk begins, chunk
-// ends, then the dense prefill rows' bases.
+// ends, then the dense attention rows' bases.
 constexpr int64_t kBatchMetaBlocks = 5;
 
 }  // namespace
@@ -107,22 +107,16 @@ CudaModel::CudaModel(const ModelConfig& config, DeviceWeights weights,
   s.fed_in_step.assign(size_t(max_sequences), -1);
 
   // Cache pools: every slot at max_length.
-  int64_t kv_blocks = 0, index_blocks = 0, max_visible = 0;
+  // HCA entries also as bf16 copies where decode reads them (DenseAttentionRows).
+  const bool hca_copies = limits.dense_hca_decode && dense_attention_applies(c);
+  s.cache = std::make_unique<KvCache>(
+      kv_cache_config_every_slot_full(c, max_sequences, max_length, kBlockRows, hca_copies));
+  int64_t max_visible = 0;
   for (const LayerSpec& spec : c.layers) {
-    kv_blocks += ceil_div(c.window_size, kBlockRows);
-    if (spec.compress_ratio > 0) {
-      const int64_t entries = ceil_div(max_length, spec.compress_ratio);
-      kv_blocks += ceil_div(entries, kBlockRows);
-      if (spec.attention == AttentionKind::kCompressedSparse) {
-        index_blocks += ceil_div(entries, kBlockRows);
-        max_visible = std::max(max_visible, entries);
-      }
+    if (spec.attention == AttentionKind::kCompressedSparse) {
+      max_visible = std::max(max_visible, ceil_div(max_length, spec.compress_ratio));
     }
   }
-  KvCacheConfig kc = kv_cache_config(c, max_sequences, max_length, kv_blocks * max_sequences,
-                                     std::max<int64_t>(1, index_blocks * max_sequences));
-  kc.block_rows = kBlockRows;
-  s.cache = std::make_unique<KvCache>(kc);
   s.score_stride = std::max<int64_t>(8, ceil_div(max_visible, 8) * 8);
 
   const int64_t T = max_tokens_per_step, D = c.dim, H = c.n_heads, d = c.head_dim;
@@ -139,7 +133,8 @@ CudaModel::CudaModel(const ModelConfig& config, DeviceWeights weights,
   const int64_t max_cols = std::max({D, c.q_lora_rank, H * d, grouped_width, inter});
   const int64_t rows = T * std::max<int64_t>(1, K);
 
-  s.dense = std::make_unique<DensePrefillRows>(c, T, max_length, limits.dense_prefill_min_tokens);
+  s.dense = std::make_unique<DenseAttentionRows>(c, T, max_length, limits.dense_prefill_min_tokens,
+                                                 hca_copies);
   const int64_t meta_blocks = kBatchMetaBlocks + s.dense->meta_blocks();
   s.meta = DeviceBuffer<int32_t>(size_t(meta_blocks * T));
   for (int i = 0; i < 2; ++i) {
@@ -447,6 +442,7 @@ void CudaModel::attention(int64_t layer, int32_t T) {
     ca.rope_inv_freq = s.compress_rope.inv_freq();
     ca.state = s.cache->compressor_state(L, indexer);
     ca.out = indexer ? s.cache->index_key_rows(L) : s.cache->entry_rows(L);
+    if (!indexer) ca.dense_out = s.cache->dense_entry_rows(L);
     ca.kind = indexer ? CompressedKind::kIndexKey : CompressedKind::kMainKv;
     ca.ratio = int32_t(spec.compress_ratio);
     ca.dim = int32_t(indexer ? c.index_head_dim : d);
@@ -509,7 +505,8 @@ void CudaModel::attention(int64_t layer, int32_t T) {
     sa.entries = s.cache->entry_rows(L);
     sa.ratio = int32_t(spec.compress_ratio);
   }
-  s.dense->apply(sa, int32_t(spec.compress_ratio), s.meta.data(), s.max_tokens, kBatchMetaBlocks);
+  s.dense->apply(sa, L, int32_t(spec.compress_ratio), *s.cache, s.meta.data(), s.max_tokens,
+                 kBatchMetaBlocks);
   sparse_attention(sa, st);
   commit_window_rows(s.batch, s.chunk_rows.data(), s.cache->window_rows(L), int32_t(c.window_size),
                      st);

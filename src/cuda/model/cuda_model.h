@@ -30,6 +30,9 @@ struct CudaModelLimits {
   // Prefill steps of at least this many tokens dequantize each layer's attention rows once
   // (sm_90, head_dim 512) instead of per token, where that is faster (SparseAttentionArgs::dense).
   int64_t dense_prefill_min_tokens = 256;
+  // Decode steps of HCA layers read bf16 copies of the compressed entries that the cache keeps
+  // beside the FP8 rows (sm_90, head_dim 512; 1 KB more per entry, one per 128 positions).
+  bool dense_hca_decode = true;
 };
 
 class CudaModel {

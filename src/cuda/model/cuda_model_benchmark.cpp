@@ -40,6 +40,11 @@ void CudaModel::fill_random_context(int32_t slot, int64_t length, uint64_t seed)
     const int64_t entries = length / spec.compress_ratio;
     fill_random_kv_rows(cache.entry_rows(layer), slot, entries, kc.head_dim, kc.rope_dim,
                         derive_seed(layer_seed, "entries"), s.stream);
+    const PagedRowsView copies = cache.dense_entry_rows(layer);
+    if (copies.pool) {
+      copy_rows_as_bf16(cache.entry_rows(layer), copies, slot, entries, kc.head_dim, kc.rope_dim,
+                        s.stream);
+    }
     if (spec.attention == AttentionKind::kCompressedSparse) {
       fill_random_index_keys(cache.index_key_rows(layer), slot, entries, kc.index_dim,
                              derive_seed(layer_seed, "index_keys"), s.stream);

@@ -15,7 +15,7 @@
 #include "cuda/kernels/norm_rope_mhc/hyper_connection.h"
 #include "cuda/kernels/norm_rope_mhc/rope.h"
 #include "cuda/model/cuda_model.h"
-#include "cuda/model/dense_prefill_rows.h"
+#include "cuda/model/dense_attention_rows.h"
 #include "cuda/model/device_weights.h"
 #include "cuda/runtime/device_buffer.h"
 
@@ -53,8 +53,8 @@ struct CudaModel::State {
   // Residual streams and the mHC site.
   DeviceBuffer<uint16_t> streams, collapsed, normed, sublayer;
   DeviceBuffer<float> hc_workspace, post, comb;
-  DeviceBuffer<float> attn_split;           // split-KV partials of the sparse attention
-  std::unique_ptr<DensePrefillRows> dense;  // prefill steps' dense attention rows
+  DeviceBuffer<float> attn_split;             // split-KV partials of the sparse attention
+  std::unique_ptr<DenseAttentionRows> dense;  // dense (bf16) attention rows
   // Attention.
   DeviceBuffer<uint16_t> qr, q, kv, idx_q, idx_w, scores, attn_out, grouped;
   DeviceBuffer<float> comp_kv, comp_gate, idx_kv, idx_gate, attn_f32;

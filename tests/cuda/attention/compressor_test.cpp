@@ -1,9 +1,11 @@
 // The compressor step against cpu::compressor_push + cpu::finish_compressed_entry + the row
 // encoders: CSA main (ratio 4, overlap, d 512), CSA indexer (ratio 4, overlap, d 128,
 // Hadamard + FP4) and HCA (ratio 128, d 512), three sequences stepping with different chunkings
-// (prefill chunks, one-token decode, a sequence at positions near 1M).
+// (prefill chunks, one-token decode, a sequence at positions near 1M). HCA entries also keep
+// their bf16 copies (KvCache::dense_entry_rows), which must hold the stored rows' exact values.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <map>
 
 #include "attention/test_util.h"
@@ -64,6 +66,7 @@ TEST(Compressor, MatchesTheCpuOverChunkedSequences) {
   config.max_length = 1'000'000;
   config.kv_blocks = 4100;
   config.index_blocks = 3950;
+  config.dense_entry_blocks = 128;  // the HCA layer's entries: 1 + 1 + 123 blocks
   KvCache cache(config);
   std::vector<int32_t> slots, positions = starts;
   for (int s = 0; s < n_seq; ++s) slots.push_back(cache.admit(nullptr));
@@ -100,6 +103,7 @@ TEST(Compressor, MatchesTheCpuOverChunkedSequences) {
       args.rope_inv_freq = inv_freq.data();
       args.state = cache.compressor_state(c->layer, c->indexer);
       args.out = c->indexer ? cache.index_key_rows(c->layer) : cache.entry_rows(c->layer);
+      if (!c->indexer) args.dense_out = cache.dense_entry_rows(c->layer);
       args.kind = c->indexer ? CompressedKind::kIndexKey : CompressedKind::kMainKv;
       args.ratio = int32_t(c->shape.ratio);
       args.dim = int32_t(c->shape.dim);
@@ -174,6 +178,21 @@ TEST(Compressor, MatchesTheCpuOverChunkedSequences) {
         c->name, indices.size(), identical, error, kBound);
     EXPECT_TRUE(test::all_finite(got_values)) << c->name;
     EXPECT_LE(error, kBound) << c->name;
+
+    const PagedRowsView copies = cache.dense_entry_rows(c->layer);
+    if (c->indexer || !copies.pool) continue;
+    auto copy_rows = test::poisoned<uint8_t>(indices.size() * dim * 2);
+    gather_rows(copies, d_slots.data(), d_indices.data(), copy_rows.data(), int32_t(indices.size()),
+                nullptr);
+    const std::vector<uint8_t> copy_bytes = copy_rows.download();
+    std::vector<float> copy_values(got_values.size());
+    for (size_t i = 0; i < copy_values.size(); ++i) {
+      uint16_t bits;
+      std::memcpy(&bits, copy_bytes.data() + 2 * i, 2);
+      copy_values[i] = bf16_to_float(bits);
+    }
+    std::printf("[Compressor] %s: bf16 copies of %zu entries\n", c->name, indices.size());
+    EXPECT_EQ(copy_values, got_values) << c->name << ": bf16 copies differ from the stored rows";
   }
 }
 

@@ -1,7 +1,8 @@
-// The paged KV cache: admission, growth, release, clear errors when full, row paging and the
-// compressor state reset.
+// The paged KV cache: admission, growth, release, clear errors when full, row paging, the bf16
+// copies of HCA entries and the compressor state reset.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -31,6 +32,42 @@ std::string error_of(const F& f) {
     return e.what();
   }
   return "";
+}
+
+TEST(KvCache, KeepsZeroedBf16EntryCopiesForHcaLayersOnly) {
+  DSV4_REQUIRE_GPU();
+  KvCacheConfig config = small_config(200, 200);
+  config.max_length = 16384;
+  config.dense_entry_blocks = 3;
+  KvCache cache(config);
+  EXPECT_EQ(cache.dense_entry_rows(0).pool, nullptr) << "window layer";
+  EXPECT_EQ(cache.dense_entry_rows(1).pool, nullptr) << "CSA layer";
+  const PagedRowsView copies = cache.dense_entry_rows(2);
+  ASSERT_NE(copies.pool, nullptr);
+  EXPECT_EQ(copies.row_bytes, 1024);
+  EXPECT_EQ(cache.dense_entry_pool_rows(), 3 * 64);
+
+  const int32_t a = cache.admit(nullptr), b = cache.admit(nullptr);
+  cache.reserve(a, 4096, nullptr);  // 32 HCA entries: one block
+  EXPECT_EQ(cache.free_dense_entry_blocks(), 2);
+  cache.reserve(b, 128 * 64 + 128, nullptr);  // 65 HCA entries: two blocks
+  EXPECT_EQ(cache.free_dense_entry_blocks(), 0);
+  // Every copy row reads as zeros until written (masked rows the attention reads must be finite).
+  std::vector<int32_t> slots(65, b), indices(65);
+  for (int32_t i = 0; i < 65; ++i) indices[size_t(i)] = i;
+  DeviceBuffer<int32_t> d_slots(slots), d_indices(indices);
+  auto rows = test::poisoned<uint8_t>(65 * 1024);
+  gather_rows(copies, d_slots.data(), d_indices.data(), rows.data(), 65, nullptr);
+  const std::vector<uint8_t> bytes = rows.download();
+  EXPECT_TRUE(std::all_of(bytes.begin(), bytes.end(), [](uint8_t v) { return v == 0; }));
+
+  const int32_t c = cache.admit(nullptr);
+  const std::string full = error_of([&] { cache.reserve(c, 200, nullptr); });
+  EXPECT_NE(full.find("bf16 entry blocks"), std::string::npos) << full;
+  cache.release(b);
+  EXPECT_EQ(cache.free_dense_entry_blocks(), 2);
+  cache.reserve(c, 200, nullptr);
+  EXPECT_EQ(cache.free_dense_entry_blocks(), 1);
 }
 
 TEST(KvCache, AdmitsReservesReleasesAndReportsFullPools) {

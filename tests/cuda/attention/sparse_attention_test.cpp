@@ -1,7 +1,8 @@
 // Sparse attention with sink against cpu::attend_head over the rows src/cpu/attention.cpp
 // gathers (window, then compressed entries), rows decoded from the same KvRowFormat bytes.
 // Flash (64) and Pro (128) heads at d = 512, window-only / CSA list / HCA, empty and full
-// windows, -1 padding, positions up to 1M, prefill chunks; a decode timing printout.
+// windows, -1 padding, positions up to 1M, prefill chunks; HCA entries also from their bf16
+// copies (KvCache::dense_entry_rows); a decode timing printout.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -81,6 +82,10 @@ void run_scenario(const Scenario& sc) {
   config.max_length = max_end;
   const int64_t entry_blocks = ratio > 0 ? (max_end / ratio + 63) / 64 : 0;
   config.kv_blocks = n_seq * ((W + 63) / 64 + entry_blocks);
+  // HCA entries' bf16 copies, where the sm_90 dense kernel can read them.
+  const bool entry_copies = sc.source == CompressedSource::kAll && d == 512 && sc.rope == 64 &&
+                            H % 64 == 0 && W % 64 == 0;
+  config.dense_entry_blocks = entry_copies ? n_seq * entry_blocks : 0;
   KvCache cache(config);
   const RowFactory factory{{size_t(d), size_t(sc.rope)}, &rng};
   const auto row_bytes = size_t(cache.kv_row_bytes());
@@ -98,12 +103,17 @@ void run_scenario(const Scenario& sc) {
   using RowMap = std::map<int64_t, std::vector<float>>;
   std::vector<RowMap> window_rows(static_cast<size_t>(n_seq)), entry_rows(window_rows.size());
   std::vector<int32_t> ring_slots, ring_indices, entry_slots, entry_indices;
-  std::vector<uint8_t> ring_bytes, entry_bytes, chunk_bytes;
+  std::vector<uint8_t> ring_bytes, entry_bytes, chunk_bytes, entry_copy_bytes;
   const auto add_entry = [&](int32_t seq, int64_t e) {
     auto& rows = entry_rows[size_t(seq)];
     if (rows.count(e)) return;
     const std::vector<uint8_t> bytes = factory.make(rows[e]);
     entry_bytes.insert(entry_bytes.end(), bytes.begin(), bytes.end());
+    for (float v : rows[e]) {
+      const uint16_t bits = float_to_bf16(v);  // exact: a stored value has 4 significant bits
+      entry_copy_bytes.push_back(uint8_t(bits & 0xff));
+      entry_copy_bytes.push_back(uint8_t(bits >> 8));
+    }
     entry_slots.push_back(chunks[size_t(seq)].slot);
     entry_indices.push_back(int32_t(e));
   };
@@ -157,6 +167,8 @@ void run_scenario(const Scenario& sc) {
   if (sc.source != CompressedSource::kNone) {
     scatter(cache.entry_rows(0), entry_slots, entry_indices, entry_bytes);
   }
+  if (entry_copies)
+    scatter(cache.dense_entry_rows(0), entry_slots, entry_indices, entry_copy_bytes);
 
   const std::vector<float> q = test::random_bf16_values(rng, size_t(T) * H * d);
   std::vector<float> sink(static_cast<size_t>(H));
@@ -207,8 +219,8 @@ void run_scenario(const Scenario& sc) {
     variants.push_back(two_splits);
   }
   // Dense rows (the prefill path), where the chunks' regions stay small: every row a chunk can
-  // read dequantized into bf16 first. The rows start poisoned (NaN): a masked row that a bulk
-  // copy reads but the pass never wrote would turn the output into NaN.
+  // read dequantized into bf16 first, split as the plan likes. The rows start poisoned (NaN): a
+  // masked row that a bulk copy reads but the pass never wrote would turn the output into NaN.
   const int32_t entry_ratio = sc.source == CompressedSource::kNone ? 0 : ratio;
   std::vector<int32_t> dense_base(batch.position.size());
   const int64_t dense_rows = dense_rows_layout(batch.position, batch.chunk_begin, batch.chunk_end,
@@ -219,8 +231,27 @@ void run_scenario(const Scenario& sc) {
     d_dense_rows = test::poisoned<uint16_t>(size_t(dense_rows) * size_t(d));
     d_dense_base = DeviceBuffer<int32_t>(dense_base);
     Variant dense{"sm90 dense rows", args};
-    dense.args.dense = {d_dense_rows.data(), d_dense_base.data(), entry_ratio, dense_rows};
+    dense.args.dense = {d_dense_rows.data(), d_dense_base.data(), entry_ratio, dense_rows, {}, 0};
     variants.push_back(dense);
+  }
+  // HCA decode's path: regions of window rows only, the entries from their bf16 copies; split
+  // as the plan likes and unsplit.
+  std::vector<int32_t> window_base(batch.position.size());
+  const int64_t window_rows_count =
+      dense_rows_layout(batch.position, batch.chunk_begin, batch.chunk_end, W, 0, window_base);
+  DeviceBuffer<uint16_t> d_window_rows;
+  DeviceBuffer<int32_t> d_window_base;
+  if (entry_copies && sparse_attention_uses_sm90(args)) {
+    d_window_rows = test::poisoned<uint16_t>(size_t(window_rows_count) * size_t(d));
+    d_window_base = DeviceBuffer<int32_t>(window_base);
+    Variant pooled{"sm90 dense rows, bf16 entry copies", args};
+    pooled.args.dense = {
+        d_window_rows.data(), d_window_base.data(),      ratio,
+        window_rows_count,    cache.dense_entry_rows(0), cache.dense_entry_pool_rows()};
+    variants.push_back(pooled);
+    Variant unsplit{"sm90 dense rows, bf16 entry copies, unsplit", pooled.args};
+    unsplit.args.max_splits = 1;
+    variants.push_back(unsplit);
   }
   Variant portable{"portable", args};
   portable.args.portable = true;

@@ -1,5 +1,7 @@
 // Prefill steps of the CUDA model on dense attention rows (CudaModelLimits::
-// dense_prefill_min_tokens) against cpu::Model in official numerics. The path takes one attention
+// dense_prefill_min_tokens), and decode steps of an HCA layer on the bf16 copies of its entries
+// (CudaModelLimits::dense_hca_decode), against cpu::Model in official numerics. The path takes one
+// attention
 // shape only (head_dim 512, rope 64, heads a multiple of 64 on sm_90), so the model is
 // synthetic:tiny with 128 heads of 512 dims and a 128-token window, one layer at a time, its
 // sublayer outputs scaled down (well conditioned, as in cuda_model_test.cpp).
@@ -70,7 +72,8 @@ TEST(CudaModelDensePrefill, WindowCsaAndHcaLayersMeetTheBound) {
                     {.max_sequences = 1,
                      .max_tokens_per_step = kPrompt,
                      .max_length = 512,
-                     .dense_prefill_min_tokens = min_tokens});
+                     .dense_prefill_min_tokens = min_tokens,
+                     .dense_hca_decode = false});
       int64_t dense_layers = -1;
       const std::vector<float> got = prompt_then_decode(
           gpu, gpu.admit(), ids, [&] { dense_layers = gpu.dense_attention_layers(); });
@@ -86,6 +89,35 @@ TEST(CudaModelDensePrefill, WindowCsaAndHcaLayersMeetTheBound) {
     EXPECT_LE(agreement.worst(), kBound) << "layer " << index;
     EXPECT_GE(agreement.argmax_agreement(), kArgmaxAgreement) << "layer " << index;
   }
+}
+
+// Decode steps past two of the layer's entry boundaries (ratio 16: entries completed at positions
+// 303 and 319 are written with their copies during decode), the prompt on the main kernel.
+TEST(CudaModelDenseDecode, HcaLayerFromBf16EntryCopiesMeetsTheBound) {
+  DSV4_REQUIRE_GPU();
+  constexpr int64_t kSteps = 24;
+  const std::vector<int32_t> ids = testing::random_token_ids(kPrompt + kSteps, 12);
+  const LoadedModel m = wide_attention_layer(3);
+  cpu::Model cpu(m.config, m.weights, Numerics::kOfficial);
+  auto cpu_seq = cpu.new_sequence();
+  const std::vector<float> want = prompt_then_decode(cpu, cpu_seq.get(), ids, [] {});
+
+  CudaModel gpu(m.config, m.weights,
+                {.max_sequences = 1,
+                 .max_tokens_per_step = kPrompt,
+                 .max_length = 512,
+                 .dense_prefill_min_tokens = kPrompt + 1,
+                 .dense_hca_decode = true});
+  const std::vector<float> got = prompt_then_decode(gpu, gpu.admit(), ids, [] {});
+  EXPECT_EQ(gpu.dense_attention_layers(), 1) << "the last decode step's HCA layer";
+  LogitComparison agreement;
+  agreement.add(got, want, m.config.vocab_size);
+  std::printf("one HCA layer (ratio 16), 128 heads of 512 dims, outputs / 32, %lld decode steps\n",
+              static_cast<long long>(kSteps));
+  agreement.print("  GPU (HCA decode from bf16 entry copies) vs CPU ", kBound);
+  EXPECT_EQ(agreement.positions(), kPrompt + kSteps);
+  EXPECT_LE(agreement.worst(), kBound);
+  EXPECT_GE(agreement.argmax_agreement(), kArgmaxAgreement);
 }
 
 }  // namespace

@@ -125,8 +125,13 @@ __global__ void __launch_bounds__(kThreads) compressor_pool_kernel(const Compres
   uint8_t* dst = a.out.row(slot, w);
   const auto get = [](int i) { return x_s[i]; };
   if (a.kind == CompressedKind::kMainKv) {
-    if (warp == 0)
-      encode_kv_row_warp(get, d - a.rope_dim, a.rope_dim, a.out.row_bytes, dst, nullptr, lane);
+    if (warp != 0) return;
+    encode_kv_row_warp(get, d - a.rope_dim, a.rope_dim, a.out.row_bytes, dst, nullptr, lane);
+    if (a.dense_out.pool) {
+      __syncwarp();  // the warp's stores of the row, read back by other lanes
+      auto* copy = reinterpret_cast<uint16_t*>(a.dense_out.row(slot, w));
+      dequantize_kv_row_warp(dst, d - a.rope_dim, a.rope_dim, copy, lane);
+    }
     return;
   }
   // Index key: Walsh-Hadamard (Sylvester order, the CPU's butterflies), · d^-0.5, bf16, FP4.
@@ -177,7 +182,8 @@ void compressor_step(const CompressorArgs& a, cudaStream_t stream) {
             a.kv && a.gate && a.ape && a.norm_weight && a.rope_inv_freq && a.out.pool;
   int32_t row_bytes = 0;
   if (ok && main) {
-    ok = (a.dim - a.rope_dim) % 64 == 0;
+    ok = (a.dim - a.rope_dim) % 64 == 0 &&
+         (!a.dense_out.pool || (a.rope_dim % 16 == 0 && a.dense_out.row_bytes == 2 * a.dim));
     row_bytes = int32_t(KvRowFormat{size_t(a.dim), size_t(a.rope_dim)}.bytes());
   } else if (ok) {
     ok = a.dim % 32 == 0 && (a.dim & (a.dim - 1)) == 0;
@@ -186,9 +192,9 @@ void compressor_step(const CompressorArgs& a, cudaStream_t stream) {
   if (!ok || a.out.row_bytes != row_bytes) {
     fail(
         "compressor_step: bad arguments (ratio {}, dim {}, rope_dim {}, overlap {}, {} buffers, "
-        "rows of {} bytes for {})",
+        "rows of {} bytes for {}, bf16 copies of {} bytes)",
         a.ratio, a.dim, a.rope_dim, a.overlap, a.state.buffers, a.out.row_bytes,
-        main ? "KV rows" : "index keys");
+        main ? "KV rows" : "index keys", a.dense_out.pool ? a.dense_out.row_bytes : 0);
   }
   if (a.batch.tokens <= 0) return;
   launch_dependent(compressor_pool_kernel, unsigned(a.batch.tokens), kThreads, 0, stream, a);

@@ -6,9 +6,9 @@
 // on channels [0, dim) and the current window's on [dim, 2·dim) — then
 //   main:    RMSNorm -> RoPE at position ratio·w -> KvRowFormat row (FP8 nope, bf16 rope)
 //   indexer: RMSNorm -> RoPE -> Hadamard (dim^-0.5) -> bf16 -> IndexKeyFormat key (FP4),
-// written to row w of the sequence's paged entries. Tokens of one chunk are handled together
-// (rows of the chunk are read from the inputs, older ones from the state), so chunks of any
-// length at any position work; the state is updated after pooling.
+// written to row w of the sequence's paged entries (and a main entry's bf16 copy, if asked). Tokens
+// of one chunk are handled together (rows of the chunk are read from the inputs, older ones from
+// the state), so chunks of any length at any position work; the state is updated after pooling.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -30,6 +30,9 @@ struct CompressorArgs {
   const float* rope_inv_freq = nullptr;  // [rope_dim / 2], the compressed layers' table
   CompressorStateView state;
   PagedRowsView out;  // entries (KV rows) or index keys
+  // Main entries only, optional (KvCache::dense_entry_rows; pool null: none): the stored row's
+  // values again as dim bf16 (exact), for attention that reads entries without dequantizing.
+  PagedRowsView dense_out;
   CompressedKind kind = CompressedKind::kMainKv;
   int32_t ratio = 0;
   int32_t dim = 0;  // at most 1024; index keys: a power of two

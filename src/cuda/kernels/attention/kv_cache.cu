@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/kv_row.h"
+#include "cuda/kernels/attention/kv_row.cuh"
 #include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/runtime/check.h"
 #include "cuda/runtime/launch.h"
@@ -53,6 +54,16 @@ void copy_rows(const PagedRowsView& view, const int32_t* slots, const int32_t* i
                    indices, rows, n);
 }
 
+// One warp per row.
+__global__ void copy_rows_as_bf16_kernel(PagedRowsView rows, PagedRowsView copies, int32_t slot,
+                                         int64_t count, int32_t nope, int32_t rope) {
+  wait_for_previous_kernel();
+  const int64_t i = int64_t(blockIdx.x) * (kCopyThreads / 32) + int64_t(threadIdx.x / 32);
+  if (i >= count) return;
+  dequantize_kv_row_warp(rows.row(slot, i), nope, rope,
+                         reinterpret_cast<uint16_t*>(copies.row(slot, i)), int(threadIdx.x % 32));
+}
+
 template <typename T>
 T pop(std::vector<T>& stack) {
   const T value = stack.back();
@@ -80,11 +91,35 @@ KvCacheConfig kv_cache_config(const ModelConfig& model, int32_t max_sequences, i
   return c;
 }
 
+KvCacheConfig kv_cache_config_every_slot_full(const ModelConfig& model, int32_t max_sequences,
+                                              int64_t max_length, int32_t block_rows,
+                                              bool hca_copies) {
+  const auto blocks = [&](int64_t rows) { return (rows + block_rows - 1) / block_rows; };
+  int64_t kv = 0, index = 0, dense = 0;
+  for (const LayerSpec& spec : model.layers) {
+    kv += blocks(model.window_size);
+    if (spec.compress_ratio <= 0) continue;
+    const int64_t entries = blocks((max_length + spec.compress_ratio - 1) / spec.compress_ratio);
+    kv += entries;
+    if (spec.attention == AttentionKind::kCompressedSparse) {
+      index += entries;
+    } else if (hca_copies) {
+      dense += entries;
+    }
+  }
+  KvCacheConfig c = kv_cache_config(model, max_sequences, max_length, kv * max_sequences,
+                                    std::max<int64_t>(1, index * max_sequences));
+  c.block_rows = block_rows;
+  c.dense_entry_blocks = dense * max_sequences;
+  return c;
+}
+
 KvCache::KvCache(const KvCacheConfig& config) : config_(config) {
   const KvCacheConfig& c = config_;
   if (c.head_dim <= c.rope_dim || (c.head_dim - c.rope_dim) % 64 != 0 || c.rope_dim % 8 != 0 ||
       c.index_dim % 32 != 0 || c.window <= 0 || c.block_rows <= 0 || c.layers.empty() ||
-      c.max_sequences <= 0 || c.max_length <= 0 || c.kv_blocks < 0 || c.index_blocks < 0) {
+      c.max_sequences <= 0 || c.max_length <= 0 || c.kv_blocks < 0 || c.index_blocks < 0 ||
+      c.dense_entry_blocks < 0) {
     fail(
         "KvCache: bad config (head_dim {}, rope_dim {}, index_dim {}, window {}, block_rows {}, "
         "{} layers, {} sequences, max_length {}, {} KV blocks, {} index blocks)",
@@ -108,6 +143,11 @@ KvCache::KvCache(const KvCacheConfig& config) : config_(config) {
   const auto layers = int64_t(c.layers.size());
   kv_pool_ = DeviceBuffer<uint8_t>(size_t(c.kv_blocks * c.block_rows * kv_row_bytes_));
   index_pool_ = DeviceBuffer<uint8_t>(size_t(c.index_blocks * c.block_rows * index_key_bytes_));
+  // Zeroed: a page's unwritten rows are read (masked, times zero) and must be finite.
+  dense_pool_ = DeviceBuffer<uint8_t>(size_t(dense_entry_pool_rows() * c.head_dim * 2));
+  if (dense_pool_.size() > 0) {
+    DSV4_CUDA_CHECK(cudaMemset(dense_pool_.data(), 0, dense_pool_.size()));
+  }
   host_tables_.assign(size_t(c.max_sequences * layers * kKinds * table_width_), -1);
   tables_ = DeviceBuffer<int32_t>(host_tables_);
 
@@ -130,6 +170,7 @@ KvCache::KvCache(const KvCacheConfig& config) : config_(config) {
   for (int32_t s = c.max_sequences - 1; s >= 0; --s) free_slots_.push_back(s);
   for (int64_t b = c.kv_blocks - 1; b >= 0; --b) free_kv_.push_back(int32_t(b));
   for (int64_t b = c.index_blocks - 1; b >= 0; --b) free_index_.push_back(int32_t(b));
+  for (int64_t b = c.dense_entry_blocks - 1; b >= 0; --b) free_dense_.push_back(int32_t(b));
   active_.assign(size_t(c.max_sequences), false);
   length_.assign(size_t(c.max_sequences), 0);
   entry_blocks_.assign(size_t(c.max_sequences * layers), 0);
@@ -189,7 +230,7 @@ void KvCache::reserve(int32_t slot, int64_t length, cudaStream_t stream) {
   }
   if (length <= length_[size_t(slot)]) return;
   const auto layers = int32_t(config_.layers.size());
-  int64_t kv_need = 0, index_need = 0;
+  int64_t kv_need = 0, index_need = 0, dense_need = 0;
   std::vector<int32_t> blocks(size_t(layers), 0);
   for (int32_t l = 0; l < layers; ++l) {
     const KvCacheLayer& layer = config_.layers[size_t(l)];
@@ -199,18 +240,25 @@ void KvCache::reserve(int32_t slot, int64_t length, cudaStream_t stream) {
     const size_t at = size_t(slot) * size_t(layers) + size_t(l);
     kv_need += blocks[size_t(l)] - entry_blocks_[at];
     if (layer.sparse) index_need += blocks[size_t(l)] - index_key_blocks_[at];
+    if (keeps_dense_entries(l)) dense_need += blocks[size_t(l)] - entry_blocks_[at];
   }
-  if (kv_need > free_kv_blocks() || index_need > free_index_blocks()) {
+  if (kv_need > free_kv_blocks() || index_need > free_index_blocks() ||
+      dense_need > free_dense_entry_blocks()) {
     fail(
-        "KV cache full: slot {} needs {} more KV blocks ({} of {} free) and {} more index-key "
-        "blocks ({} of {} free) to hold {} tokens",
+        "KV cache full: slot {} needs {} more KV blocks ({} of {} free), {} more index-key "
+        "blocks ({} of {} free) and {} more bf16 entry blocks ({} of {} free) to hold {} tokens",
         slot, kv_need, free_kv_blocks(), config_.kv_blocks, index_need, free_index_blocks(),
-        config_.index_blocks, length);
+        config_.index_blocks, dense_need, free_dense_entry_blocks(), config_.dense_entry_blocks,
+        length);
   }
   for (int32_t l = 0; l < layers; ++l) {
     const size_t at = size_t(slot) * size_t(layers) + size_t(l);
     for (; entry_blocks_[at] < blocks[size_t(l)]; ++entry_blocks_[at]) {
       host_tables_[table_offset(slot, l, kEntries) + size_t(entry_blocks_[at])] = pop(free_kv_);
+      if (keeps_dense_entries(l)) {
+        host_tables_[table_offset(slot, l, kDenseEntries) + size_t(entry_blocks_[at])] =
+            pop(free_dense_);
+      }
     }
     if (!config_.layers[size_t(l)].sparse) continue;
     for (; index_key_blocks_[at] < blocks[size_t(l)]; ++index_key_blocks_[at]) {
@@ -219,7 +267,7 @@ void KvCache::reserve(int32_t slot, int64_t length, cudaStream_t stream) {
     }
   }
   length_[size_t(slot)] = length;
-  if (kv_need > 0 || index_need > 0) upload_table(slot, stream);
+  if (kv_need > 0 || index_need > 0 || dense_need > 0) upload_table(slot, stream);
 }
 
 void KvCache::release(int32_t slot) {
@@ -227,11 +275,15 @@ void KvCache::release(int32_t slot) {
   const auto layers = int32_t(config_.layers.size());
   for (int32_t l = 0; l < layers; ++l) {
     const size_t at = size_t(slot) * size_t(layers) + size_t(l);
-    const int32_t counts[kKinds] = {window_blocks_, entry_blocks_[at], index_key_blocks_[at]};
+    const int32_t counts[kKinds] = {window_blocks_, entry_blocks_[at], index_key_blocks_[at],
+                                    keeps_dense_entries(l) ? entry_blocks_[at] : 0};
     for (int k = 0; k < kKinds; ++k) {
       int32_t* table = host_tables_.data() + table_offset(slot, l, Kind(k));
+      std::vector<int32_t>& free = k == kIndexKeys      ? free_index_
+                                   : k == kDenseEntries ? free_dense_
+                                                        : free_kv_;
       for (int32_t b = 0; b < counts[k]; ++b) {
-        (k == kIndexKeys ? free_index_ : free_kv_).push_back(table[b]);
+        free.push_back(table[b]);
         table[b] = -1;
       }
     }
@@ -246,11 +298,16 @@ void KvCache::release(int32_t slot) {
 PagedRowsView KvCache::view(int32_t layer, Kind kind) const {
   if (layer < 0 || layer >= int32_t(config_.layers.size())) fail("KvCache: no layer {}", layer);
   PagedRowsView v;
-  v.pool = const_cast<uint8_t*>(kind == kIndexKeys ? index_pool_.data() : kv_pool_.data());
+  const DeviceBuffer<uint8_t>& pool = kind == kIndexKeys      ? index_pool_
+                                      : kind == kDenseEntries ? dense_pool_
+                                                              : kv_pool_;
+  v.pool = const_cast<uint8_t*>(pool.data());
   v.table = tables_.data() + table_offset(0, layer, kind);
   v.table_stride = int64_t(config_.layers.size()) * kKinds * table_width_;
   v.block_rows = config_.block_rows;
-  v.row_bytes = kind == kIndexKeys ? index_key_bytes_ : kv_row_bytes_;
+  v.row_bytes = kind == kIndexKeys      ? index_key_bytes_
+                : kind == kDenseEntries ? 2 * config_.head_dim
+                                        : kv_row_bytes_;
   return v;
 }
 
@@ -268,6 +325,17 @@ PagedRowsView KvCache::entry_rows(int32_t layer) const {
 PagedRowsView KvCache::index_key_rows(int32_t layer) const {
   if (!config_.layers.at(size_t(layer)).sparse) fail("KvCache: layer {} has no index keys", layer);
   return view(layer, kIndexKeys);
+}
+
+bool KvCache::keeps_dense_entries(int32_t layer) const {
+  const KvCacheLayer& l = config_.layers.at(size_t(layer));
+  return config_.dense_entry_blocks > 0 && l.compress_ratio > 0 && !l.sparse;
+}
+
+PagedRowsView KvCache::dense_entry_rows(int32_t layer) const {
+  PagedRowsView v = view(layer, kDenseEntries);
+  if (!keeps_dense_entries(layer)) v.pool = nullptr;
+  return v;
 }
 
 int32_t KvCache::compressor_width(int32_t layer, bool indexer) const {
@@ -297,6 +365,21 @@ void scatter_rows(const PagedRowsView& view, const int32_t* slots, const int32_t
 void gather_rows(const PagedRowsView& view, const int32_t* slots, const int32_t* indices,
                  uint8_t* rows, int32_t n, cudaStream_t stream) {
   copy_rows<false>(view, slots, indices, rows, n, stream);
+}
+
+void copy_rows_as_bf16(const PagedRowsView& rows, const PagedRowsView& copies, int32_t slot,
+                       int64_t count, int32_t head_dim, int32_t rope_dim, cudaStream_t stream) {
+  const int32_t nope = head_dim - rope_dim;
+  if (!copies.pool || nope <= 0 || nope % 64 != 0 || rope_dim % 16 != 0 ||
+      rows.row_bytes != int32_t(KvRowFormat{size_t(head_dim), size_t(rope_dim)}.bytes()) ||
+      copies.row_bytes != 2 * head_dim) {
+    fail("copy_rows_as_bf16: rows of {} bytes into copies of {} bytes (head_dim {}, rope_dim {})",
+         rows.row_bytes, copies.pool ? copies.row_bytes : 0, head_dim, rope_dim);
+  }
+  if (count <= 0) return;
+  const auto blocks = unsigned((count + kCopyThreads / 32 - 1) / (kCopyThreads / 32));
+  launch_dependent(copy_rows_as_bf16_kernel, blocks, kCopyThreads, 0, stream, rows, copies, slot,
+                   count, nope, rope_dim);
 }
 
 }  // namespace dsv4::cuda

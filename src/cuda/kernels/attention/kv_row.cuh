@@ -95,6 +95,29 @@ __device__ __forceinline__ uint4 dequant_e2m1x8(uint32_t packed, uint8_t scale_c
       scale_code == 0xffu ? 0x7fc07fc0u : (uint32_t(scale_code) - 1u) * 0x00800080u);
 }
 
+// One KV row (nope e4m3 with a ue8m0 scale per 64 values, then rope bf16) as nope + rope bf16
+// values (exact), by one warp: lane l writes dims 16l .. 16l + 15 of every 512. nope must be a
+// multiple of 64 and rope of 16.
+__device__ __forceinline__ void dequantize_kv_row_warp(const uint8_t* row, int nope, int rope,
+                                                       uint16_t* out, int lane) {
+  for (int dim = 16 * lane; dim < nope + rope; dim += 512) {
+    uint4 v[2];
+    if (dim < nope) {
+      const uint8_t scale = row[nope + 2 * rope + dim / 64];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        v[h] = dequant_e4m3x8(*reinterpret_cast<const uint2*>(row + dim + 8 * h), scale);
+      }
+    } else {
+      const auto* bits = reinterpret_cast<const uint2*>(row + nope + 2 * (dim - nope));
+      v[0] = make_uint4(bits[0].x, bits[0].y, bits[1].x, bits[1].y);
+      v[1] = make_uint4(bits[2].x, bits[2].y, bits[3].x, bits[3].y);
+    }
+    reinterpret_cast<uint4*>(out + dim)[0] = v[0];
+    reinterpret_cast<uint4*>(out + dim)[1] = v[1];
+  }
+}
+
 // Encodes one KV row whose values are get(0 .. nope + rope) (the rope values must already be
 // bf16 values) into dst (and dst2 when not null). All 32 lanes of the warp must call it.
 template <class Get>

@@ -96,6 +96,10 @@ void sparse_attention(const SparseAttentionArgs& a, cudaStream_t stream) {
          a.entries.row_bytes, row_bytes);
   }
   if (a.batch.tokens <= 0) return;
+  const auto sm90_plan = [&] {
+    return plan_attention(a.batch.tokens, a.heads, a.max_rows, a.max_splits,
+                          a.workspace ? a.workspace_bytes : 0, current_device_traits().sm_count);
+  };
   if (sparse_attention_uses_sm90(a) && a.dense.rows) {
     if (!a.dense.base || a.dense.row_count <= 0 ||
         (a.source != CompressedSource::kNone && a.dense.entry_ratio <= 0)) {
@@ -104,15 +108,30 @@ void sparse_attention(const SparseAttentionArgs& a, cudaStream_t stream) {
           "entry ratio (got {})",
           a.dense.row_count, a.dense.entry_ratio);
     }
-    launch_sparse_attention_sm90_dense(a, stream);
+    const PagedRowsView& pool = a.dense.entry_pool;
+    if (pool.pool && (a.source != CompressedSource::kAll || pool.block_rows != kBlockRows ||
+                      pool.row_bytes != a.head_dim * 2 || a.window % kBlockRows != 0 ||
+                      a.dense.entry_pool_rows <= 0)) {
+      fail(
+          "sparse_attention: a bf16 entry pool needs HCA entries, pages of {} rows of {} bytes "
+          "(got {} of {}), a window of whole blocks (got {}) and its row count (got {})",
+          kBlockRows, a.head_dim * 2, pool.block_rows, pool.row_bytes, a.window,
+          a.dense.entry_pool_rows);
+    }
+    // Split-KV as for the main kernel where max_rows is known, in whole pairs of blocks.
+    AttentionPlan plan;
+    if (a.max_rows > 0) plan = sm90_plan();
+    if (plan.splits > 1) {
+      const int32_t max_blocks = ceil_div(a.max_rows, kBlockRows);
+      plan.blocks_per_split += plan.blocks_per_split % 2;
+      plan.splits = ceil_div(max_blocks, plan.blocks_per_split);
+    }
+    launch_sparse_attention_sm90_dense(a, plan, stream);
   } else if (sparse_attention_uses_sm90(a)) {
     if (a.max_rows <= 0) {
       fail("sparse_attention: the sm_90 kernel needs max_rows (got {})", a.max_rows);
     }
-    const AttentionPlan plan =
-        plan_attention(a.batch.tokens, a.heads, a.max_rows, a.max_splits,
-                       a.workspace ? a.workspace_bytes : 0, current_device_traits().sm_count);
-    launch_sparse_attention_sm90(a, plan, stream);
+    launch_sparse_attention_sm90(a, sm90_plan(), stream);
   } else {
     launch_sparse_attention_portable(a, row_bytes, stream);
   }

@@ -12,10 +12,10 @@
 // Three implementations, same results within rounding: on sm_90 for head_dim 512 / rope_dim 64
 // and heads in multiples of 64, a one-pass warp-specialised wgmma kernel, split over several
 // CTAs per token when there are few tokens (each split runs its own maximum; a second launch
-// in the same stream merges them), or, when the caller provides dense rows (prefill), a pass
-// that dequantizes the chunks' rows once and a kernel whose two warpgroups take alternate
-// blocks; elsewhere the portable sm_80 kernel (mma.sync). None synchronises with the host; all
-// are graph-capturable.
+// in the same stream merges them), or, when the caller provides dense rows (prefill; HCA decode
+// from the bf16 entry copies), a pass that dequantizes the chunks' rows once and a kernel whose
+// two warpgroups take alternate blocks, split the same way; elsewhere the portable sm_80 kernel
+// (mma.sync). None synchronises with the host; all are graph-capturable.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -32,14 +32,19 @@ enum class CompressedSource {
   kAll,   // HCA: entries 0 .. (p + 1) / ratio - 1
 };
 
-// Prefill rows as bf16 (optional, sm_90): before attending, every row a chunk's tokens can read is
+// Rows as bf16 (optional, sm_90): before attending, every row a chunk's tokens can read is
 // dequantized once into `rows`, one region per chunk (dense_rows_layout), so the tokens that share
-// rows (all of a long prompt's) gather them without dequantizing each time.
+// rows (all of a long prompt's) gather them without dequantizing each time. With entry_pool set
+// (HCA layers, KvCache::dense_entry_rows: bf16 copies the compressor keeps), the compressed
+// entries come from there, 64-entry pages by bulk copies, and the regions hold only the window
+// rows (dense_rows_layout with entry ratio 0): decode steps then dequantize nothing but windows.
 struct DenseRowsView {
   uint16_t* rows = nullptr;       // bf16 [rows][head_dim], dense_rows_layout's total
   const int32_t* base = nullptr;  // per token: the first row of its chunk's region
   int32_t entry_ratio = 0;        // positions per compressed entry (CSA or HCA ratio); 0: none
   int64_t row_count = 0;          // dense_rows_layout's total (the kernel's bulk copies stop there)
+  PagedRowsView entry_pool;       // bf16 rows of head_dim, pages of one attention block; or none
+  int64_t entry_pool_rows = 0;    // rows in entry_pool.pool
 };
 
 struct SparseAttentionArgs {
@@ -70,7 +75,7 @@ struct SparseAttentionArgs {
   size_t workspace_bytes = 0;
   int32_t max_splits = 0;  // 0: split-KV where it pays; n: at most n CTAs per token
   bool portable = false;   // use the portable kernel even where the sm_90 one applies
-  DenseRowsView dense;     // set: the sm_90 kernel reads dequantized rows (never splits)
+  DenseRowsView dense;     // set: the sm_90 kernel reads dequantized rows
 };
 
 // Workspace for the sm_90 kernel's split-KV partials of any batch up to max_tokens tokens of

@@ -13,30 +13,15 @@ namespace {
 using sm90_attention::kDim, sm90_attention::kNope, sm90_attention::kRowBytes;
 constexpr int kWarps = 4;
 
-// One 584-byte KV row (e4m3 nope, bf16 rope, ue8m0 scales) as 512 bf16, by one warp: lane l
-// writes dims 16l .. 16l + 15.
 __device__ __forceinline__ void dequantize_row(const uint8_t* row, uint16_t* out, int lane) {
-  const int dim = 16 * lane;
-  uint4 v[2];
-  if (dim < kNope) {
-    const uint8_t scale = row[kNope + 2 * (kDim - kNope) + dim / 64];
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      v[h] = dequant_e4m3x8(*reinterpret_cast<const uint2*>(row + dim + 8 * h), scale);
-    }
-  } else {
-    const auto* rope = reinterpret_cast<const uint2*>(row + kNope + 2 * (dim - kNope));
-    v[0] = make_uint4(rope[0].x, rope[0].y, rope[1].x, rope[1].y);
-    v[1] = make_uint4(rope[2].x, rope[2].y, rope[3].x, rope[3].y);
-  }
-  reinterpret_cast<uint4*>(out + dim)[0] = v[0];
-  reinterpret_cast<uint4*>(out + dim)[1] = v[1];
+  dequantize_kv_row_warp(row, kNope, kDim - kNope, out, lane);
 }
 
-// Token t writes its own position's row, its share of its chunk's entries (every chunk_tokens-th
-// from its index in the chunk) and, for the chunk's first token, the older window positions and
-// zeros for the region's positions below 0 (never attended, but the previous region's last
-// bulk copy may read on into them, and masked rows must be finite: P = 0 times them).
+// Token t (CTAs (t, 0 ..), a warp a row in turn) writes its own position's row, its share of its
+// chunk's entries (every chunk_tokens-th from its index in the chunk) and, for the chunk's first
+// token, the older window positions and zeros for the region's positions below 0 (never
+// attended, but the previous region's last bulk copy may read on into them, and masked rows must
+// be finite: P = 0 times them).
 __global__ void __launch_bounds__(32 * kWarps) dense_rows_pass(const SparseAttentionArgs a) {
   wait_for_previous_kernel();
   const AttentionToken k = attention_token(a, int32_t(blockIdx.x));
@@ -44,15 +29,17 @@ __global__ void __launch_bounds__(32 * kWarps) dense_rows_pass(const SparseAtten
   const int32_t index = k.t - k.chunk_first, n = k.chunk_tokens;
   const int32_t first = k.chunk_pos0 - a.window + 1;  // the region's first window position
   const int32_t last = k.chunk_pos0 + n - 1;
-  const int32_t entries = a.dense.entry_ratio > 0 && a.source != CompressedSource::kNone
-                              ? (last + 1) / a.dense.entry_ratio
-                              : 0;
+  // Entries read from the bf16 entry pool need no region rows.
+  const bool region_entries =
+      a.dense.entry_ratio > 0 && a.source != CompressedSource::kNone && !a.dense.entry_pool.pool;
+  const int32_t entries = region_entries ? (last + 1) / a.dense.entry_ratio : 0;
   const int32_t older = index == 0 ? k.chunk_pos0 - max(first, 0) : 0;
   const int32_t below_zero = index == 0 ? max(-first, 0) : 0;
   const int64_t base = a.dense.base[k.t];
   const int32_t mine =
       1 + older + below_zero + (entries > index ? (entries - index + n - 1) / n : 0);
-  for (int32_t i = warp; i < mine; i += kWarps) {
+  for (int32_t i = warp + kWarps * int32_t(blockIdx.y); i < mine;
+       i += kWarps * int32_t(gridDim.y)) {
     uint16_t* out;
     if (i == 0) {
       out = a.dense.rows + dense_window_row(base, a, k, k.pos) * kDim;
@@ -76,7 +63,11 @@ __global__ void __launch_bounds__(32 * kWarps) dense_rows_pass(const SparseAtten
 }  // namespace
 
 void launch_dense_rows_pass(const SparseAttentionArgs& a, cudaStream_t stream) {
-  launch_dependent(dense_rows_pass, dim3(unsigned(a.batch.tokens)), 32 * kWarps, 0, stream, a);
+  // With the entries in their bf16 copies a token writes at most a window of rows: a warp each,
+  // so that short (decode) steps do not wait on a few warps' chains of row loads.
+  const auto slices = a.dense.entry_pool.pool ? unsigned((a.window + kWarps - 1) / kWarps) : 1u;
+  launch_dependent(dense_rows_pass, dim3(unsigned(a.batch.tokens), slices), 32 * kWarps, 0, stream,
+                   a);
 }
 
 }  // namespace dsv4::cuda

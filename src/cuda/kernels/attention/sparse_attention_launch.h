@@ -41,10 +41,15 @@ struct AttentionWorkspace {
 // (sparse_attention_sm90.cu); the portable kernel (sparse_attention_portable.cu).
 void launch_sparse_attention_sm90(const SparseAttentionArgs& args, const AttentionPlan& plan,
                                   cudaStream_t stream);
+// Merges the splits' partials in the workspace into args.out (both sm_90 kernels' second launch).
+void launch_attention_split_combine(const SparseAttentionArgs& args, const AttentionPlan& plan,
+                                    cudaStream_t stream);
 // From dense rows (sparse_attention_sm90_dense.cu): the pass that fills them
-// (sparse_attention_dense_rows.cu), then the kernel, one CTA per (token, 64 heads).
+// (sparse_attention_dense_rows.cu), then the kernel, one CTA per (token, 64 heads, split) (the
+// plan's blocks_per_split even: the kernel takes blocks in pairs), then the combine.
 void launch_dense_rows_pass(const SparseAttentionArgs& args, cudaStream_t stream);
-void launch_sparse_attention_sm90_dense(const SparseAttentionArgs& args, cudaStream_t stream);
+void launch_sparse_attention_sm90_dense(const SparseAttentionArgs& args, const AttentionPlan& plan,
+                                        cudaStream_t stream);
 void launch_sparse_attention_portable(const SparseAttentionArgs& args, int32_t row_bytes,
                                       cudaStream_t stream);
 

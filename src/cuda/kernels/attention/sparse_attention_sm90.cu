@@ -276,10 +276,13 @@ void launch_sparse_attention_sm90(const SparseAttentionArgs& a, const AttentionP
   (void)configured;
   const dim3 grid(unsigned(a.batch.tokens), unsigned(a.heads / kHeads), unsigned(plan.splits));
   launch_dependent(sparse_attention_sm90, grid, kThreads, kSharedBytes, stream, a, plan);
-  if (plan.splits > 1) {
-    launch_dependent(attention_split_combine, dim3(unsigned(a.batch.tokens), unsigned(a.heads)),
-                     kDim / 4, 0, stream, a, plan);
-  }
+  if (plan.splits > 1) launch_attention_split_combine(a, plan, stream);
+}
+
+void launch_attention_split_combine(const SparseAttentionArgs& a, const AttentionPlan& plan,
+                                    cudaStream_t stream) {
+  launch_dependent(attention_split_combine, dim3(unsigned(a.batch.tokens), unsigned(a.heads)),
+                   kDim / 4, 0, stream, a, plan);
 }
 
 }  // namespace dsv4::cuda

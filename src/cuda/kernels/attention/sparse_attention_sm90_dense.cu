@@ -6,7 +6,9 @@
 // a pair to its half of the dims, O rescaled before each block's P·V, P rounded at its own
 // block's maximum. A producer warpgroup fills one of two block buffers a block: a block that is
 // one run of consecutive rows (window; HCA entries) by bulk tensor copies, others (CSA's chosen
-// entries) row by row (1 KB each) with cp.async. One CTA per (token, 64 heads), no splits.
+// entries) row by row (1 KB each) with cp.async; HCA entries may come from the paged bf16 copies
+// (DenseRowsView::entry_pool), a page a block. One CTA per (token, 64 heads, split): with several
+// splits each writes its partials and attention_split_combine merges them, as for the main kernel.
 #include "cuda/kernels/attention/sparse_attention_launch.h"
 #include "cuda/kernels/attention/sparse_attention_sm90_tiles.cuh"
 #include "cuda/kernels/common/grid_dependency.cuh"
@@ -70,41 +72,55 @@ __device__ __forceinline__ void load_queries_by_tensor_copies(const CUtensorMap*
   }
 }
 
-// Whether block b of the token's list is one run of consecutive region rows (inside the window
-// part, or inside the entries part when every entry is attended), and if so its first row. The
-// rows of a run past the token's last are masked; they hold finite values (later rows of the
-// region, the next region's zeroed rows, or zeros past the map's end).
+// Whether block b of the token's list is one run of consecutive rows (inside the window part, or
+// inside the entries part when every entry is attended), and if so its first row, of the region
+// or (pooled) of the bf16 entry pool, where the run is one page. The rows of a run past the
+// token's last are masked; they hold finite values (later rows of the region, the next region's
+// zeroed rows, zeros past the map's end, or a page's unwritten rows, zeroed by KvCache). A block
+// wholly past the token's entries (the last pair's second) reads its last page again.
 __device__ __forceinline__ bool block_run(const SparseAttentionArgs& a, const AttentionToken& k,
-                                          int b, int64_t& first_row) {
+                                          int b, int64_t& first_row, bool& pooled) {
   const int32_t j = b * kBlockRows;
   const int64_t base = a.dense.base[k.t];
+  pooled = false;
   if (j + kBlockRows <= a.window) {
     first_row = dense_window_row(base, a, k, k.pos - k.n_window + 1 + j);
     return true;
   }
   if (j >= a.window && a.source == CompressedSource::kAll) {
-    first_row = dense_entry_row(base, a, k, j - a.window);
+    const PagedRowsView& pool = a.dense.entry_pool;
+    if (pool.pool) {
+      const int32_t page = min(j - a.window, k.n_rows - a.window - 1) / kBlockRows;
+      first_row = int64_t(pool.table[k.slot * pool.table_stride + page]) * kBlockRows;
+      pooled = true;
+    } else {
+      first_row = dense_entry_row(base, a, k, j - a.window);
+    }
     return true;
   }
   return false;
 }
 
-// Block b of the token (b >= blocks: every row masked) into buffer b % 2 by the gathering
-// warpgroup: a run as 8 bulk tensor copies (64 rows × 64 dims each) issued by thread 0, other
+// Blocks first_block + b (b < 2 · pairs; past the token's blocks: every row masked) into buffer
+// b % 2 by the gathering warpgroup: a run as 8 bulk tensor copies (64 rows × 64 dims each) issued
+// by thread 0, other
 // blocks row by row with cp.async, warp w taking rows 16w .. 16w + 15, two 512-byte halves a row,
 // lane = 16-byte chunk, each thread's copies arriving on the full barrier as they land (so the
 // next block's copies issue meanwhile; the consumers fence the proxies). Each warp's lane 0
 // posts its rows' valid bits and arrives once more.
 __device__ __forceinline__ void gather_blocks(const SparseAttentionArgs& a, const AttentionToken& k,
-                                              const CUtensorMap* rows_map, int pairs,
-                                              const Buffers& buf, int warp, int lane) {
+                                              const CUtensorMap* rows_map,
+                                              const CUtensorMap* pool_map, int first_block,
+                                              int pairs, const Buffers& buf, int warp, int lane) {
   for (int b = 0; b < 2 * pairs; ++b) {
     const int which = b % 2, use = b / 2;
+    const int block_index = first_block + b;
     int64_t index = -1;
-    if (lane < 16) index = dense_row_index(a, k, b * kBlockRows + 16 * warp + lane);
+    if (lane < 16) index = dense_row_index(a, k, block_index * kBlockRows + 16 * warp + lane);
     const uint32_t valid = __ballot_sync(0xffffffffu, index >= 0) & 0xffffu;
     int64_t first_row = 0;
-    const bool run = block_run(a, k, b, first_row);
+    bool pooled = false;
+    const bool run = block_run(a, k, block_index, first_row, pooled);
     mbarrier_wait(&buf.empty[which], (use & 1) ^ 1);
     uint8_t* block = buf.smem + kBufferOffset + which * kOperandBytes;
     if (lane == 0) {
@@ -116,8 +132,8 @@ __device__ __forceinline__ void gather_blocks(const SparseAttentionArgs& a, cons
         mbarrier_arrive_expect_tx(&buf.full[which], kOperandBytes);
 #pragma unroll
         for (int c = 0; c < kDim / 64; ++c) {
-          tensor_copy_2d_to_shared(block + c * kDimBlockBytes, rows_map, 64 * c, int32_t(first_row),
-                                   &buf.full[which]);
+          tensor_copy_2d_to_shared(block + c * kDimBlockBytes, pooled ? pool_map : rows_map, 64 * c,
+                                   int32_t(first_row), &buf.full[which]);
         }
       } else {
         mbarrier_arrive(&buf.full[which]);
@@ -308,11 +324,33 @@ __device__ __forceinline__ void attend_blocks(const SparseAttentionArgs& a, cons
     sums[W * kHeads + row0 + 8] = l[1];
   }
   named_barrier_sync(kSumsPosted, kConsumerThreads);
+  float total[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) total[h] = l[h] + sums[(1 - W) * kHeads + row0 + 8 * h];
+  if (gridDim.z > 1) {
+    // A split's unnormalised partials, in the main kernel's workspace layout.
+    const AttentionWorkspace ws(a.workspace, int32_t(gridDim.x), a.heads, int32_t(gridDim.z));
+    const int64_t base = (int64_t(blockIdx.x) * gridDim.z + blockIdx.z) * a.heads + head0 + row0;
+    const int col0 = W * (kDim / 2) + 2 * (lane % 4);
+#pragma unroll
+    for (int j = 0; j < 64; ++j) {
+      const int64_t row = base + 8 * (j & 1);
+      *reinterpret_cast<float2*>(ws.outputs + row * kDim + col0 + 8 * (j / 2)) =
+          make_float2(o[2 * j], o[2 * j + 1]);
+    }
+    if (W == 0 && lane % 4 == 0) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        ws.maxima[base + 8 * h] = m[h];
+        ws.sums[base + 8 * h] = total[h];
+      }
+    }
+    return;
+  }
   float den[2], reciprocal[2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    const float total = l[h] + sums[(1 - W) * kHeads + row0 + 8 * h];
-    den[h] = total + exp2f(a.sink[head0 + row0 + 8 * h] * kLog2e - m[h]);
+    den[h] = total[h] + exp2f(a.sink[head0 + row0 + 8 * h] * kLog2e - m[h]);
     reciprocal[h] = __frcp_rn(den[h]);
   }
   // Staged where Q was (both loops are done), in Q's layout, then stored by bulk tensor copies:
@@ -342,14 +380,22 @@ __device__ __forceinline__ void attend_blocks(const SparseAttentionArgs& a, cons
 #endif  // __CUDA_ARCH__ >= 900
 
 __global__ void __launch_bounds__(kThreads, 1)
-    sparse_attention_sm90_dense(const SparseAttentionArgs a,
+    sparse_attention_sm90_dense(const SparseAttentionArgs a, const AttentionPlan plan,
                                 const __grid_constant__ CUtensorMap rows_map,
+                                const __grid_constant__ CUtensorMap pool_map,
                                 const __grid_constant__ CUtensorMap q_map,
                                 const __grid_constant__ CUtensorMap out_map) {
   wait_for_previous_kernel();
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   extern __shared__ __align__(1024) uint8_t smem[];
   if ((shared_address(smem) & 1023u) != 0) __trap();  // the swizzled operands need it
+  const AttentionToken k = attention_token(a, int32_t(blockIdx.x));
+  // This split's blocks (an even count but for the last split's end): whole pairs.
+  const int n_blocks = token_blocks(k), first_block = int(blockIdx.z) * plan.blocks_per_split;
+  const int end_block =
+      blockIdx.z + 1 == gridDim.z ? n_blocks : min(n_blocks, first_block + plan.blocks_per_split);
+  if (first_block >= end_block) return;  // this token has fewer splits
+  const int pairs = (end_block - first_block + 1) / 2;
   const int tid = int(threadIdx.x);
   const int head0 = int(blockIdx.y) * kHeads;
   auto* barriers = reinterpret_cast<uint64_t*>(smem + kBarrierOffset);
@@ -364,13 +410,12 @@ __global__ void __launch_bounds__(kThreads, 1)
     load_queries_by_tensor_copies(&q_map, int32_t(blockIdx.x) * a.heads + head0, smem + kQOffset,
                                   buf.queries);
   }
-  const AttentionToken k = attention_token(a, int32_t(blockIdx.x));
-  const int pairs = (token_blocks(k) + 1) / 2;
   __syncthreads();
   // Each role ends in its own code: a shared tail would make ptxas drop the setmaxnreg budgets.
   if (tid >= kConsumerThreads) {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegisters));
-    gather_blocks(a, k, &rows_map, pairs, buf, (tid - kConsumerThreads) / 32, tid % 32);
+    gather_blocks(a, k, &rows_map, &pool_map, first_block, pairs, buf,
+                  (tid - kConsumerThreads) / 32, tid % 32);
     return;
   }
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegisters));
@@ -386,7 +431,8 @@ __global__ void __launch_bounds__(kThreads, 1)
 
 }  // namespace
 
-void launch_sparse_attention_sm90_dense(const SparseAttentionArgs& a, cudaStream_t stream) {
+void launch_sparse_attention_sm90_dense(const SparseAttentionArgs& a, const AttentionPlan& plan,
+                                        cudaStream_t stream) {
   static const bool configured = [] {
     DSV4_CUDA_CHECK(cudaFuncSetAttribute(
         sparse_attention_sm90_dense, cudaFuncAttributeMaxDynamicSharedMemorySize, kSharedBytes));
@@ -395,12 +441,20 @@ void launch_sparse_attention_sm90_dense(const SparseAttentionArgs& a, cudaStream
   (void)configured;
   const CUtensorMap rows_map =
       tensor_map_bf16_swizzle128(a.dense.rows, a.dense.row_count, kDim, kBlockRows);
+  // Without a pool its map is never read: the rows' map stands in.
+  const CUtensorMap pool_map =
+      a.dense.entry_pool.pool
+          ? tensor_map_bf16_swizzle128(a.dense.entry_pool.pool, a.dense.entry_pool_rows, kDim,
+                                       kBlockRows)
+          : rows_map;
   const CUtensorMap q_map = queries_tensor_map(a.q, a);
   const CUtensorMap out_map = queries_tensor_map(a.out, a);
   launch_dense_rows_pass(a, stream);
-  launch_dependent(sparse_attention_sm90_dense,
-                   dim3(unsigned(a.batch.tokens), unsigned(a.heads / kHeads)), kThreads,
-                   kSharedBytes, stream, a, rows_map, q_map, out_map);
+  launch_dependent(
+      sparse_attention_sm90_dense,
+      dim3(unsigned(a.batch.tokens), unsigned(a.heads / kHeads), unsigned(plan.splits)), kThreads,
+      kSharedBytes, stream, a, plan, rows_map, pool_map, q_map, out_map);
+  if (plan.splits > 1) launch_attention_split_combine(a, plan, stream);
 }
 
 }  // namespace dsv4::cuda
