@@ -7,8 +7,9 @@
 // block's maximum. A producer warpgroup fills one of two block buffers a block: a block that is
 // one run of consecutive rows (window; HCA entries) by bulk tensor copies, others (CSA's chosen
 // entries) row by row (1 KB each) with cp.async; HCA entries may come from the paged bf16 copies
-// (DenseRowsView::entry_pool), a page a block. One CTA per (token, 64 heads, split): with several
+// (DenseRowsView::entry_pool), a page a block. One CTA per (64 heads, token, split): with several
 // splits each writes its partials and attention_split_combine merges them, as for the main kernel.
+#include "core/error.h"
 #include "cuda/kernels/attention/sparse_attention_launch.h"
 #include "cuda/kernels/attention/sparse_attention_sm90_tiles.cuh"
 #include "cuda/kernels/common/grid_dependency.cuh"
@@ -329,8 +330,8 @@ __device__ __forceinline__ void attend_blocks(const SparseAttentionArgs& a, cons
   for (int h = 0; h < 2; ++h) total[h] = l[h] + sums[(1 - W) * kHeads + row0 + 8 * h];
   if (gridDim.z > 1) {
     // A split's unnormalised partials, in the main kernel's workspace layout.
-    const AttentionWorkspace ws(a.workspace, int32_t(gridDim.x), a.heads, int32_t(gridDim.z));
-    const int64_t base = (int64_t(blockIdx.x) * gridDim.z + blockIdx.z) * a.heads + head0 + row0;
+    const AttentionWorkspace ws(a.workspace, int32_t(gridDim.y), a.heads, int32_t(gridDim.z));
+    const int64_t base = (int64_t(k.t) * gridDim.z + blockIdx.z) * a.heads + head0 + row0;
     const int col0 = W * (kDim / 2) + 2 * (lane % 4);
 #pragma unroll
     for (int j = 0; j < 64; ++j) {
@@ -389,7 +390,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   extern __shared__ __align__(1024) uint8_t smem[];
   if ((shared_address(smem) & 1023u) != 0) __trap();  // the swizzled operands need it
-  const AttentionToken k = attention_token(a, int32_t(blockIdx.x));
+  const AttentionToken k = attention_token(a, int32_t(blockIdx.y));
   // This split's blocks (an even count but for the last split's end): whole pairs.
   const int n_blocks = token_blocks(k), first_block = int(blockIdx.z) * plan.blocks_per_split;
   const int end_block =
@@ -397,7 +398,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (first_block >= end_block) return;  // this token has fewer splits
   const int pairs = (end_block - first_block + 1) / 2;
   const int tid = int(threadIdx.x);
-  const int head0 = int(blockIdx.y) * kHeads;
+  const int head0 = int(blockIdx.x) * kHeads;
   auto* barriers = reinterpret_cast<uint64_t*>(smem + kBarrierOffset);
   const Buffers buf{smem, barriers, barriers + 2, barriers + 4};
   if (tid == 0) {
@@ -407,8 +408,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     mbarrier_init(buf.queries, 1);
     fence_barrier_init();
-    load_queries_by_tensor_copies(&q_map, int32_t(blockIdx.x) * a.heads + head0, smem + kQOffset,
-                                  buf.queries);
+    load_queries_by_tensor_copies(&q_map, k.t * a.heads + head0, smem + kQOffset, buf.queries);
   }
   __syncthreads();
   // Each role ends in its own code: a shared tail would make ptxas drop the setmaxnreg budgets.
@@ -450,9 +450,14 @@ void launch_sparse_attention_sm90_dense(const SparseAttentionArgs& a, const Atte
   const CUtensorMap q_map = queries_tensor_map(a.q, a);
   const CUtensorMap out_map = queries_tensor_map(a.out, a);
   launch_dense_rows_pass(a, stream);
+  // A token's head tiles side by side in the grid: they run together and read its rows from HBM
+  // once (apart, Pro's two tiles read each bf16 row twice: HBM-bound at long contexts).
+  if (a.batch.tokens > 65535) {
+    fail("sparse attention from dense rows: {} tokens in a step, at most 65535", a.batch.tokens);
+  }
   launch_dependent(
       sparse_attention_sm90_dense,
-      dim3(unsigned(a.batch.tokens), unsigned(a.heads / kHeads), unsigned(plan.splits)), kThreads,
+      dim3(unsigned(a.heads / kHeads), unsigned(a.batch.tokens), unsigned(plan.splits)), kThreads,
       kSharedBytes, stream, a, plan, rows_map, pool_map, q_map, out_map);
   if (plan.splits > 1) launch_attention_split_combine(a, plan, stream);
 }
