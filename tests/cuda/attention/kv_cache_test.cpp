@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "cuda/kernels/attention/kv_cache.h"
 #include "gpu_test_support.h"
+#include "model/synthetic.h"
 
 namespace dsv4::cuda {
 namespace {
@@ -32,6 +33,22 @@ std::string error_of(const F& f) {
     return e.what();
   }
   return "";
+}
+
+// Host only. synthetic:tiny: windows of 32 in 6 layers, CSA (ratio 4) at 2 and 4, HCA (ratio 16)
+// at 3 and 5. At 1000 tokens a slot needs 6 window blocks, 4 entry and 4 index-key blocks per
+// CSA layer (250 entries) and 1 entry block per HCA layer (63 entries), and as many copies.
+TEST(KvCacheConfig, SizesPoolsForEverySlotAtMaxLengthWithCopiesOnlyForHcaEntries) {
+  const ModelConfig model = synthetic_config("tiny");
+  const KvCacheConfig with = kv_cache_config_every_slot_full(model, 3, 1000, 64, true);
+  EXPECT_EQ(with.kv_blocks, 3 * (6 + 2 * 4 + 2 * 1));
+  EXPECT_EQ(with.index_blocks, 3 * (2 * 4));
+  EXPECT_EQ(with.dense_entry_blocks, 3 * (2 * 1));
+  EXPECT_EQ(with.block_rows, 64);
+  EXPECT_EQ(with.max_length, 1000);
+  const KvCacheConfig without = kv_cache_config_every_slot_full(model, 3, 1000, 64, false);
+  EXPECT_EQ(without.kv_blocks, with.kv_blocks);
+  EXPECT_EQ(without.dense_entry_blocks, 0);
 }
 
 TEST(KvCache, KeepsZeroedBf16EntryCopiesForHcaLayersOnly) {

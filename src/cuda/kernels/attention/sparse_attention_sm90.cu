@@ -216,19 +216,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   } else {
     const AttentionWorkspace ws(a.workspace, int32_t(gridDim.x), a.heads, splits);
     const int64_t base = (int64_t(blockIdx.x) * splits + blockIdx.z) * a.heads + head0 + row0;
-#pragma unroll
-    for (int j = 0; j < 64; ++j) {
-      const int64_t row = base + 8 * (j & 1);
-      *reinterpret_cast<float2*>(ws.outputs + row * kDim + col0 + 8 * (j / 2)) =
-          make_float2(o[2 * j], o[2 * j + 1]);
-    }
-    if (half == 0 && lane % 4 == 0) {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        ws.maxima[base + 8 * h] = m[h];
-        ws.sums[base + 8 * h] = l[h];
-      }
-    }
+    store_split_partials(ws, base, col0, o, m, l, half == 0 && lane % 4 == 0);
   }
 #else
   __trap();

@@ -329,23 +329,10 @@ __device__ __forceinline__ void attend_blocks(const SparseAttentionArgs& a, cons
 #pragma unroll
   for (int h = 0; h < 2; ++h) total[h] = l[h] + sums[(1 - W) * kHeads + row0 + 8 * h];
   if (gridDim.z > 1) {
-    // A split's unnormalised partials, in the main kernel's workspace layout.
     const AttentionWorkspace ws(a.workspace, int32_t(gridDim.y), a.heads, int32_t(gridDim.z));
     const int64_t base = (int64_t(k.t) * gridDim.z + blockIdx.z) * a.heads + head0 + row0;
-    const int col0 = W * (kDim / 2) + 2 * (lane % 4);
-#pragma unroll
-    for (int j = 0; j < 64; ++j) {
-      const int64_t row = base + 8 * (j & 1);
-      *reinterpret_cast<float2*>(ws.outputs + row * kDim + col0 + 8 * (j / 2)) =
-          make_float2(o[2 * j], o[2 * j + 1]);
-    }
-    if (W == 0 && lane % 4 == 0) {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        ws.maxima[base + 8 * h] = m[h];
-        ws.sums[base + 8 * h] = total[h];
-      }
-    }
+    store_split_partials(ws, base, W * (kDim / 2) + 2 * (lane % 4), o, m, total,
+                         W == 0 && lane % 4 == 0);
     return;
   }
   float den[2], reciprocal[2];

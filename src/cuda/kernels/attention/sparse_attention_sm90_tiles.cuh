@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "cuda/kernels/attention/kv_row.cuh"
+#include "cuda/kernels/attention/sparse_attention_launch.h"
 #include "cuda/kernels/attention/sparse_attention_rows.cuh"
 #include "cuda/kernels/common/async_copy.cuh"
 #include "cuda/kernels/common/wgmma.cuh"
@@ -228,6 +229,28 @@ __device__ __forceinline__ void grow_running_maxima(float (&block_max)[2], float
     base[h] = grown == -INFINITY ? 0.0f : grown;
     factor[h] = grown == m[h] ? 1.0f : exp2_approx(m[h] - base[h]);
     m[h] = grown;
+  }
+}
+
+// A split's unnormalised partials (AttentionWorkspace) from a consumer thread: its O fragment
+// (o[2j], o[2j + 1]: head row `base` + 8·(j & 1), dims col0 + 8·(j / 2) and the next) and, where
+// `stats`, its two heads' running maxima and row sums.
+__device__ __forceinline__ void store_split_partials(const AttentionWorkspace& ws, int64_t base,
+                                                     int col0, const float (&o)[128],
+                                                     const float (&m)[2], const float (&l)[2],
+                                                     bool stats) {
+#pragma unroll
+  for (int j = 0; j < 64; ++j) {
+    const int64_t row = base + 8 * (j & 1);
+    *reinterpret_cast<float2*>(ws.outputs + row * kDim + col0 + 8 * (j / 2)) =
+        make_float2(o[2 * j], o[2 * j + 1]);
+  }
+  if (stats) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      ws.maxima[base + 8 * h] = m[h];
+      ws.sums[base + 8 * h] = l[h];
+    }
   }
 }
 
