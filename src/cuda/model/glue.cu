@@ -1,6 +1,7 @@
 #include "cuda/model/glue.h"
 
 #include <cmath>
+#include <type_traits>
 
 #include "core/error.h"
 #include "cuda/kernels/common/grid_dependency.cuh"
@@ -29,34 +30,63 @@ __global__ void scale_bf16_kernel(uint16_t* x, int64_t n, float scale) {
   }
 }
 
-// One block per row; the row in shared memory. Next step: fuse into the indexer's wq_b GEMM
-// epilogue together with the RoPE.
+// One warp per row, lane l holding values kPerLane·l .. kPerLane·l + kPerLane − 1: the
+// butterflies of half < kPerLane within a lane, wider ones between lanes l and l ^ (half /
+// kPerLane) (each element still gets a + b or a − b, as the CPU's loop); a 32-value FP4 block
+// spans 32 / kPerLane lanes, whose maximum a few shuffles give.
+template <int kPerLane>
 __global__ void __launch_bounds__(kThreads)
-    indexer_query_rotate_kernel(uint16_t* x, int dim, float scale) {
+    indexer_query_rotate_kernel(uint16_t* x, int64_t rows, float scale) {
   wait_for_previous_kernel();
-  extern __shared__ float row[];
-  uint16_t* src = x + int64_t(blockIdx.x) * dim;
-  for (int c = threadIdx.x; c < dim; c += kThreads) row[c] = bf16_bits_to_float(src[c]);
-  __syncthreads();
-  for (int half = 1; half < dim; half *= 2) {
-    for (int j = threadIdx.x; j < dim / 2; j += kThreads) {
-      const int i = (j / half) * 2 * half + (j % half);
-      const float u = row[i], v = row[i + half];
-      row[i] = __fadd_rn(u, v);
-      row[i + half] = __fsub_rn(u, v);
+  constexpr int kDim = 32 * kPerLane;
+  const int64_t row = int64_t(blockIdx.x) * (kThreads / 32) + threadIdx.x / 32;
+  if (row >= rows) return;
+  const int lane = int(threadIdx.x % 32);
+  uint16_t* src = x + row * kDim + kPerLane * lane;
+  float v[kPerLane];
+#pragma unroll
+  for (int i = 0; i < kPerLane; ++i) v[i] = bf16_bits_to_float(src[i]);
+#pragma unroll
+  for (int half = 1; half < kPerLane; half *= 2) {
+#pragma unroll
+    for (int i = 0; i < kPerLane; ++i) {
+      if ((i & half) == 0) {
+        const float a = v[i], b = v[i + half];
+        v[i] = __fadd_rn(a, b);
+        v[i + half] = __fsub_rn(a, b);
+      }
     }
-    __syncthreads();
   }
-  for (int c = threadIdx.x; c < dim; c += kThreads) row[c] = round_bf16(__fmul_rn(row[c], scale));
-  __syncthreads();
-  // FP4 round trip: one thread per 32-value block.
-  for (int b = threadIdx.x; b < dim / 32; b += kThreads) {
+#pragma unroll
+  for (int lanes = 1; lanes < 32; lanes *= 2) {
+    const bool upper = (lane & lanes) != 0;
+#pragma unroll
+    for (int i = 0; i < kPerLane; ++i) {
+      const float other = __shfl_xor_sync(0xffffffffu, v[i], lanes);
+      v[i] = upper ? __fsub_rn(other, v[i]) : __fadd_rn(v[i], other);
+    }
+  }
+  constexpr int kBlockLanes = kPerLane >= 32 ? 1 : 32 / kPerLane;
+  constexpr int kBlocksPerLane = kPerLane >= 32 ? kPerLane / 32 : 1;
+#pragma unroll
+  for (int b = 0; b < kBlocksPerLane; ++b) {
+    constexpr int kInBlock = kPerLane / kBlocksPerLane;
     float amax = 0.0f;
-    for (int i = 0; i < 32; ++i) amax = fmaxf(amax, fabsf(row[b * 32 + i]));
+#pragma unroll
+    for (int i = 0; i < kInBlock; ++i) {
+      v[b * kInBlock + i] = round_bf16(__fmul_rn(v[b * kInBlock + i], scale));
+      amax = fmaxf(amax, fabsf(v[b * kInBlock + i]));
+    }
+#pragma unroll
+    for (int lanes = 1; lanes < kBlockLanes; lanes *= 2) {
+      amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, lanes));
+    }
     const float s = fp4_block_scale(amax);
-    for (int i = 0; i < 32; ++i) {
-      const float v = row[b * 32 + i];
-      src[b * 32 + i] = float_to_bf16_bits(__fmul_rn(e2m1_to_float(quantize_e2m1(v, s)), s));
+#pragma unroll
+    for (int i = 0; i < kInBlock; ++i) {
+      const float value = v[b * kInBlock + i];
+      src[b * kInBlock + i] =
+          float_to_bf16_bits(__fmul_rn(e2m1_to_float(quantize_e2m1(value, s)), s));
     }
   }
 }
@@ -84,8 +114,31 @@ void indexer_query_rotate(uint16_t* x, int64_t rows, int64_t dim, cudaStream_t s
   }
   if (rows <= 0) return;
   const auto scale = float(1.0 / std::sqrt(double(dim)));
-  launch_dependent(indexer_query_rotate_kernel, unsigned(rows), kThreads,
-                   size_t(dim) * sizeof(float), stream, x, int(dim), scale);
+  const auto blocks = unsigned((rows + kThreads / 32 - 1) / (kThreads / 32));
+  const auto launch = [&](auto per_lane) {
+    launch_dependent(indexer_query_rotate_kernel<decltype(per_lane)::value>, blocks, kThreads, 0,
+                     stream, x, rows, scale);
+  };
+  switch (dim / 32) {
+    case 1:
+      launch(std::integral_constant<int, 1>{});
+      break;
+    case 2:
+      launch(std::integral_constant<int, 2>{});
+      break;
+    case 4:
+      launch(std::integral_constant<int, 4>{});
+      break;
+    case 8:
+      launch(std::integral_constant<int, 8>{});
+      break;
+    case 16:
+      launch(std::integral_constant<int, 16>{});
+      break;
+    default:
+      launch(std::integral_constant<int, 32>{});
+      break;
+  }
 }
 
 }  // namespace dsv4::cuda
