@@ -1,12 +1,14 @@
-// Indexer scores: one CTA per (token, range of keys), 8 warps that each stream groups of 32 keys
-// on their own. A group's rows (consecutive in one page of the cache) are copied raw into the
+// Indexer scores: one CTA per (token, range of keys), 6 warps that each stream groups of 32 keys
+// on their own, two CTAs an SM. A group's rows (consecutive in one page of the cache) are copied raw into the
 // warp's ring of shared buffers with cp.async, several groups ahead; each lane decodes one key
 // from FP4 to bf16 (exact), the warp multiplies the token's 64 heads by the 32 keys on bf16 tensor
 // cores (mma.sync m16n8k16, fp32 accumulators; exact for FP4-valued inputs), turns the products
 // into the terms bf16(relu(bf16(q·k)) · w) with bf16x2 instructions (one rounding each, as the CPU
 // rounds the exact fp32 product), and each lane sums its key's terms in head order, as the CPU
 // does, so the bf16 scores are bit-identical. Only the token's Q is shared by the CTA's warps.
-// Measured (H200): see bench/RESULTS.md, "nineteenth session".
+// The kernel is bound by latency: registers (168) and shared memory (a ring of three groups and
+// one work area a warp, the terms as bf16) are sized for two CTAs an SM. Measured (H200): see
+// bench/RESULTS.md, "nineteenth session" and "twenty-second session".
 #include <algorithm>
 #include <mutex>
 
@@ -24,27 +26,28 @@
 namespace dsv4::cuda {
 namespace {
 
-constexpr int kWarps = 8;
+constexpr int kWarps = 6;
+constexpr int kCtasPerSm = 2;  // 12 warps an SM: with 8 in one CTA, 54% of cycles issued nothing
 constexpr int kThreads = 32 * kWarps;
 constexpr int kDim = 128;  // DeepSeek-V4's index_head_dim, the only one the kernel takes
 constexpr int kKeyBytes = kDim / 2 + kDim / 32;      // 68: packed e2m1, then four ue8m0 scales
 constexpr int kGroupKeys = 32;                       // one per lane
 constexpr int kGroupBytes = kGroupKeys * kKeyBytes;  // 2176, 16-byte aligned in the pool
-constexpr int kStages = 4;  // groups in flight per warp, the current one included
+constexpr int kStages = 3;  // groups in flight per warp, the current one included
 constexpr int kMaxHeads = 64;
 constexpr int kRowStride = kDim + 8;         // bf16 between rows of Q and of the decoded keys
-constexpr int kTermStride = kGroupKeys + 8;  // floats between heads of the terms (conflict-free)
+constexpr int kTermStride = kGroupKeys + 8;  // bf16 between heads of the terms (conflict-free)
 
 // Shared memory: Q [kMaxHeads][kRowStride] bf16; the weights as bf16 pairs (w, w); per warp its
 // ring of raw groups and one region that holds the decoded keys, then the terms.
 constexpr int kQBytes = kMaxHeads * kRowStride * 2;
 constexpr int kWeightBytes = kMaxHeads * 4;
 constexpr int kKeysBytes = kGroupKeys * kRowStride * 2;
-constexpr int kTermsBytes = kMaxHeads * kTermStride * 4;
+constexpr int kTermsBytes = kMaxHeads * kTermStride * 2;
 constexpr int kWorkBytes = kKeysBytes > kTermsBytes ? kKeysBytes : kTermsBytes;
 constexpr int kWarpBytes = kStages * kGroupBytes + kWorkBytes;
 constexpr int kSharedBytes = kQBytes + kWeightBytes + kWarps * kWarpBytes;
-static_assert(kSharedBytes <= 227 * 1024, "shared memory");
+static_assert(kCtasPerSm * (kSharedBytes + 1024) <= 228 * 1024, "shared memory");
 static_assert(kGroupBytes % 16 == 0 && kWarpBytes % 16 == 0 && kQBytes % 16 == 0, "alignment");
 
 // The keys of one token that this warp scores: groups first, first + kWarps, ... below end.
@@ -127,10 +130,10 @@ __device__ __forceinline__ void multiply_group(const uint16_t* q_s, const uint16
   }
 }
 
-// terms[head][key] = bf16(relu(bf16(S)) · w_head) as floats. bf16x2 instructions round once, as
-// the CPU's round_bf16 of the fp32 product does (exact in fp32 but for products below 2^-126).
+// terms[head][key] = bf16(relu(bf16(S)) · w_head). bf16x2 instructions round once, as the CPU's
+// round_bf16 of the fp32 product does (exact in fp32 but for products below 2^-126).
 __device__ __forceinline__ void store_terms(const float (&acc)[4][4][4], const uint32_t* weights,
-                                            int lane, float* terms) {
+                                            int lane, uint16_t* terms) {
   const __nv_bfloat162 zero = __float2bfloat162_rn(0.0f);
 #pragma unroll
   for (int m = 0; m < 4; ++m) {
@@ -144,9 +147,8 @@ __device__ __forceinline__ void store_terms(const float (&acc)[4][4][4], const u
         const __nv_bfloat162 logit =
             __floats2bfloat162_rn(acc[m][n][2 * half], acc[m][n][2 * half + 1]);
         const __nv_bfloat162 term = __hmul2(__hmax2(logit, zero), w);
-        const uint32_t bits = *reinterpret_cast<const uint32_t*>(&term);
-        *reinterpret_cast<float2*>(terms + head * kTermStride + 8 * n + 2 * (lane & 3)) =
-            make_float2(__uint_as_float(bits << 16), __uint_as_float(bits & 0xffff0000u));
+        *reinterpret_cast<__nv_bfloat162*>(terms + head * kTermStride + 8 * n + 2 * (lane & 3)) =
+            term;
       }
     }
   }
@@ -155,7 +157,7 @@ __device__ __forceinline__ void store_terms(const float (&acc)[4][4][4], const u
 // CTA (token blockIdx.x, share blockIdx.y of gridDim.y of the token's visible groups): Q and the
 // weights loaded once, then each warp streams its groups through its ring. The shares come from
 // the token's own visible count, so a step at short context spreads as evenly as a long one.
-__global__ void __launch_bounds__(kThreads, 1) indexer_scores_kernel(const IndexerArgs a) {
+__global__ void __launch_bounds__(kThreads, kCtasPerSm) indexer_scores_kernel(const IndexerArgs a) {
   wait_for_previous_kernel();
   extern __shared__ __align__(16) uint8_t smem[];
   auto* q_s = reinterpret_cast<uint16_t*>(smem);
@@ -187,7 +189,7 @@ __global__ void __launch_bounds__(kThreads, 1) indexer_scores_kernel(const Index
   g.count = g.first < cta_end ? (cta_end - g.first + kWarps - 1) / kWarps : 0;
   uint8_t* ring = smem + kQBytes + kWeightBytes + warp * kWarpBytes;
   auto* keys = reinterpret_cast<uint16_t*>(ring + kStages * kGroupBytes);
-  auto* terms = reinterpret_cast<float*>(keys);
+  uint16_t* terms = keys;
   uint16_t* scores = a.scores + int64_t(t) * a.score_stride;
   const auto rows = [&](int32_t i) { return i < g.count ? g.rows(i) : nullptr; };
 #pragma unroll
@@ -212,7 +214,9 @@ __global__ void __launch_bounds__(kThreads, 1) indexer_scores_kernel(const Index
     // All 64 rows: past the token's heads the terms are +0 (zero weights), which leave the sum
     // as it is (it starts at +0, so it is never -0).
 #pragma unroll
-    for (int h = 0; h < kMaxHeads; ++h) score = __fadd_rn(score, terms[h * kTermStride + lane]);
+    for (int h = 0; h < kMaxHeads; ++h) {
+      score = __fadd_rn(score, bf16_bits_to_float(terms[h * kTermStride + lane]));
+    }
     if (key < visible) scores[key] = float_to_bf16_bits(score);
     __syncwarp();  // the terms read before the next group's keys overwrite them
   }
@@ -247,12 +251,15 @@ void indexer_scores(const IndexerArgs& a, cudaStream_t stream) {
   std::call_once(configured, [] {
     DSV4_CUDA_CHECK(cudaFuncSetAttribute(
         indexer_scores_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSharedBytes));
+    DSV4_CUDA_CHECK(cudaFuncSetAttribute(indexer_scores_kernel,
+                                         cudaFuncAttributePreferredSharedMemoryCarveout,
+                                         cudaSharedmemCarveoutMaxShared));
   });
-  // About eight CTAs (one an SM) over the batch, for an even last wave, but at least ~4 groups a
+  // About eight waves of CTAs over the batch, for an even last wave, but at least ~4 groups a
   // warp at the longest context, so that the rings fill.
   const int64_t max_groups = (a.max_visible + kGroupKeys - 1) / kGroupKeys;
-  const int64_t by_waves =
-      (8 * int64_t(current_device_traits().sm_count) + a.batch.tokens - 1) / a.batch.tokens;
+  const int64_t slots = int64_t(kCtasPerSm) * current_device_traits().sm_count;
+  const int64_t by_waves = (8 * slots + a.batch.tokens - 1) / a.batch.tokens;
   const int64_t by_depth = std::max<int64_t>(1, max_groups / (4 * kWarps));
   const auto ctas_per_token = unsigned(std::clamp<int64_t>(std::min(by_waves, by_depth), 1, 65535));
   launch_dependent(indexer_scores_kernel, dim3(unsigned(a.batch.tokens), ctas_per_token), kThreads,
