@@ -104,11 +104,10 @@ __device__ __forceinline__ bool block_run(const SparseAttentionArgs& a, const At
 
 // Blocks first_block + b (b < 2 · pairs; past the token's blocks: every row masked) into buffer
 // b % 2 by the gathering warpgroup: a run as 8 bulk tensor copies (64 rows × 64 dims each) issued
-// by thread 0, other
-// blocks row by row with cp.async, warp w taking rows 16w .. 16w + 15, two 512-byte halves a row,
-// lane = 16-byte chunk, each thread's copies arriving on the full barrier as they land (so the
-// next block's copies issue meanwhile; the consumers fence the proxies). Each warp's lane 0
-// posts its rows' valid bits and arrives once more.
+// by thread 0, other blocks row by row with cp.async, warp w taking rows 16w .. 16w + 15, two
+// 512-byte halves a row, lane = 16-byte chunk, each thread's copies arriving on the full barrier
+// as they land (so the next block's copies issue meanwhile; the consumers fence the proxies).
+// Each warp's lane 0 posts its rows' valid bits and arrives once more.
 __device__ __forceinline__ void gather_blocks(const SparseAttentionArgs& a, const AttentionToken& k,
                                               const CUtensorMap* rows_map,
                                               const CUtensorMap* pool_map, int first_block,

@@ -1,14 +1,14 @@
-// Indexer scores: one CTA per (token, range of keys), 6 warps that each stream groups of 32 keys
-// on their own, two CTAs an SM. A group's rows (consecutive in one page of the cache) are copied raw into the
-// warp's ring of shared buffers with cp.async, several groups ahead; each lane decodes one key
-// from FP4 to bf16 (exact), the warp multiplies the token's 64 heads by the 32 keys on bf16 tensor
-// cores (mma.sync m16n8k16, fp32 accumulators; exact for FP4-valued inputs), turns the products
-// into the terms bf16(relu(bf16(q·k)) · w) with bf16x2 instructions (one rounding each, as the CPU
-// rounds the exact fp32 product), and each lane sums its key's terms in head order, as the CPU
-// does, so the bf16 scores are bit-identical. Only the token's Q is shared by the CTA's warps.
-// The kernel is bound by latency: registers (168) and shared memory (a ring of three groups and
-// one work area a warp, the terms as bf16) are sized for two CTAs an SM. Measured (H200): see
-// bench/RESULTS.md, "nineteenth session" and "twenty-second session".
+// Indexer scores: one CTA per (token, range of keys), two CTAs an SM, 6 warps that each stream
+// groups of 32 keys on their own. A group's rows (consecutive in one page of the cache) are
+// copied raw into the warp's ring of shared buffers with cp.async, several groups ahead; each
+// lane decodes one key from FP4 to bf16 (exact), the warp multiplies the token's 64 heads by the
+// 32 keys on bf16 tensor cores (mma.sync m16n8k16, fp32 accumulators; exact for FP4-valued
+// inputs), turns the products into the terms bf16(relu(bf16(q·k)) · w) with bf16x2 instructions
+// (one rounding each, as the CPU rounds the exact fp32 product), and each lane sums its key's
+// terms in head order, as the CPU does, so the bf16 scores are bit-identical. Only the token's Q
+// is shared by the CTA's warps. The kernel is bound by latency: registers (168) and shared memory
+// (a ring of three groups and one work area a warp, the terms as bf16) are sized for two CTAs an
+// SM. Measured (H200): bench/RESULTS.md, "nineteenth session" and "twenty-second session".
 #include <algorithm>
 #include <mutex>
 
