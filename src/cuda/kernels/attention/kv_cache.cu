@@ -122,9 +122,10 @@ KvCache::KvCache(const KvCacheConfig& config) : config_(config) {
       c.dense_entry_blocks < 0) {
     fail(
         "KvCache: bad config (head_dim {}, rope_dim {}, index_dim {}, window {}, block_rows {}, "
-        "{} layers, {} sequences, max_length {}, {} KV blocks, {} index blocks)",
+        "{} layers, {} sequences, max_length {}, {} KV blocks, {} index blocks, {} bf16 entry "
+        "blocks)",
         c.head_dim, c.rope_dim, c.index_dim, c.window, c.block_rows, c.layers.size(),
-        c.max_sequences, c.max_length, c.kv_blocks, c.index_blocks);
+        c.max_sequences, c.max_length, c.kv_blocks, c.index_blocks, c.dense_entry_blocks);
   }
   kv_row_bytes_ = int32_t(KvRowFormat{size_t(c.head_dim), size_t(c.rope_dim)}.bytes());
   index_key_bytes_ = int32_t(IndexKeyFormat{size_t(c.index_dim)}.bytes());
