@@ -24,7 +24,9 @@
 #ifdef DSV4_HAVE_CUDA
 #include <cuda_runtime.h>
 
+#include "cuda/kernels/attention/kv_cache.h"
 #include "cuda/model/cuda_model.h"
+#include "cuda/model/dense_attention_rows.h"
 #include "cuda/model/device_weights.h"
 #include "cuda/model/random_weights.h"
 #include "cuda/runtime/check.h"
@@ -197,25 +199,16 @@ TrafficModel traffic_model(const ModelConfig& c, const cuda::DeviceWeights& w) {
   return t;
 }
 
-// The KV cache CudaModel allocates (every slot at max_length, 64-row blocks), estimated.
+// The KV cache CudaModel allocates: its pools, sized as the model sizes them.
 double kv_cache_bytes(const ModelConfig& c, int64_t max_length, int64_t sequences,
                       bool hca_copies) {
-  const auto blocks = [](int64_t rows) { return double((rows + 63) / 64 * 64); };
-  const double row = double(KvRowFormat{size_t(c.head_dim), size_t(c.rope_head_dim)}.bytes());
-  const double key = double(IndexKeyFormat{size_t(c.index_head_dim)}.bytes());
-  double bytes = 0;
-  for (const LayerSpec& l : c.layers) {
-    bytes += blocks(c.window_size) * row;
-    if (l.compress_ratio == 0) continue;
-    const double entries = blocks((max_length + l.compress_ratio - 1) / l.compress_ratio);
-    bytes += entries * row;
-    if (l.attention == AttentionKind::kCompressedSparse) {
-      bytes += entries * key;
-    } else if (hca_copies) {
-      bytes += entries * 2.0 * double(c.head_dim);
-    }
-  }
-  return bytes * double(sequences);
+  const cuda::KvCacheConfig kc = cuda::kv_cache_config_every_slot_full(
+      c, int32_t(sequences), max_length, 64, hca_copies && cuda::dense_attention_applies(c));
+  const double row = double(KvRowFormat{size_t(kc.head_dim), size_t(kc.rope_dim)}.bytes());
+  const double key = double(IndexKeyFormat{size_t(kc.index_dim)}.bytes());
+  const double copy = 2.0 * double(kc.head_dim);
+  return double(kc.block_rows) * (double(kc.kv_blocks) * row + double(kc.index_blocks) * key +
+                                  double(kc.dense_entry_blocks) * copy);
 }
 
 struct Row {
