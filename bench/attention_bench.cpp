@@ -101,8 +101,8 @@ struct FilledCache {
       filled += n;
     }
     const PagedRowsView copies = cache->dense_entry_rows(0);
-    for (int32_t slot : slots) {
-      if (copies.pool) {
+    if (copies.pool) {
+      for (int32_t slot : slots) {
         copy_rows_as_bf16(cache->entry_rows(0), copies, slot, length / ratio, kDim, kRope, nullptr);
       }
     }
