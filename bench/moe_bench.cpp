@@ -3,9 +3,11 @@
 // weights (random, as `dsv4 bench` makes them), at 1 to 8192 tokens per step with uniform
 // routing (6 distinct random experts per token) and skewed routing (expert 0 takes every token,
 // the other 5 random). Timed, as one CUDA graph, as the engine runs them: grouping (moe_group,
-// which also lists the expert tiles), FP8 quantization of the inputs, the w1|w3 expert GEMM, the
-// clamped SwiGLU with the routing weight and the FP8 quantization of the w2 inputs in one
-// kernel, and the w2 expert GEMM. FLOPs = 6·slots·inter·dim (slots = tokens · 6); bytes = the
+// which also lists the expert tiles), FP8 quantization of the tokens' rows, the w1|w3 expert
+// GEMM on the grouped rows (moe_experts_gate_up: at decode sizes it reads the tokens' rows in
+// grouped order, from expert_wgmma_min_tokens a gather kernel copies them first), the clamped
+// SwiGLU with the routing weight and the FP8 quantization of the w2 inputs in one kernel, and
+// the w2 expert GEMM. FLOPs = 6·slots·inter·dim (slots = tokens · 6); bytes = the
 // FP4 weights and scales of every expert that gets a token, plus the FP8 inputs and the bf16
 // outputs. Ceilings measured in the same run: HBM read, and a cuBLASLt FP8 GEMM at 8192³ as the
 // FP8 tensor peak; the roofline is the larger of bytes / HBM and FLOPs / FP8 peak.
@@ -18,7 +20,9 @@
 // graphs of the chain's first 1, 2, ... 5 kernels add (the first also holds the graph's start),
 // and each expert GEMM's bytes per second on its own weights. These are differences of medians:
 // at thousands of microseconds the short kernels' columns are within the noise (even negative).
-// Usage: dsv4_moe_bench [--quick | --tokens N[,N...]] [--breakdown].
+// With --separate-gather: the gather kernel before w1|w3 at every size (the chain before the
+// decode-size GEMM read the tokens' rows itself), for comparison.
+// Usage: dsv4_moe_bench [--quick | --tokens N[,N...]] [--breakdown] [--separate-gather].
 #include <cublasLt.h>
 #include <fmt/format.h>
 
@@ -239,22 +243,26 @@ struct Case {
   int64_t dim, inter, experts, k;
 };
 
-// One step's buffers for `tokens` tokens (the layer's inputs, its intermediates and output).
+// One step's buffers for `tokens` tokens (the layer's inputs, its intermediates and output):
+// x_codes / x_scales the tokens' quantized rows, codes / scales the grouped rows, then h.
 struct StepBuffers {
   int64_t slots = 0;
   DeviceBuffer<uint16_t> x, gate_up, out;
-  DeviceBuffer<uint8_t> codes;
-  DeviceBuffer<float> scales;
+  DeviceBuffer<uint8_t> x_codes, codes;
+  DeviceBuffer<float> x_scales, scales;
 
   StepBuffers(const Case& c, int64_t tokens) : slots(tokens * c.k) {
     const int64_t rows = slots + kPad;
     x = DeviceBuffer<uint16_t>(size_t(rows * c.dim));
     gate_up = DeviceBuffer<uint16_t>(size_t(rows * 2 * c.inter));
     out = DeviceBuffer<uint16_t>(size_t(rows * c.dim));
+    x_codes = DeviceBuffer<uint8_t>(size_t(rows * c.dim));
+    x_scales = DeviceBuffer<float>(size_t(rows * c.dim / 128));
     codes = DeviceBuffer<uint8_t>(size_t(rows * std::max(c.dim, c.inter)));
     scales = DeviceBuffer<float>(size_t(rows * std::max(c.dim, c.inter) / 128));
     DSV4_CUDA_CHECK(cudaMemset(x.data(), 0x3c, x.size() * 2));  // bf16 ~1.0
     DSV4_CUDA_CHECK(cudaMemset(codes.data(), 0x30, codes.size()));
+    DSV4_CUDA_CHECK(cudaMemset(x_codes.data(), 0x30, x_codes.size()));
   }
 };
 
@@ -282,7 +290,7 @@ constexpr const char* kChain[] = {"grouping", "quantization", "w1|w3", "SwiGLU",
 constexpr int kChainKernels = int(std::size(kChain));
 
 void enqueue_layer(const Case& c, const DeviceMoe& moe, int64_t tokens, Routing& r, StepBuffers& b,
-                   int kernels, cudaStream_t stream) {
+                   int kernels, bool separate_gather, cudaStream_t stream) {
   const int64_t dim = c.dim, inter = c.inter;
   const std::function<void()> steps[kChainKernels] = {
       [&] {
@@ -290,9 +298,18 @@ void enqueue_layer(const Case& c, const DeviceMoe& moe, int64_t tokens, Routing&
                   r.offsets.data(), r.order.data(), r.position.data(), &r.tiles, stream);
       },
       [&] {
-        quantize_activations_fp8(b.x.data(), b.slots, dim, b.codes.data(), b.scales.data(), stream);
+        quantize_activations_fp8(b.x.data(), tokens, dim, b.x_codes.data(), b.x_scales.data(),
+                                 stream);
       },
       [&] {
+        if (!separate_gather) {
+          moe_experts_gate_up(b.x_codes.data(), b.x_scales.data(), r.order.data(), r.offsets.data(),
+                              r.tiles, tokens, c.k, moe.w13.view(), b.codes.data(), b.scales.data(),
+                              b.gate_up.data(), stream);
+          return;
+        }
+        moe_gather_quantized(b.x_codes.data(), b.x_scales.data(), r.order.data(), tokens, c.k, dim,
+                             b.codes.data(), b.scales.data(), stream);
         expert_scaled_gemm(b.codes.data(), b.scales.data(), r.offsets.data(), tokens, r.tiles,
                            moe.w13.view(), {nullptr, b.gate_up.data()}, stream);
       },
@@ -310,7 +327,8 @@ void enqueue_layer(const Case& c, const DeviceMoe& moe, int64_t tokens, Routing&
 
 // --breakdown: the time each kernel adds to the chain before it, uniform routing.
 void print_breakdown(const Case& c, const DeviceMoe& moe, const std::vector<int64_t>& token_counts,
-                     const Ceilings& ceil, std::mt19937_64& rng, cudaStream_t stream) {
+                     bool separate_gather, const Ceilings& ceil, std::mt19937_64& rng,
+                     cudaStream_t stream) {
   const double w13_bytes = double(moe.w13.value_bytes + moe.w13.scale_bytes);
   const double w2_bytes = double(moe.w2.value_bytes + moe.w2.scale_bytes);
   for (const int64_t tokens : token_counts) {
@@ -321,8 +339,9 @@ void print_breakdown(const Case& c, const DeviceMoe& moe, const std::vector<int6
     for (int kernels = 1; kernels <= kChainKernels; ++kernels) {
       std::vector<std::unique_ptr<Graph>> graphs;
       for (const auto& r : samples.routings) {
-        graphs.push_back(std::make_unique<Graph>(
-            stream, [&] { enqueue_layer(c, moe, tokens, *r, b, kernels, stream); }));
+        graphs.push_back(std::make_unique<Graph>(stream, [&] {
+          enqueue_layer(c, moe, tokens, *r, b, kernels, separate_gather, stream);
+        }));
       }
       const double ms = time_graphs(graphs, replays(tokens), stream);
       us[kernels - 1] = (ms - before) * 1e3;
@@ -339,7 +358,8 @@ void print_breakdown(const Case& c, const DeviceMoe& moe, const std::vector<int6
 }
 
 void run_model(const Case& c, const std::vector<int64_t>& token_counts, bool breakdown,
-               const Ceilings& ceil, LtGemm& lt, std::mt19937_64& rng, cudaStream_t stream) {
+               bool separate_gather, const Ceilings& ceil, LtGemm& lt, std::mt19937_64& rng,
+               cudaStream_t stream) {
   // One MoE layer of random MXFP4 experts, as `dsv4 bench` makes them.
   ModelConfig config = preset_config(c.model);
   config.layers = {config.layers[3]};
@@ -353,7 +373,7 @@ void run_model(const Case& c, const std::vector<int64_t>& token_counts, bool bre
     fail("moe bench: the {} preset is not the shape this bench describes", c.model);
   }
   if (breakdown) {
-    print_breakdown(c, moe, token_counts, ceil, rng, stream);
+    print_breakdown(c, moe, token_counts, separate_gather, ceil, rng, stream);
     return;
   }
   // The baseline's FP8 experts (constant codes: cuBLASLt's speed does not depend on them).
@@ -373,8 +393,9 @@ void run_model(const Case& c, const std::vector<int64_t>& token_counts, bool bre
       bool baseline_ok = true;
       for (const auto& sample : samples.routings) {
         Routing& r = *sample;
-        ours.push_back(std::make_unique<Graph>(
-            stream, [&] { enqueue_layer(c, moe, tokens, r, b, kChainKernels, stream); }));
+        ours.push_back(std::make_unique<Graph>(stream, [&] {
+          enqueue_layer(c, moe, tokens, r, b, kChainKernels, separate_gather, stream);
+        }));
         baseline.push_back(std::make_unique<Graph>(stream, [&] {
           int64_t first = 0;
           for (int64_t e = 0; e < n_experts; ++e) {
@@ -430,7 +451,7 @@ int main(int argc, char** argv) {
   using namespace dsv4::cuda;
   try {
     std::vector<int64_t> tokens{1, 4, 8, 16, 64, 256, 1024, 4096, 8192};
-    bool breakdown = false;
+    bool breakdown = false, separate_gather = false;
     bool usage_ok = true;
     for (int i = 1; i < argc; ++i) {
       if (std::strcmp(argv[i], "--quick") == 0) {
@@ -439,12 +460,16 @@ int main(int argc, char** argv) {
         tokens = parse_token_counts(argv[++i]);
       } else if (std::strcmp(argv[i], "--breakdown") == 0) {
         breakdown = true;
+      } else if (std::strcmp(argv[i], "--separate-gather") == 0) {
+        separate_gather = true;
       } else {
         usage_ok = false;
       }
     }
     if (!usage_ok) {
-      fmt::print(stderr, "usage: dsv4_moe_bench [--quick | --tokens N[,N...]] [--breakdown]\n");
+      fmt::print(stderr,
+                 "usage: dsv4_moe_bench [--quick | --tokens N[,N...]] [--breakdown] "
+                 "[--separate-gather]\n");
       return 2;
     }
     if (device_count() == 0) {
@@ -472,7 +497,7 @@ int main(int argc, char** argv) {
     }
     std::mt19937_64 rng(20261130);
     for (const Case& c : {Case{"flash", 4096, 2048, 256, 6}, Case{"pro", 7168, 3072, 384, 6}}) {
-      run_model(c, tokens, breakdown, ceil, lt, rng, stream);
+      run_model(c, tokens, breakdown, separate_gather, ceil, lt, rng, stream);
     }
     DSV4_CUDA_CHECK(cudaStreamDestroy(stream));
   } catch (const std::exception& e) {

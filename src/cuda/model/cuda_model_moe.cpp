@@ -53,19 +53,17 @@ void CudaModel::moe(int64_t layer, int32_t T) {
   moe_group(s.experts.data(), T, K, E, s.counts.data(), s.offsets.data(), s.order.data(),
             s.position.data(), &s.expert_tiles, st);
 
-  moe_gather_quantized(s.x_codes.data(), s.x_scales.data(), s.order.data(), T, K, D,
-                       s.main_lane.codes.data(), s.main_lane.scales.data(), st);
-
   // w1 and w3 in one GEMM ([g | u] per row), SwiGLU with the routing weight quantized for w2,
   // then w2.
   const int64_t inter = m.w13.storage.rows / 2;
-  expert_scaled_gemm(s.main_lane.codes.data(), s.main_lane.scales.data(), s.offsets.data(), T,
-                     s.expert_tiles, m.w13.view(), {nullptr, s.gate_up.data()}, st);
+  uint8_t* codes = s.main_lane.codes.data();
+  float* scales = s.main_lane.scales.data();
+  moe_experts_gate_up(s.x_codes.data(), s.x_scales.data(), s.order.data(), s.offsets.data(),
+                      s.expert_tiles, T, K, m.w13.view(), codes, scales, s.gate_up.data(), st);
   swiglu_quantize_fp8(s.gate_up.data(), 2 * inter, s.gate_up.data() + inter, 2 * inter, T * K,
-                      inter, s.route_weights.data(), s.order.data(), limit,
-                      s.main_lane.codes.data(), s.main_lane.scales.data(), st);
-  expert_scaled_gemm(s.main_lane.codes.data(), s.main_lane.scales.data(), s.offsets.data(), T,
-                     s.expert_tiles, m.w2.view(), {nullptr, s.expert_out.data()}, st);
+                      inter, s.route_weights.data(), s.order.data(), limit, codes, scales, st);
+  expert_scaled_gemm(codes, scales, s.offsets.data(), T, s.expert_tiles, m.w2.view(),
+                     {nullptr, s.expert_out.data()}, st);
 
   if (shared_alongside) {
     s.join_side();

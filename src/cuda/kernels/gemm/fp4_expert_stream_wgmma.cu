@@ -14,7 +14,8 @@
 // reference's per-32 partials, up to the FP8 tensor cores' accumulation inside one MMA
 // (expert_gemm_test's bound). The same kernel runs at every token count below
 // expert_wgmma_min_tokens(), so a token's sums do not depend on how many tokens share its expert
-// (decode steps reproduce a prefill).
+// (decode steps reproduce a prefill). With p.x_order it reads the tokens' own rows in grouped
+// order (expert_scaled_gemm_of_tokens), so that no gathered copy has to be made first.
 //
 // The kernel is bound by instruction issue, not by memory (bench/RESULTS.md, twenty-first
 // session): its speed follows the instruction count of a stage in SASS (163 a warp), so a change
@@ -100,6 +101,11 @@ __device__ __forceinline__ void block_mma(float (&d)[kTokens / 2], const uint32_
   }
 }
 
+// The x row of grouped row r: r itself, or the token moe_group put there.
+__device__ __forceinline__ int64_t token_row(const StreamParams& p, int64_t r) {
+  return p.x_order ? p.x_order[r] / p.x_order_k : r;
+}
+
 // One warpgroup: the CTA's 64 rows of an expert times the tile's tokens [first_token, +here)
 // over the stages [begin, end) of the inputs; acc (per thread: rows 16w + g (+ 8), columns of
 // the accumulator fragment) gets the sums times 2^-6.
@@ -136,11 +142,12 @@ __device__ __forceinline__ void multiply_half(const StreamParams& p, uint8_t* ri
   const auto* x = static_cast<const uint8_t*>(p.x);
   const int x_token = t >> 3;
   const bool x_copied = x_token < here;  // tokens past `here` feed only columns never stored
-  const uint8_t* x_src = x + (first_token + min(x_token, here - 1)) * p.x_row_stride +
+  const uint8_t* x_src = x + token_row(p, first_token + min(x_token, here - 1)) * p.x_row_stride +
                          int64_t(begin) * kStepInputs + 16 * (t & 7);
   const uint32_t x_dst = opaque(uint32_t(wgmma_gemm::token_code_offset(x_token, t & 7)));
   const int64_t x_scale_cols = p.x_row_stride / kStepInputs;
-  const float* xs_src = p.x_scales + (first_token + min(t, here - 1)) * x_scale_cols + begin;
+  const float* xs_src =
+      p.x_scales + token_row(p, first_token + min(t, here - 1)) * x_scale_cols + begin;
   const uint32_t xs_dst = opaque(uint32_t(S::kTokenScalesAt + 4 * t));
 
   int issued = 0;

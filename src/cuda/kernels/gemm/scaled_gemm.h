@@ -38,4 +38,19 @@ void expert_scaled_gemm(const uint8_t* x_codes, const float* x_scales, const int
                         int64_t max_rows, const ExpertTiles& tiles,
                         const PackedLinearsView& experts, LinearOutput y, cudaStream_t stream);
 
+// Whether expert_scaled_gemm runs these experts at `max_rows` on the sm_90 decode-size kernel
+// (MXFP4 in the kMmaTiles layout, below expert_wgmma_min_tokens): the one that can read the
+// tokens' own rows (expert_scaled_gemm_of_tokens).
+bool expert_gemm_streams(int64_t max_rows, const PackedLinearsView& experts);
+
+// expert_scaled_gemm where expert_gemm_streams holds, reading the tokens' own rows instead of a
+// gathered copy: grouped row r is row order[r] / k of x_codes [tokens, cols] and x_scales
+// [tokens, cols / 128] (quantize_activations_fp8; order: moe_group's, k experts per token).
+// The same sums as expert_scaled_gemm on moe_gather_quantized's rows.
+void expert_scaled_gemm_of_tokens(const uint8_t* x_codes, const float* x_scales,
+                                  const int32_t* order, int64_t k, const int32_t* offsets,
+                                  int64_t max_rows, const ExpertTiles& tiles,
+                                  const PackedLinearsView& experts, LinearOutput y,
+                                  cudaStream_t stream);
+
 }  // namespace dsv4::cuda

@@ -39,6 +39,10 @@ struct StreamParams {
   const int32_t* expert_offsets = nullptr;
   int64_t expert_w_bytes = 0, expert_scale_bytes = 0;
   const uint8_t* w_row_exponents = nullptr;  // sm_90 MXFP4 experts (PackedLinearsView)
+  // The sm_90 decode-size expert kernel only: where x_order is set, grouped row r reads x row
+  // x_order[r] / x_order_k (moe_group's order).
+  const int32_t* x_order = nullptr;
+  int32_t x_order_k = 1;
 };
 
 // 16 bytes that are read once: skip L1 so the activations stay there.

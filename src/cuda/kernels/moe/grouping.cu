@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/gemm/expert_tiles.cuh"
+#include "cuda/kernels/gemm/scaled_gemm.h"
 #include "cuda/kernels/moe/grouping.h"
 #include "cuda/runtime/check.h"
 #include "cuda/runtime/launch.h"
@@ -153,6 +154,21 @@ void moe_gather_quantized(const uint8_t* codes, const float* scales, const int32
   if (tokens == 0) return;
   launch_dependent(gather_quantized_kernel, unsigned(tokens * k), kGatherThreads, 0, stream, codes,
                    scales, order, int(k), dim, out_codes, out_scales);
+}
+
+void moe_experts_gate_up(const uint8_t* codes, const float* scales, const int32_t* order,
+                         const int32_t* offsets, const ExpertTiles& tiles, int64_t tokens,
+                         int64_t k, const PackedLinearsView& w13, uint8_t* grouped_codes,
+                         float* grouped_scales, uint16_t* y, cudaStream_t stream) {
+  if (expert_gemm_streams(tokens, w13)) {
+    expert_scaled_gemm_of_tokens(codes, scales, order, k, offsets, tokens, tiles, w13, {nullptr, y},
+                                 stream);
+    return;
+  }
+  moe_gather_quantized(codes, scales, order, tokens, k, w13.first.cols, grouped_codes,
+                       grouped_scales, stream);
+  expert_scaled_gemm(grouped_codes, grouped_scales, offsets, tokens, tiles, w13, {nullptr, y},
+                     stream);
 }
 
 }  // namespace dsv4::cuda

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "cuda/kernels/gemm/expert_tiles.h"
+#include "cuda/kernels/gemm/linear.h"
 
 namespace dsv4::cuda {
 
@@ -31,5 +32,15 @@ void moe_group(const int32_t* experts, int64_t tokens, int64_t k, int64_t n_expe
 void moe_gather_quantized(const uint8_t* codes, const float* scales, const int32_t* order,
                           int64_t tokens, int64_t k, int64_t dim, uint8_t* out_codes,
                           float* out_scales, cudaStream_t stream);
+
+// The routed experts' w1|w3 GEMM on the grouped rows: y = bf16 [g | u] of [tokens · k,
+// w13.rows]. Where the experts run on the sm_90 decode-size kernel (expert_gemm_streams) it
+// reads the tokens' own rows (codes, scales as for moe_gather_quantized) through `order`, with
+// no gathered copy; elsewhere moe_gather_quantized first copies them into grouped_codes /
+// grouped_scales ([tokens · k, dim] scratch). The same sums either way.
+void moe_experts_gate_up(const uint8_t* codes, const float* scales, const int32_t* order,
+                         const int32_t* offsets, const ExpertTiles& tiles, int64_t tokens,
+                         int64_t k, const PackedLinearsView& w13, uint8_t* grouped_codes,
+                         float* grouped_scales, uint16_t* y, cudaStream_t stream);
 
 }  // namespace dsv4::cuda
