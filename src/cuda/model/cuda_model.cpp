@@ -207,7 +207,6 @@ CudaModel::CudaModel(const ModelConfig& config, DeviceWeights weights,
     lane.scales = DeviceBuffer<float>(size_t(code_rows * ceil_div(max_cols, 128)));
     lane.wide = DeviceBuffer<float>(size_t(T * max_cols));
     lane.split_sums = DeviceBuffer<float>(size_t(scaled_gemm_split_floats()));
-    lane.split_sums.fill_zero();
   };
   make_lane(s.main_lane, rows);
   make_lane(s.side_lane, T);

@@ -60,7 +60,6 @@ Result run_gpu(const std::vector<float>& x, int64_t m, const LinearWeight& w, Pa
   auto scales = test::poisoned<float>(size_t(m * k / 128 + 1));
   const LinearOutput out{y.data(), yb.data()};
   DeviceBuffer<float> split_sums(size_t(std::max<int64_t>(1, scaled_gemm_split_floats())));
-  split_sums.fill_zero();
   if (groups > 0 && path == Path::kPlain) {
     grouped_gemm(dx.data(), m, groups, dw.view(), out, nullptr);
   } else if (path == Path::kDispatch) {
@@ -136,7 +135,8 @@ TEST(Fp8Gemm, MatchesCpuLinear) {
 }
 
 // Tiles of 128 weight rows and 128 tokens, a partial last one of each, inputs split over
-// the SMs (or not, without scratch): Flash wq_a (32 stages, 8 row blocks: split 16 ways),
+// the SMs (or not, without scratch, from 17 tokens): Flash wq_a (32 stages, 8 row blocks: split
+// 8 ways),
 // wq_b-like (32 row blocks), a narrow weight of three stages, non-power-of-two scales.
 TEST(Fp8GemmOnTensorCores, MatchesCpuLinear) {
   DSV4_REQUIRE_GPU();
@@ -166,20 +166,20 @@ TEST(Fp4Gemm, MatchesCpuLinear) {
   check_linear(rng, test::fp4_weight(rng, 200, 256, 1.3f), Path::kScaled);  // f32 scales
 }
 
-// A token's output has the same bits alone (a 16-token tile; the inputs split over the SMs,
-// or added in the same split order by one CTA without scratch) as among 300 tokens (three
-// 128-token tiles).
+// A token's output has the same bits alone (a 16-token tile, the inputs split over a cluster
+// of CTAs) as among 300 tokens (three 128-token tiles, the inputs split over the SMs, or added
+// in the same split order by one CTA without scratch).
 void expect_batch_invariance(std::mt19937_64& rng, const LinearWeight& w) {
   const int64_t m = 300;
   const std::vector<float> x = test::random_floats(rng, size_t(m * w.cols));
-  const Result batch = run_gpu(x, m, w, Path::kTensorCores);
-  for (const int64_t t : {int64_t(0), int64_t(137), m - 1}) {
-    const std::vector<float> one(x.begin() + t * w.cols, x.begin() + (t + 1) * w.cols);
-    for (const Path path : {Path::kTensorCores, Path::kTensorCoresUnsplit}) {
-      const Result alone = run_gpu(one, 1, w, path);
+  for (const Path path : {Path::kTensorCores, Path::kTensorCoresUnsplit}) {
+    const Result batch = run_gpu(x, m, w, path);
+    for (const int64_t t : {int64_t(0), int64_t(137), m - 1}) {
+      const std::vector<float> one(x.begin() + t * w.cols, x.begin() + (t + 1) * w.cols);
+      const Result alone = run_gpu(one, 1, w, Path::kTensorCores);
       EXPECT_EQ(std::memcmp(alone.f32.data(), batch.f32.data() + t * w.rows, w.rows * 4), 0)
           << weight_format_name(w.format) << " token " << t
-          << (path == Path::kTensorCores ? ", split" : ", not split");
+          << (path == Path::kTensorCores ? ", batch split" : ", batch not split");
     }
   }
 }

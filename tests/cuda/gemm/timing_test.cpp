@@ -1,7 +1,8 @@
-// Decode-size timing printout (no assertions): m = 1 on a 4096x4096 FP8 and a 2048x4096 FP4
-// weight, CUDA events, median of 20 launches, the weight copies rotated over > 2x the L2 so
-// every launch streams from HBM. GB/s counts weight codes + scales. "gemm" is scaled_gemm()
-// with split scratch (as the model runs it), "linear()" the dispatcher, which has none.
+// Decode-size timing printout (no assertions): m = 1, 4, 16 on FP8 weights of 4096, 1024 and
+// 512 rows of 4096 inputs, a 2048x4096 FP4 and a 4096x4096 bf16 weight, CUDA events, median of
+// 20 launches, the weight copies rotated over > 2x the L2 so every launch streams from HBM.
+// GB/s counts weight codes + scales. "gemm" is scaled_gemm() with split scratch (as the model
+// runs it), "linear()" the dispatcher, which has none.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -41,7 +42,6 @@ void time_weight(const LinearWeight& host, const char* label) {
       quantize_activations_fp8(x.data(), m, host.cols, codes.data(), scales.data(), nullptr);
     DSV4_CUDA_CHECK(cudaDeviceSynchronize());
     DeviceBuffer<float> split_sums(size_t(std::max<int64_t>(1, scaled_gemm_split_floats())));
-    split_sums.fill_zero();
     const SplitSums split{split_sums.data(), scaled_gemm_split_floats()};
     const float gemm = median_ms(copies, [&](int i, cudaStream_t s) {
       if (quantized) {
@@ -75,6 +75,8 @@ TEST(GemmTiming, DecodeSizes) {
   }
   std::mt19937_64 rng(2);
   time_weight(test::fp8_weight(rng, 4096, 4096), "fp8 4096x4096");
+  time_weight(test::fp8_weight(rng, 1024, 4096), "fp8 1024x4096");  // Flash wq_a
+  time_weight(test::fp8_weight(rng, 512, 4096), "fp8 512x4096");    // Flash wkv
   time_weight(test::fp4_weight(rng, 2048, 4096), "fp4 2048x4096");
   time_weight(test::plain_weight(rng, 4096, 4096, WeightFormat::kBF16), "bf16 4096x4096");
 }

@@ -133,8 +133,7 @@ struct LinearOutput {
 };
 
 // Device scratch where a GEMM may keep the partial sums of a split over its inputs (fp32,
-// `floats` of them, zero-filled once when allocated: the GEMMs keep their tile counters at the
-// front and leave them at zero); none: no split.
+// `floats` of them); none: no split that needs it.
 struct SplitSums {
   float* data = nullptr;
   int64_t floats = 0;

@@ -11,13 +11,14 @@
 // FP8 tensor cores' accumulation inside the chain is theirs, not exact fp32); bf16 products
 // are exact and accumulate in the MMAs in fp32.
 //
-// Few CTAs (decode-size m, narrow weights) split the inputs: each split writes its partial
-// sums, which are added in split order by the tile's last split to finish (16-token tiles:
-// little to add, one launch fewer) or by sum_splits_kernel (128-token tiles, whose sums one
-// CTA would add too slowly). How a weight's inputs are split depends on its shape only
-// (input_splits), a CTA that is not split adds the same partial sums in the same order, and an
-// output column of an MMA does not depend on the others, so a token's output has the same
-// bits whatever the batch (decode steps reproduce a prefill).
+// Few CTAs (decode-size m, narrow weights) split the inputs (at most kMaxSplits ways): each
+// split's partial sums are added in split order by the tile's splits together, launched as one
+// thread block cluster that reads them from each other's shared memory (16-token tiles: no
+// global round trip, no second launch), or by sum_splits_kernel from global scratch (128-token
+// tiles, whose sums one cluster would add too slowly). How a weight's inputs are split depends on
+// its shape only (input_splits), a CTA that is not split adds the same partial sums in the same
+// order, and an output column of an MMA does not depend on the others, so a token's output has the
+// same bits whatever the batch (decode steps reproduce a prefill).
 #include "cuda/kernels/gemm/linear_wgmma.h"
 
 #include <algorithm>
@@ -25,6 +26,7 @@
 
 #include "core/error.h"
 #include "cuda/kernels/common/async_copy.cuh"
+#include "cuda/kernels/common/cluster.cuh"
 #include "cuda/kernels/common/grid_dependency.cuh"
 #include "cuda/kernels/common/numerics.cuh"
 #include "cuda/kernels/common/wgmma.cuh"
@@ -45,6 +47,7 @@ constexpr int kStageBytes = 128;      // of every weight and token row
 constexpr int kLag = 3;               // stages a producer thread has in flight before one is full
 constexpr int kMinStepsPerSplit = 2;  // a split of fewer stages costs more than it overlaps
 constexpr int kFewTokens = 16;        // the narrow token tile (the wide one: kTokens)
+constexpr int kMaxSplits = 8;         // a split tile's CTAs are one cluster: at most 8 (portable)
 
 // FP8 e4m3 operands with block scales, or bf16 operands.
 struct Fp8Operands {
@@ -68,11 +71,12 @@ struct Layout {
   static constexpr int kWeightScaleOffset = kTokenScalesOffset + kTokenScaleBytes;
   static constexpr int kSlotBytes = (kWeightScaleOffset + 16 + 1023) / 1024 * 1024;
   static constexpr int kBarriersOffset = kSlots * kSlotBytes;
-  static constexpr int kLastSplitOffset = kBarriersOffset + 2 * kSlots * 8;  // a flag
-  static constexpr int kSharedBytes = kLastSplitOffset + 16 + 1024;
+  static constexpr int kSharedBytes = kBarriersOffset + 2 * kSlots * 8 + 1024;
   static constexpr int kCtasPerSm = kN == kFewTokens ? 2 : 1;
   static_assert(kLag < kSlots);
   static_assert(kSharedBytes * kCtasPerSm <= 227 * 1024, "shared memory");
+  static_assert(kN != kFewTokens || kN * kRows * 4 <= kSlotBytes,
+                "a narrow tile's split sums fit the first ring slot");
 };
 
 // The CTA's work: weight rows [row0, row0 + 128), tokens [token0, token0 + here), stages
@@ -84,52 +88,14 @@ struct Work {
   int here;
   int step0, steps;
   int split, splits;
-  float* split_sums;        // [splits][m][rows]
-  uint32_t* tile_arrivals;  // per tile: how many of its splits have written their sums
-  int input_splits;         // the weight's splits (all of them in this CTA when splits == 1)
+  float* split_sums;  // [splits][m][rows] (128-token tiles)
+  int input_splits;   // the weight's splits (all of them in this CTA when splits == 1)
 };
-
-// The split scratch: arrival counters for every tile of a split launch (fewer tiles than SMs),
-// then the partial sums.
-constexpr int kArrivalCounters = 1024;
 
 // y[at] = v, fp32 and / or bf16.
 __device__ __forceinline__ void store_output(const StreamParams& p, int64_t at, float v) {
   if (p.y_f32) p.y_f32[at] = v;
   if (p.y_bf16) p.y_bf16[at] = float_to_bf16_bits(v);
-}
-
-// sum[j] = Σ_s sums[s·count + at[j]] in split order, the order a CTA that is not split adds
-// them in, for J outputs at once with the loads of eight splits in flight before their adds
-// (the sums are short: their latency is the cost); outputs with !valid[j] are left out.
-template <int J>
-__device__ __forceinline__ void add_in_split_order(const float* sums, int splits, int64_t count,
-                                                   const int64_t (&at)[J], const bool (&valid)[J],
-                                                   float (&sum)[J]) {
-#pragma unroll
-  for (int j = 0; j < J; ++j) sum[j] = 0.0f;
-  int s = 0;
-  for (; s + 8 <= splits; s += 8) {
-    float part[8][J];
-#pragma unroll
-    for (int u = 0; u < 8; ++u) {
-#pragma unroll
-      for (int j = 0; j < J; ++j) {
-        part[u][j] = valid[j] ? __ldcg(sums + int64_t(s + u) * count + at[j]) : 0.0f;
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < 8; ++u) {
-#pragma unroll
-      for (int j = 0; j < J; ++j) sum[j] += part[u][j];
-    }
-  }
-  for (; s < splits; ++s) {
-#pragma unroll
-    for (int j = 0; j < J; ++j) {
-      if (valid[j]) sum[j] += __ldcg(sums + int64_t(s) * count + at[j]);
-    }
-  }
 }
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -245,39 +211,40 @@ __device__ __forceinline__ void stage_mmas(float (&d)[kN / 2], uint64_t a, uint6
   wgmma_fence_operands(d);
 }
 
-// After a split's consumers stored its sums (16-token tiles): the tile's last split to arrive
-// adds every split's sums in split order (as a CTA that is not split does) into y and resets
-// the tile's counter for the next launch.
+// After the splits' MMAs (16-token tiles, a cluster of the tile's splits, split = rank): each
+// CTA posts its sums in its own shared memory; then the CTAs add every split's sums in split
+// order (as a CTA that is not split does), each a share of the tile's outputs, reading the
+// others' shared memory. `total[i]`: row (i & 2 ? row_b : row_a), token 8·(i / 4) + 2q + (i & 1).
 template <int kN>
-__device__ void add_splits(const Work& k, uint8_t* smem, int tid) {
-  auto* last = reinterpret_cast<volatile int*>(smem + Layout<kN>::kLastSplitOffset);
-  const int tile = int(blockIdx.x + gridDim.x * blockIdx.y);
-  __threadfence();
+__device__ void add_splits_in_cluster(const Work& k, uint8_t* smem, int tid,
+                                      const float (&total)[kN / 2], int row_a, int row_b, int q) {
+  // Over the first ring slot, once both consumer warpgroups are past their last MMA (the
+  // producer's copies have all landed by then).
+  auto* sums = reinterpret_cast<float*>(smem);  // [kN tokens][kRows]
   named_barrier_sync(1, kConsumerThreads);
-  if (tid == 0) *last = atomicAdd(&k.tile_arrivals[tile], 1u) == uint32_t(k.splits - 1);
-  named_barrier_sync(1, kConsumerThreads);
-  if (!*last) return;
-  __threadfence();
-  const int64_t rows = k.p.rows, count = k.p.m * rows;
-  const int rows_here = int(min(int64_t(kRows), rows - k.row0)), outputs = k.here * kRows;
-  // Four outputs a thread at a time: 32 loads in flight.
-  for (int base = 0; base < outputs; base += 4 * kConsumerThreads) {
-    int64_t at[4];
-    bool valid[4];
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int i = base + j * kConsumerThreads + tid, r = i % kRows;
-      valid[j] = i < outputs && r < rows_here;
-      at[j] = valid[j] ? (k.token0 + i / kRows) * rows + k.row0 + r : 0;
-    }
-    float sum[4];
-    add_in_split_order(k.split_sums, k.splits, count, at, valid, sum);
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      if (valid[j]) store_output(k.p, at[j], sum[j]);
-    }
+  for (int i = 0; i < kN / 2; ++i) {
+    sums[(8 * (i >> 2) + 2 * q + (i & 1)) * kRows + ((i & 2) ? row_b : row_a)] = total[i];
   }
-  if (tid == 0) k.tile_arrivals[tile] = 0u;
+  cluster_sync();
+  const int64_t rows = k.p.rows;
+  const int rows_here = int(min(int64_t(kRows), rows - k.row0));
+  for (int o = k.split * kConsumerThreads + tid; o < k.here * kRows;
+       o += k.splits * kConsumerThreads) {
+    float part[kMaxSplits];
+#pragma unroll
+    for (int s = 0; s < kMaxSplits; ++s) {
+      part[s] = s < k.splits ? load_cluster_shared_f32(sums + o, uint32_t(s)) : 0.0f;
+    }
+    float sum = 0.0f;
+#pragma unroll
+    for (int s = 0; s < kMaxSplits; ++s) {
+      if (s < k.splits) sum += part[s];
+    }
+    const int r = o % kRows;
+    if (r < rows_here) store_output(k.p, (k.token0 + o / kRows) * rows + k.row0 + r, sum);
+  }
+  cluster_sync();  // no CTA leaves while the others still read its sums
 }
 
 template <class Operands, int kN>
@@ -324,6 +291,12 @@ __device__ void consume(const Work& k, uint8_t* smem, uint64_t* full, uint64_t* 
     }
   }
   // total[i]: row (i & 2 ? row_b : row_a), token 8·(i / 4) + 2q + (i & 1).
+  if constexpr (kN == kFewTokens) {
+    if (k.splits > 1) {
+      add_splits_in_cluster<kN>(k, smem, tid, total, row_a, row_b, q);
+      return;
+    }
+  }
   const int64_t rows = k.p.rows;
   float* out = k.splits > 1 ? k.split_sums + int64_t(k.split) * k.p.m * rows : nullptr;
 #pragma unroll
@@ -338,19 +311,16 @@ __device__ void consume(const Work& k, uint8_t* smem, uint64_t* full, uint64_t* 
       store_output(k.p, at, total[i]);
     }
   }
-  if constexpr (kN == kFewTokens) {
-    if (out) add_splits<kN>(k, smem, tid);
-  }
 }
 
 #endif  // __CUDA_ARCH__ >= 900
 
 // CTA (x, y, z): weight rows [128x, 128x + 128), tokens [kN·y, kN·y + kN), split z of the
-// inputs' stages (gridDim.z splits: 1 or input_splits).
+// inputs' stages (gridDim.z splits: 1 or input_splits; 16-token tiles' splits are a cluster).
 template <class Operands, int kN>
 __global__ void __launch_bounds__(kThreads, Layout<kN>::kCtasPerSm)
     linear_wgmma_kernel(const __grid_constant__ StreamParams p, float* split_sums,
-                        uint32_t* tile_arrivals, int input_splits) {
+                        int input_splits) {
   wait_for_previous_kernel();
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   using L = Layout<kN>;
@@ -362,12 +332,11 @@ __global__ void __launch_bounds__(kThreads, Layout<kN>::kCtasPerSm)
   const int step0 = split_start(steps, splits, split);
   const int step1 = split_start(steps, splits, split + 1);
   const int64_t token0 = int64_t(blockIdx.y) * kN;
-  const Work work{p,           int64_t(blockIdx.x) * kRows,
-                  token0,      int(min(p.m - token0, int64_t(kN))),
-                  step0,       step1 - step0,
-                  split,       splits,
-                  split_sums,  tile_arrivals,
-                  input_splits};
+  const Work work{p,          int64_t(blockIdx.x) * kRows,
+                  token0,     int(min(p.m - token0, int64_t(kN))),
+                  step0,      step1 - step0,
+                  split,      splits,
+                  split_sums, input_splits};
   auto* full = reinterpret_cast<uint64_t*>(smem + L::kBarriersOffset);
   uint64_t* empty = full + L::kSlots;
   if (tid == 0) {
@@ -387,6 +356,10 @@ __global__ void __launch_bounds__(kThreads, Layout<kN>::kCtasPerSm)
       asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegisters));
     }
     produce<Operands, kN>(work, smem, full, empty, tid - kConsumerThreads);
+    if (kN == kFewTokens && splits > 1) {  // the consumers' two cluster barriers
+      cluster_sync();
+      cluster_sync();
+    }
   } else {
     if constexpr (kMoveRegisters) {
       asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegisters));
@@ -396,28 +369,34 @@ __global__ void __launch_bounds__(kThreads, Layout<kN>::kCtasPerSm)
 #else
   (void)p;
   (void)split_sums;
-  (void)tile_arrivals;
   (void)input_splits;
   __trap();  // launched only where sm90_kernels_available()
 #endif
 }
 
-// y = Σ_s split_sums[s] in split order (as add_splits), one output a thread.
+// y = Σ_s split_sums[s] in split order (as a CTA that is not split adds them), one output a
+// thread; the loads of all kMaxSplits splits are in flight before the adds.
 __global__ void sum_splits_kernel(const __grid_constant__ StreamParams p, const float* split_sums,
                                   int splits) {
   wait_for_previous_kernel();
-  const int64_t count = p.m * p.rows;
-  const int64_t at[1] = {int64_t(blockIdx.x) * blockDim.x + threadIdx.x};
-  const bool valid[1] = {at[0] < count};
-  if (!valid[0]) return;
-  float sum[1];
-  add_in_split_order(split_sums, splits, count, at, valid, sum);
-  store_output(p, at[0], sum[0]);
+  const int64_t count = p.m * p.rows, at = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (at >= count) return;
+  float part[kMaxSplits];
+#pragma unroll
+  for (int s = 0; s < kMaxSplits; ++s) {
+    part[s] = s < splits ? __ldcg(split_sums + int64_t(s) * count + at) : 0.0f;
+  }
+  float sum = 0.0f;
+#pragma unroll
+  for (int s = 0; s < kMaxSplits; ++s) {
+    if (s < splits) sum += part[s];
+  }
+  store_output(p, at, sum);
 }
 
 template <class Operands, int kN>
-void launch_tile(const StreamParams& p, dim3 grid, float* split_sums, uint32_t* tile_arrivals,
-                 int input_splits, cudaStream_t stream) {
+void launch_tile(const StreamParams& p, dim3 grid, float* split_sums, int input_splits,
+                 cudaStream_t stream) {
   constexpr int kShared = Layout<kN>::kSharedBytes;
   const auto kernel = linear_wgmma_kernel<Operands, kN>;
   static const bool configured = [&] {
@@ -426,14 +405,18 @@ void launch_tile(const StreamParams& p, dim3 grid, float* split_sums, uint32_t* 
     return true;
   }();
   (void)configured;
-  launch_dependent(kernel, grid, kThreads, kShared, stream, p, split_sums, tile_arrivals,
-                   input_splits);
+  if (kN == kFewTokens && grid.z > 1) {
+    launch_dependent_clusters(kernel, grid, dim3(1, 1, grid.z), kThreads, kShared, stream, p,
+                              split_sums, input_splits);
+  } else {
+    launch_dependent(kernel, grid, kThreads, kShared, stream, p, split_sums, input_splits);
+  }
 }
 
 }  // namespace
 
 int64_t linear_wgmma_split_floats() {
-  return kArrivalCounters + int64_t(2) * current_device_traits().sm_count * kRows * kTokens;
+  return int64_t(2) * current_device_traits().sm_count * kRows * kTokens;
 }
 
 void launch_linear_wgmma(const StreamParams& p, WeightFormat format, SplitSums split_sums,
@@ -457,35 +440,29 @@ void launch_linear_wgmma(const StreamParams& p, WeightFormat format, SplitSums s
   const int64_t row_blocks = (p.rows + kRows - 1) / kRows;
   const int64_t token_tiles = (p.m + tokens_per_tile - 1) / tokens_per_tile;
   const int64_t steps = p.w_row_bytes / kStageBytes;
-  // The weight's splits fill one wave of wide CTAs (one an SM) for one token tile. A launch
-  // splits when its tiles alone leave SMs idle and the scratch holds the partial sums;
-  // otherwise each CTA adds the same splits' sums itself.
+  // The weight's splits fill one wave of wide CTAs (one an SM) for one token tile, up to a
+  // cluster's worth. A launch splits when its tiles alone leave SMs idle (128-token tiles: and
+  // the scratch holds the partial sums); otherwise each CTA adds the same splits' sums itself.
   const int sms = current_device_traits().sm_count;
-  const int64_t input_splits =
-      std::clamp<int64_t>(sms / row_blocks, 1, std::max<int64_t>(1, steps / kMinStepsPerSplit));
-  const bool split = input_splits > 1 && row_blocks * token_tiles < sms &&
-                     row_blocks * token_tiles <= kArrivalCounters && split_sums.data &&
-                     (split_sums.floats - kArrivalCounters) / (p.m * p.rows) >= input_splits;
-  auto* tile_arrivals = reinterpret_cast<uint32_t*>(split_sums.data);
-  float* partial_sums = split_sums.data ? split_sums.data + kArrivalCounters : nullptr;
+  const int64_t input_splits = std::clamp<int64_t>(
+      sms / row_blocks, 1, std::clamp<int64_t>(steps / kMinStepsPerSplit, 1, kMaxSplits));
+  const bool split =
+      input_splits > 1 && row_blocks * token_tiles < sms &&
+      (few || (split_sums.data && split_sums.floats / (p.m * p.rows) >= input_splits));
   const dim3 grid{unsigned(row_blocks), unsigned(token_tiles), unsigned(split ? input_splits : 1)};
   if (fp8 && few) {
-    launch_tile<Fp8Operands, kFewTokens>(p, grid, partial_sums, tile_arrivals, int(input_splits),
-                                         stream);
+    launch_tile<Fp8Operands, kFewTokens>(p, grid, split_sums.data, int(input_splits), stream);
   } else if (fp8) {
-    launch_tile<Fp8Operands, kTokens>(p, grid, partial_sums, tile_arrivals, int(input_splits),
-                                      stream);
+    launch_tile<Fp8Operands, kTokens>(p, grid, split_sums.data, int(input_splits), stream);
   } else if (few) {
-    launch_tile<Bf16Operands, kFewTokens>(p, grid, partial_sums, tile_arrivals, int(input_splits),
-                                          stream);
+    launch_tile<Bf16Operands, kFewTokens>(p, grid, split_sums.data, int(input_splits), stream);
   } else {
-    launch_tile<Bf16Operands, kTokens>(p, grid, partial_sums, tile_arrivals, int(input_splits),
-                                       stream);
+    launch_tile<Bf16Operands, kTokens>(p, grid, split_sums.data, int(input_splits), stream);
   }
   if (split && !few) {
     const int64_t count = p.m * p.rows, threads = 128;
     launch_dependent(sum_splits_kernel, unsigned((count + threads - 1) / threads),
-                     unsigned(threads), 0, stream, p, partial_sums, int(input_splits));
+                     unsigned(threads), 0, stream, p, split_sums.data, int(input_splits));
   }
 }
 

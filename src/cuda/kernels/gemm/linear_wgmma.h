@@ -22,9 +22,9 @@ int64_t linear_wgmma_split_floats();
 
 // p as for the weight-streaming kernel, format kFp8 (float block scales, FP8 activations) or
 // kBF16 (bf16 activations), inputs a multiple of 128, input groups of a multiple of 128 rows.
-// With split_sums (zero-filled once when allocated), launches of fewer CTAs than SMs split the
-// inputs and their sums are added in split order (by the last split of a tile, or a second
-// kernel); the result has the same bits either way.
+// Launches of fewer CTAs than SMs split the inputs and their sums are added in split order: up
+// to 16 tokens by the tile's splits, launched as one cluster; more tokens only with split_sums,
+// by a second kernel. The result has the same bits either way.
 void launch_linear_wgmma(const StreamParams& p, WeightFormat format, SplitSums split_sums,
                          cudaStream_t stream);
 

@@ -23,7 +23,7 @@ void scaled_gemm(const uint8_t* x_codes, const float* x_scales, int64_t m,
                  SplitSums split = {}, bool tensor_cores = true);
 
 // The scratch that lets scaled_gemm() and bf16_gemm() split any shape as far as they want on
-// this device (zero-filled once when allocated, see SplitSums).
+// this device (SplitSums).
 int64_t scaled_gemm_split_floats();
 
 // The routed experts' GEMM, sized on the device: expert e multiplies rows [offsets[e],
