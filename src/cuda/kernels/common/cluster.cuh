@@ -10,8 +10,8 @@ namespace dsv4::cuda {
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
-// Every thread of every CTA in the cluster (exited threads excepted) arrives and waits; shared
-// memory writes before it are visible to the whole cluster after it.
+// Every thread of every CTA in the cluster arrives and waits (all of them must call it, a warp's
+// lanes together); shared memory writes before it are visible to the whole cluster after it.
 __device__ __forceinline__ void cluster_sync() {
   asm volatile(
       "barrier.cluster.arrive.release.aligned;\n"
