@@ -11,18 +11,21 @@
 // FP8 tensor cores' accumulation inside the chain is theirs, not exact fp32); bf16 products
 // are exact and accumulate in the MMAs in fp32.
 //
-// Few CTAs (decode-size m, narrow weights) split the inputs (at most kMaxSplits ways): each
-// split's partial sums are added in split order by the tile's splits together, launched as one
-// thread block cluster that reads them from each other's shared memory (16-token tiles: no
-// global round trip, no second launch), or by sum_splits_kernel from global scratch (128-token
-// tiles, whose sums one cluster would add too slowly). How a weight's inputs are split depends on
-// its shape only (input_splits), a CTA that is not split adds the same partial sums in the same
-// order, and an output column of an MMA does not depend on the others, so a token's output has the
-// same bits whatever the batch (decode steps reproduce a prefill).
+// Few CTAs (decode-size m, narrow weights) split the inputs (up to 16 ways where the device
+// holds clusters that large, else 8): each split's partial sums are added in split order by the
+// tile's splits together, launched as one thread block cluster that reads them from each other's
+// shared memory (16-token tiles: no global round trip, no second launch), or by sum_splits_kernel
+// from global scratch (128-token tiles, whose sums one cluster would add too slowly). How a
+// weight's inputs are split depends on its shape and the device only (input_splits), a CTA that
+// is not split adds the same partial sums in the same order, and an output column of an MMA does
+// not depend on the others, so a token's output has the same bits whatever the batch (decode
+// steps reproduce a prefill).
 #include "cuda/kernels/gemm/linear_wgmma.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <mutex>
 
 #include "core/error.h"
 #include "cuda/kernels/common/async_copy.cuh"
@@ -47,7 +50,8 @@ constexpr int kStageBytes = 128;      // of every weight and token row
 constexpr int kLag = 3;               // stages a producer thread has in flight before one is full
 constexpr int kMinStepsPerSplit = 2;  // a split of fewer stages costs more than it overlaps
 constexpr int kFewTokens = 16;        // the narrow token tile (the wide one: kTokens)
-constexpr int kMaxSplits = 8;         // a split tile's CTAs are one cluster: at most 8 (portable)
+constexpr int kMaxSplits = 16;        // a split tile's CTAs are one cluster: a non-portable size
+constexpr int kPortableSplits = 8;    // where the device cannot hold a cluster of kMaxSplits
 
 // FP8 e4m3 operands with block scales, or bf16 operands.
 struct Fp8Operands {
@@ -394,17 +398,60 @@ __global__ void sum_splits_kernel(const __grid_constant__ StreamParams p, const 
   store_output(p, at, sum);
 }
 
+// The kernel's shared memory and (few-token tiles) cluster size limits, set once.
+template <class Operands, int kN>
+void configure_tile_kernel() {
+  static const bool configured = [] {
+    const auto kernel = linear_wgmma_kernel<Operands, kN>;
+    DSV4_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         Layout<kN>::kSharedBytes));
+    if (kN == kFewTokens) {
+      DSV4_CUDA_CHECK(
+          cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+    }
+    return true;
+  }();
+  (void)configured;
+}
+
+// How many ways a weight's inputs may split on the current device: kMaxSplits where a cluster
+// of that many few-token CTAs fits the device's GPCs, else the portable kPortableSplits. Read
+// once per device, so that a weight's splits stay the same from one call to the next.
+int64_t max_input_splits() {
+  static std::mutex mutex;
+  static std::array<int64_t, 64> splits{};
+  int device = 0;
+  DSV4_CUDA_CHECK(cudaGetDevice(&device));
+  const std::lock_guard<std::mutex> lock(mutex);
+  int64_t& most = splits.at(size_t(device));
+  if (most == 0) {
+    configure_tile_kernel<Fp8Operands, kFewTokens>();
+    cudaLaunchAttribute cluster{};
+    cluster.id = cudaLaunchAttributeClusterDimension;
+    cluster.val.clusterDim.x = 1;
+    cluster.val.clusterDim.y = 1;
+    cluster.val.clusterDim.z = kMaxSplits;
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(1, 1, kMaxSplits);
+    config.blockDim = dim3(kThreads);
+    config.dynamicSmemBytes = Layout<kFewTokens>::kSharedBytes;
+    config.attrs = &cluster;
+    config.numAttrs = 1;
+    int clusters = 0;
+    const cudaError_t status = cudaOccupancyMaxActiveClusters(
+        &clusters, linear_wgmma_kernel<Fp8Operands, kFewTokens>, &config);
+    if (status != cudaSuccess) (void)cudaGetLastError();  // the query's error, not a launch's
+    most = status == cudaSuccess && clusters > 0 ? kMaxSplits : kPortableSplits;
+  }
+  return most;
+}
+
 template <class Operands, int kN>
 void launch_tile(const StreamParams& p, dim3 grid, float* split_sums, int input_splits,
                  cudaStream_t stream) {
   constexpr int kShared = Layout<kN>::kSharedBytes;
   const auto kernel = linear_wgmma_kernel<Operands, kN>;
-  static const bool configured = [&] {
-    DSV4_CUDA_CHECK(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kShared));
-    return true;
-  }();
-  (void)configured;
+  configure_tile_kernel<Operands, kN>();
   if (kN == kFewTokens && grid.z > 1) {
     launch_dependent_clusters(kernel, grid, dim3(1, 1, grid.z), kThreads, kShared, stream, p,
                               split_sums, input_splits);
@@ -445,7 +492,7 @@ void launch_linear_wgmma(const StreamParams& p, WeightFormat format, SplitSums s
   // the scratch holds the partial sums); otherwise each CTA adds the same splits' sums itself.
   const int sms = current_device_traits().sm_count;
   const int64_t input_splits = std::clamp<int64_t>(
-      sms / row_blocks, 1, std::clamp<int64_t>(steps / kMinStepsPerSplit, 1, kMaxSplits));
+      sms / row_blocks, 1, std::clamp<int64_t>(steps / kMinStepsPerSplit, 1, max_input_splits()));
   const bool split =
       input_splits > 1 && row_blocks * token_tiles < sms &&
       (few || (split_sums.data && split_sums.floats / (p.m * p.rows) >= input_splits));
