@@ -50,9 +50,9 @@ constexpr int64_t kBatchMetaBlocks = 5;
 }  // namespace
 
 void CudaModel::State::lin(const uint16_t* x, int64_t m, const DeviceLinear& weight, uint16_t* bf16,
-                           float* f32, bool side) {
-  LinearScratch& lane = side ? side_lane : main_lane;
-  cudaStream_t on = side ? side_stream : stream;
+                           float* f32, bool on_side) {
+  LinearScratch& lane = on_side ? side_lane : main_lane;
+  cudaStream_t on = on_side ? side.stream : stream;
   if (block_scaled(weight.format)) {
     quantize_activations_fp8(x, m, weight.cols, lane.codes.data(), lane.scales.data(), on);
     scaled_gemm(lane.codes.data(), lane.scales.data(), m, weight.view(), {f32, bf16}, on,
@@ -65,14 +65,34 @@ void CudaModel::State::lin(const uint16_t* x, int64_t m, const DeviceLinear& wei
   }
 }
 
+void CudaModel::State::Branch::create() {
+  DSV4_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  DSV4_CUDA_CHECK(cudaEventCreateWithFlags(&forked, cudaEventDisableTiming));
+  DSV4_CUDA_CHECK(cudaEventCreateWithFlags(&joined, cudaEventDisableTiming));
+}
+
+void CudaModel::State::Branch::destroy() {
+  if (forked) cudaEventDestroy(forked);
+  if (joined) cudaEventDestroy(joined);
+  if (stream) cudaStreamDestroy(stream);
+}
+
+void CudaModel::State::Branch::fork(cudaStream_t from) {
+  DSV4_CUDA_CHECK(cudaEventRecord(forked, from));
+  DSV4_CUDA_CHECK(cudaStreamWaitEvent(stream, forked));
+}
+
+void CudaModel::State::Branch::join(cudaStream_t into) {
+  DSV4_CUDA_CHECK(cudaEventRecord(joined, stream));
+  DSV4_CUDA_CHECK(cudaStreamWaitEvent(into, joined));
+}
+
 void CudaModel::State::fork_side() {
-  DSV4_CUDA_CHECK(cudaEventRecord(side_fork, stream));
-  DSV4_CUDA_CHECK(cudaStreamWaitEvent(side_stream, side_fork));
+  side.fork(stream);
 }
 
 void CudaModel::State::join_side() {
-  DSV4_CUDA_CHECK(cudaEventRecord(side_join, side_stream));
-  DSV4_CUDA_CHECK(cudaStreamWaitEvent(stream, side_join));
+  side.join(stream);
 }
 
 CudaModel::CudaModel(const ModelConfig& config, const ModelWeights& weights,
@@ -95,9 +115,8 @@ CudaModel::CudaModel(const ModelConfig& config, DeviceWeights weights,
     fail("CudaModel: {} layers of weights for a {}-layer model", s.w.blocks.size(), c.n_layers);
   }
   DSV4_CUDA_CHECK(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
-  DSV4_CUDA_CHECK(cudaStreamCreateWithFlags(&s.side_stream, cudaStreamNonBlocking));
-  DSV4_CUDA_CHECK(cudaEventCreateWithFlags(&s.side_fork, cudaEventDisableTiming));
-  DSV4_CUDA_CHECK(cudaEventCreateWithFlags(&s.side_join, cudaEventDisableTiming));
+  s.side.create();
+  s.hc_weights.create();
   s.max_tokens = max_tokens_per_step;
   s.max_length = max_length;
   s.lengths.assign(size_t(max_sequences), -1);
@@ -220,9 +239,8 @@ CudaModel::~CudaModel() {
     if (s_->host_meta[i]) cudaFreeHost(s_->host_meta[i]);
     if (s_->meta_uploaded[i]) cudaEventDestroy(s_->meta_uploaded[i]);
   }
-  if (s_->side_fork) cudaEventDestroy(s_->side_fork);
-  if (s_->side_join) cudaEventDestroy(s_->side_join);
-  if (s_->side_stream) cudaStreamDestroy(s_->side_stream);
+  s_->side.destroy();
+  s_->hc_weights.destroy();
   if (s_->stream) cudaStreamDestroy(s_->stream);
 }
 
@@ -363,22 +381,37 @@ void CudaModel::run_layers(int32_t T) {
   const auto eps = float(c.norm_eps);
   for (int64_t layer = 0; layer < c.n_layers; ++layer) {
     const DeviceBlock& b = s.w.blocks[size_t(layer)];
-    hc_collapse(s.streams.data(), T, s.hc, b.hc_attn.params(), s.hc_workspace.data(),
-                s.collapsed.data(), s.post.data(), s.comb.data(), s.stream);
+    collapse_streams(b.hc_attn, T);
     rms_norm(s.collapsed.data(), T, D, b.attn_norm.data(), eps, s.normed.data(), s.stream);
     attention(layer, T);
-    hc_expand(s.streams.data(), s.sublayer.data(), s.post.data(), s.comb.data(), T, s.hc, s.stream);
+    expand_streams(T);
 
-    hc_collapse(s.streams.data(), T, s.hc, b.hc_ffn.params(), s.hc_workspace.data(),
-                s.collapsed.data(), s.post.data(), s.comb.data(), s.stream);
+    collapse_streams(b.hc_ffn, T);
     rms_norm(s.collapsed.data(), T, D, b.ffn_norm.data(), eps, s.normed.data(), s.stream);
     moe(layer, T);
-    hc_expand(s.streams.data(), s.sublayer.data(), s.post.data(), s.comb.data(), T, s.hc, s.stream);
+    expand_streams(T);
   }
   hc_head_collapse(s.streams.data(), T, s.hc, s.w.hc_head.params(), s.hc_workspace.data(),
                    s.collapsed.data(), s.stream);
   rms_norm(s.collapsed.data(), T, D, s.w.norm.data(), eps, s.normed.data(), s.stream);
   s.lin(s.normed.data(), T, s.w.head, nullptr, s.logits.data());
+}
+
+// An mHC site's collapse: the sublayer's input on the step's stream, post and comb beside it.
+void CudaModel::collapse_streams(const DeviceHc& site, int32_t T) {
+  State& s = *s_;
+  hc_collapse_input(s.streams.data(), T, s.hc, site.params(), s.hc_workspace.data(),
+                    s.collapsed.data(), s.stream);
+  s.hc_weights.fork(s.stream);
+  hc_collapse_weights(T, s.hc, site.params(), s.hc_workspace.data(), s.post.data(), s.comb.data(),
+                      s.hc_weights.stream);
+}
+
+// The site's expand, once its post and comb are there.
+void CudaModel::expand_streams(int32_t T) {
+  State& s = *s_;
+  s.hc_weights.join(s.stream);
+  hc_expand(s.streams.data(), s.sublayer.data(), s.post.data(), s.comb.data(), T, s.hc, s.stream);
 }
 
 // src/cpu/attention.cpp step by step. Next steps: fuse the norms / RoPE into the GEMM
@@ -410,7 +443,7 @@ void CudaModel::attention(int64_t layer, int32_t T) {
     indexer_query_rotate(s.idx_q.data(), T * nI, dI, st);
   }
 
-  cudaStream_t side = s.side_stream;
+  cudaStream_t side = s.side.stream;
   s.lin(x, T, a.wkv, s.kv.data(), nullptr, true);
   rms_norm(s.kv.data(), T, d, a.kv_norm.data(), eps, s.kv.data(), side);
   apply_rope(s.kv.data(), T, 1, d, d, rope, s.positions, false, side);

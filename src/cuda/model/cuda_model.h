@@ -21,6 +21,7 @@
 
 namespace dsv4::cuda {
 
+struct DeviceHc;
 struct DeviceWeights;
 
 struct CudaModelLimits {
@@ -77,6 +78,8 @@ class CudaModel {
  private:
   struct State;
   void run_layers(int32_t tokens);
+  void collapse_streams(const DeviceHc& site, int32_t tokens);
+  void expand_streams(int32_t tokens);
   void attention(int64_t layer, int32_t tokens);
   void moe(int64_t layer, int32_t tokens);
 

@@ -32,7 +32,7 @@ void CudaModel::moe(int64_t layer, int32_t T) {
   const int64_t shared_inter = shared.w13.rows / 2;
   const bool shared_alongside = block_scaled(shared.w13.format) && block_scaled(shared.w2.format);
   if (shared_alongside) {
-    cudaStream_t ss = s.side_stream;
+    cudaStream_t ss = s.side.stream;
     State::LinearScratch& lane = s.side_lane;
     uint16_t* g = s.shared_gate_up.data();
     s.fork_side();

@@ -22,13 +22,25 @@
 namespace dsv4::cuda {
 
 struct CudaModel::State {
+  // A stream beside the step's: its work forks from `from` and joins back into `into` within
+  // the step, so that the step's graph holds it as a parallel branch.
+  struct Branch {
+    cudaStream_t stream = nullptr;
+    cudaEvent_t forked = nullptr, joined = nullptr;
+    void create();
+    void destroy();
+    void fork(cudaStream_t from);  // stream waits for everything `from` has been given so far
+    void join(cudaStream_t into);  // `into` waits for everything stream has been given so far
+  };
+
   cudaStream_t stream = nullptr;
   // Chains of a layer that do not depend on each other run side by side: the side lane's work
   // (the attention's KV row, compressors and indexer weights; the MoE's FP8 shared expert) goes
-  // to side_stream with scratch of its own, forked from `stream` (fork_side) and joined back
-  // (join_side) within the layer, so a step's graph holds two parallel branches a layer.
-  cudaStream_t side_stream = nullptr;
-  cudaEvent_t side_fork = nullptr, side_join = nullptr;
+  // to side.stream with scratch of its own, forked from `stream` (fork_side) and joined back
+  // (join_side) within the layer; an mHC site's post and comb (hc_collapse_weights, the
+  // Sinkhorn's long dependent chain) go to hc_weights, from the site's collapse to its expand.
+  // A step's graph holds three parallel branches a layer.
+  Branch side, hc_weights;
   DeviceWeights w;
   std::unique_ptr<KvCache> cache;
   RopeTable rope, compress_rope;
@@ -95,10 +107,10 @@ struct CudaModel::State {
   // y = x · Wᵀ for bf16 activations x [m, weight.cols]: FP8/FP4 weights quantize x straight
   // from bf16 (the same codes as from its fp32 widening); bf16 weights take x as it is on
   // sm_90; other plain weights widen x first. On `stream` with the main lane's scratch, or
-  // (side) on side_stream with the side lane's.
+  // (on_side) on side.stream with the side lane's.
   void lin(const uint16_t* x, int64_t m, const DeviceLinear& weight, uint16_t* bf16, float* f32,
-           bool side = false);
-  // side_stream waits for everything `stream` has been given so far; and the reverse.
+           bool on_side = false);
+  // side.fork(stream) and side.join(stream).
   void fork_side();
   void join_side();
 };

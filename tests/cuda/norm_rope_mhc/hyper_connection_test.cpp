@@ -183,6 +183,58 @@ TEST(HyperConnection, SiteMatchesTheCpuAtOddShapes) {
   check_site(9, 24);
 }
 
+// The collapse in two parts, post and comb on a second stream that waits for the first part
+// (as the CUDA model runs it), gives hc_collapse's bits.
+TEST(HyperConnection, SiteWeightsOnASecondStreamEqualTheOneStreamCollapse) {
+  DSV4_REQUIRE_GPU();
+  std::mt19937_64 rng(test::fresh_seed("mhc two streams"));
+  const int64_t tokens = 5, dim = 4096, hc = 4, width = hc * dim;
+  const ModelConfig config = hc_config(dim);
+  const HcShape shape = hc_shape(config);
+  const DeviceHcWeights d_weights(random_weights(rng, config.mix_hc(), width, 3));
+  DeviceBuffer<uint16_t> d_streams(
+      test::to_bf16(test::random_normal(rng, size_t(tokens * width), 1.0f)));
+  DeviceBuffer<float> d_workspace(size_t(hc_workspace_floats(tokens, shape)));
+  struct Outputs {
+    DeviceBuffer<uint16_t> collapsed;
+    DeviceBuffer<float> post, comb;
+  };
+  Outputs one{DeviceBuffer<uint16_t>(size_t(tokens * dim)),
+              DeviceBuffer<float>(size_t(tokens * hc)),
+              DeviceBuffer<float>(size_t(tokens * hc * hc))};
+  Outputs two{DeviceBuffer<uint16_t>(size_t(tokens * dim)),
+              DeviceBuffer<float>(size_t(tokens * hc)),
+              DeviceBuffer<float>(size_t(tokens * hc * hc))};
+  for (Outputs* o : {&one, &two}) {
+    test::poison(o->collapsed);
+    test::poison(o->post);
+    test::poison(o->comb);
+  }
+  hc_collapse(d_streams.data(), tokens, shape, d_weights.params(), d_workspace.data(),
+              one.collapsed.data(), one.post.data(), one.comb.data(), nullptr);
+  DSV4_CUDA_CHECK(cudaDeviceSynchronize());
+  test::poison(d_workspace);                 // the second run must write its own mixes
+  DSV4_CUDA_CHECK(cudaDeviceSynchronize());  // the poison, before streams that do not wait for it
+  cudaStream_t first = nullptr, second = nullptr;
+  cudaEvent_t input_done = nullptr;
+  DSV4_CUDA_CHECK(cudaStreamCreateWithFlags(&first, cudaStreamNonBlocking));
+  DSV4_CUDA_CHECK(cudaStreamCreateWithFlags(&second, cudaStreamNonBlocking));
+  DSV4_CUDA_CHECK(cudaEventCreateWithFlags(&input_done, cudaEventDisableTiming));
+  hc_collapse_input(d_streams.data(), tokens, shape, d_weights.params(), d_workspace.data(),
+                    two.collapsed.data(), first);
+  DSV4_CUDA_CHECK(cudaEventRecord(input_done, first));
+  DSV4_CUDA_CHECK(cudaStreamWaitEvent(second, input_done));
+  hc_collapse_weights(tokens, shape, d_weights.params(), d_workspace.data(), two.post.data(),
+                      two.comb.data(), second);
+  DSV4_CUDA_CHECK(cudaDeviceSynchronize());
+  EXPECT_EQ(two.collapsed.download(), one.collapsed.download());
+  EXPECT_EQ(two.post.download(), one.post.download());
+  EXPECT_EQ(two.comb.download(), one.comb.download());
+  cudaEventDestroy(input_done);
+  cudaStreamDestroy(second);
+  cudaStreamDestroy(first);
+}
+
 void check_head(int64_t tokens, int64_t dim) {
   std::mt19937_64 rng(test::fresh_seed("mhc head"));
   const ModelConfig config = hc_config(dim);

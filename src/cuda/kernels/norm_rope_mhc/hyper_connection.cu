@@ -3,9 +3,12 @@
 //     block (slice, token tile) holds a 512-input slice of all mix rows of fn in registers and
 //     reuses it for kTokenTile tokens; partial sums go to the workspace [tokens, slices, mix+1].
 //  2. hc_finish_kernel: one block per token adds the partials in a fixed order (deterministic);
-//     warp 0 forms the mixes, the pre/post sigmoids and the 20-iteration Sinkhorn on the 4x4
-//     matrix (16 lanes) while the other warps compute the weighted stream sum, rounded once.
-//  3. hc_expand_kernel: post·o + Σ_j comb[j][k]·X_j per element, in place.
+//     warp 0 forms the mixes and the pre sigmoids, then the block computes the weighted stream
+//     sum, rounded once: the sublayer's input.
+//  3. hc_weights_kernel: one warp per token adds the same partials and forms the post sigmoids
+//     and the 20-iteration Sinkhorn on the 4x4 matrix (16 lanes): a dependent chain ~40
+//     divisions deep that only hc_expand needs, so it may run beside the sublayer.
+//  4. hc_expand_kernel: post·o + Σ_j comb[j][k]·X_j per element, in place.
 // Every operation after the dot products mirrors the CPU's operation order with explicit
 // round-to-nearest intrinsics (no FMA contraction), so given the same mixes the outputs are
 // bit-identical; the mixes themselves differ from the CPU in the last bits (summation order).
@@ -126,61 +129,46 @@ __device__ float sinkhorn_lanes(float c, int iters, float eps) {
   return c;
 }
 
+// Warp-wide: lane j < kMix gets mix j of token t, (fn_j · x̂) · inv with inv = 1 / sqrt(Σx̂² /
+// width + eps), from the partial sums added in slice order (lane kMix adds Σx̂²).
+template <int kMix>
+__device__ __forceinline__ float token_mix(const float* partials, int64_t t, int slices,
+                                           int64_t width, float norm_eps) {
+  const int lane = threadIdx.x & 31;
+  float sum = 0.0f;
+  if (lane <= kMix) {
+    const float* p = partials + t * slices * (kMix + 1) + lane;
+    for (int s = 0; s < slices; ++s) sum = __fadd_rn(sum, p[s * (kMix + 1)]);
+  }
+  const float squares = __shfl_sync(0xffffffffu, sum, kMix);
+  const float inv =
+      __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(__fdiv_rn(squares, float(width)), norm_eps)));
+  return lane < kMix ? __fmul_rn(sum, inv) : 0.0f;
+}
+
+// One block per token: the pre weights (warp 0), then the weighted stream sum, rounded once.
 // N values per access: 8 when dim % 8 == 0 (16-byte vectors), else 1.
-template <bool kHead, int N>
+template <int kMix, int N>
 __global__ void __launch_bounds__(kFinishThreads)
     hc_finish_kernel(const uint16_t* streams, const float* partials, int slices, int64_t dim,
                      const float* __restrict__ base, const float* __restrict__ scale,
-                     float norm_eps, float hc_eps, int iters, uint16_t* collapsed, float* post,
-                     float* comb) {
+                     float norm_eps, float hc_eps, uint16_t* collapsed) {
   wait_for_previous_kernel();
-  constexpr int kMix = kHead ? kHc : kSiteMix;
   const int64_t t = blockIdx.x, width = kHc * dim;
-  __shared__ float mixes[kMix + 1];
   __shared__ float pre[kHc];
-  if (threadIdx.x <= kMix) {
-    const float* p = partials + t * slices * (kMix + 1) + threadIdx.x;
-    float sum = 0.0f;
-    for (int s = 0; s < slices; ++s) sum = __fadd_rn(sum, p[s * (kMix + 1)]);
-    mixes[threadIdx.x] = sum;
-  }
-  __syncthreads();
-  // Warp 0, lane j < kMix: mixes_j = (fn_j · x̂) · inv with inv = 1 / sqrt(Σx̂² / width + eps).
-  const int lane = threadIdx.x & 31;
-  float m = 0.0f;
   if (threadIdx.x < 32) {
-    const float inv =
-        __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(__fdiv_rn(mixes[kMix], float(width)), norm_eps)));
-    if (lane < kMix) m = __fmul_rn(mixes[lane], inv);
+    const float m = token_mix<kMix>(partials, t, slices, width, norm_eps);
+    const int lane = threadIdx.x;
     if (lane < kHc) {
       pre[lane] = __fadd_rn(sigmoid_rn(__fadd_rn(__fmul_rn(m, scale[0]), base[lane])), hc_eps);
     }
   }
   __syncthreads();
-  int first = 0;  // the first thread of the weighted stream sum
-  if constexpr (!kHead) {
-    // Warp 0 finishes post and comb while the other warps compute the weighted stream sum.
-    first = 32;
-    if (threadIdx.x < 32) {
-      if (lane >= kHc && lane < 2 * kHc) {
-        post[t * kHc + lane - kHc] =
-            __fmul_rn(2.0f, sigmoid_rn(__fadd_rn(__fmul_rn(m, scale[1]), base[lane])));
-      }
-      const float logit =
-          lane >= 2 * kHc && lane < kMix ? __fadd_rn(__fmul_rn(m, scale[2]), base[lane]) : 0.0f;
-      // Lane l < 16 takes comb logit l (held by lane 8 + l).
-      const float c =
-          sinkhorn_lanes(__shfl_sync(0xffffffffu, logit, (lane + 2 * kHc) & 31), iters, hc_eps);
-      if (lane < kHc * kHc) comb[t * kHc * kHc + lane] = c;
-    }
-  }
-  if (int(threadIdx.x) < first) return;
   float p[kHc];
 #pragma unroll
   for (int j = 0; j < kHc; ++j) p[j] = pre[j];
   const uint16_t* x = streams + t * width;
-  for (int64_t i = int64_t(threadIdx.x - first) * N; i < dim;
-       i += int64_t(kFinishThreads - first) * N) {
+  for (int64_t i = int64_t(threadIdx.x) * N; i < dim; i += int64_t(kFinishThreads) * N) {
     float sum[N];
 #pragma unroll
     for (int e = 0; e < N; ++e) sum[e] = 0.0f;
@@ -193,6 +181,27 @@ __global__ void __launch_bounds__(kFinishThreads)
     }
     store_bf16<N>(collapsed + t * dim + i, sum);
   }
+}
+
+// One warp per token of a block site: the post weights and the Sinkhorn-normalised comb.
+__global__ void __launch_bounds__(32)
+    hc_weights_kernel(const float* partials, int slices, int64_t width,
+                      const float* __restrict__ base, const float* __restrict__ scale,
+                      float norm_eps, float hc_eps, int iters, float* post, float* comb) {
+  wait_for_previous_kernel();
+  const int64_t t = blockIdx.x;
+  const int lane = threadIdx.x;
+  const float m = token_mix<kSiteMix>(partials, t, slices, width, norm_eps);
+  if (lane >= kHc && lane < 2 * kHc) {
+    post[t * kHc + lane - kHc] =
+        __fmul_rn(2.0f, sigmoid_rn(__fadd_rn(__fmul_rn(m, scale[1]), base[lane])));
+  }
+  const float logit =
+      lane >= 2 * kHc && lane < kSiteMix ? __fadd_rn(__fmul_rn(m, scale[2]), base[lane]) : 0.0f;
+  // Lane l < 16 takes comb logit l (held by lane 8 + l).
+  const float c =
+      sinkhorn_lanes(__shfl_sync(0xffffffffu, logit, (lane + 2 * kHc) & 31), iters, hc_eps);
+  if (lane < kHc * kHc) comb[t * kHc * kHc + lane] = c;
 }
 
 template <int N>
@@ -243,11 +252,11 @@ bool vectorizable(int64_t dim, const void* a, const void* b) {
          reinterpret_cast<uintptr_t>(b) % 16 == 0;
 }
 
-template <bool kHead>
-void collapse(const uint16_t* streams, int64_t tokens, const HcShape& shape, const HcParams& params,
-              float* workspace, uint16_t* collapsed, float* post, float* comb,
-              cudaStream_t stream) {
-  constexpr int kMix = kHead ? kHc : kSiteMix;
+// The mixes' partial sums, then the collapsed input (pre weights and the weighted stream sum).
+template <int kMix>
+void collapse_input(const uint16_t* streams, int64_t tokens, const HcShape& shape,
+                    const HcParams& params, float* workspace, uint16_t* collapsed,
+                    cudaStream_t stream) {
   const int64_t width = kHc * shape.dim;
   const auto slices = int(slice_count(width));
   const dim3 grid(unsigned(slices), unsigned((tokens + kTokenTile - 1) / kTokenTile));
@@ -256,12 +265,12 @@ void collapse(const uint16_t* streams, int64_t tokens, const HcShape& shape, con
   const auto launch = [&](auto kernel) {
     launch_dependent(kernel, unsigned(tokens), kFinishThreads, 0, stream, streams, workspace,
                      slices, shape.dim, params.base, params.scale, shape.norm_eps, shape.hc_eps,
-                     shape.sinkhorn_iters, collapsed, post, comb);
+                     collapsed);
   };
   if (vectorizable(shape.dim, streams, collapsed)) {
-    launch(hc_finish_kernel<kHead, 8>);
+    launch(hc_finish_kernel<kMix, 8>);
   } else {
-    launch(hc_finish_kernel<kHead, 1>);
+    launch(hc_finish_kernel<kMix, 1>);
   }
 }
 
@@ -271,13 +280,30 @@ int64_t hc_workspace_floats(int64_t max_tokens, const HcShape& shape) {
   return max_tokens * slice_count(shape.hc * shape.dim) * (kSiteMix + 1);
 }
 
+void hc_collapse_input(const uint16_t* streams, int64_t tokens, const HcShape& shape,
+                       const HcParams& params, float* workspace, uint16_t* collapsed,
+                       cudaStream_t stream) {
+  check_shape(shape, tokens, "hc_collapse_input");
+  if (tokens == 0) return;
+  collapse_input<kSiteMix>(streams, tokens, shape, params, workspace, collapsed, stream);
+}
+
+void hc_collapse_weights(int64_t tokens, const HcShape& shape, const HcParams& params,
+                         const float* workspace, float* post, float* comb, cudaStream_t stream) {
+  check_shape(shape, tokens, "hc_collapse_weights");
+  if (shape.sinkhorn_iters < 1) fail("hc_collapse_weights: sinkhorn_iters must be >= 1");
+  if (tokens == 0) return;
+  const int64_t width = kHc * shape.dim;
+  launch_dependent(hc_weights_kernel, unsigned(tokens), 32u, 0, stream, workspace,
+                   int(slice_count(width)), width, params.base, params.scale, shape.norm_eps,
+                   shape.hc_eps, shape.sinkhorn_iters, post, comb);
+}
+
 void hc_collapse(const uint16_t* streams, int64_t tokens, const HcShape& shape,
                  const HcParams& params, float* workspace, uint16_t* collapsed, float* post,
                  float* comb, cudaStream_t stream) {
-  check_shape(shape, tokens, "hc_collapse");
-  if (shape.sinkhorn_iters < 1) fail("hc_collapse: sinkhorn_iters must be >= 1");
-  if (tokens == 0) return;
-  collapse<false>(streams, tokens, shape, params, workspace, collapsed, post, comb, stream);
+  hc_collapse_input(streams, tokens, shape, params, workspace, collapsed, stream);
+  hc_collapse_weights(tokens, shape, params, workspace, post, comb, stream);
 }
 
 void hc_head_collapse(const uint16_t* streams, int64_t tokens, const HcShape& shape,
@@ -285,7 +311,7 @@ void hc_head_collapse(const uint16_t* streams, int64_t tokens, const HcShape& sh
                       cudaStream_t stream) {
   check_shape(shape, tokens, "hc_head_collapse");
   if (tokens == 0) return;
-  collapse<true>(streams, tokens, shape, params, workspace, collapsed, nullptr, nullptr, stream);
+  collapse_input<kHc>(streams, tokens, shape, params, workspace, collapsed, stream);
 }
 
 void hc_expand(uint16_t* streams, const uint16_t* output, const float* post, const float* comb,

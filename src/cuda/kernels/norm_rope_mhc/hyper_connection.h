@@ -37,11 +37,21 @@ int64_t hc_workspace_floats(int64_t max_tokens, const HcShape& shape);
 
 // Collapses the streams into the sublayer input: collapsed = bf16(Σ_j pre_j X_j), bf16
 // [tokens, dim]; post: fp32 [tokens, hc]; comb: fp32 [tokens, hc, hc] (comb[j][k] weighs
-// input stream j into output k), for hc_expand. Two launches: a split-K matvec of the mixes,
-// then one block per token (sigmoids, Sinkhorn, weighted stream sum).
+// input stream j into output k), for hc_expand. Three launches: a split-K matvec of the mixes,
+// one block per token for the pre weights and the weighted stream sum, one warp per token for
+// post and comb (sigmoids, Sinkhorn).
 void hc_collapse(const uint16_t* streams, int64_t tokens, const HcShape& shape,
                  const HcParams& params, float* workspace, uint16_t* collapsed, float* post,
                  float* comb, cudaStream_t stream);
+// hc_collapse in two parts, so that post and comb (the Sinkhorn's long dependent chain) can be
+// computed on another stream while the sublayer runs: the mixes and the collapsed input, then
+// post and comb from the mixes in `workspace`, launched after the first part (on its stream,
+// or on one that waits for it) and before the workspace is reused.
+void hc_collapse_input(const uint16_t* streams, int64_t tokens, const HcShape& shape,
+                       const HcParams& params, float* workspace, uint16_t* collapsed,
+                       cudaStream_t stream);
+void hc_collapse_weights(int64_t tokens, const HcShape& shape, const HcParams& params,
+                         const float* workspace, float* post, float* comb, cudaStream_t stream);
 
 // streams_k <- bf16(post_k · output + Σ_j comb[j][k] · streams_j), in place; output: bf16
 // [tokens, dim].
