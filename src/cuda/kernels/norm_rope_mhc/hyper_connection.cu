@@ -92,8 +92,8 @@ __global__ void __launch_bounds__(kPartialThreads)
 // The CPU's Sinkhorn (cpu::sinkhorn) on the 4x4 matrix, spread over the lanes of a warp: lane
 // l < 16 holds C[l / 4][l % 4] (every lane must call; lanes 16..31 compute values nobody
 // uses). Each row / column sum gathers its four values with shuffles and adds them in the
-// CPU's order, so the result is the CPU's bit for bit; the 39 dependent normalisations are
-// still the latency floor of a decode step's collapse (~40 divisions deep).
+// CPU's order, so the result is the CPU's bit for bit; the 39 dependent normalisations (~40
+// divisions deep) are why it runs in a kernel of its own, beside the sublayer.
 __device__ float sinkhorn_lanes(float c, int iters, float eps) {
   const int lane = threadIdx.x & 31, row = (lane >> 2) & 3, col = lane & 3;
   float v[kHc];
