@@ -136,8 +136,8 @@ TEST(Fp8Gemm, MatchesCpuLinear) {
 
 // Tiles of 128 weight rows and 128 tokens, a partial last one of each, inputs split over
 // the SMs (or not, without scratch, from 17 tokens): Flash wq_a (32 stages, 8 row blocks: split
-// 8 ways),
-// wq_b-like (32 row blocks), a narrow weight of three stages, non-power-of-two scales.
+// 16 ways where the device holds a 16-CTA cluster), wq_b-like (32 row blocks), a narrow weight
+// of three stages, non-power-of-two scales.
 TEST(Fp8GemmOnTensorCores, MatchesCpuLinear) {
   DSV4_REQUIRE_GPU();
   if (!sm90_kernels_available()) GTEST_SKIP() << "no sm_90 linear kernel";

@@ -102,6 +102,21 @@ __device__ __forceinline__ void store_output(const StreamParams& p, int64_t at, 
   if (p.y_bf16) p.y_bf16[at] = float_to_bf16_bits(v);
 }
 
+// Σ_s load(s) over the first `splits` (at most kMaxSplits) in split order, the order a CTA that
+// is not split adds them in, with every load in flight before the adds.
+template <class Load>
+__device__ __forceinline__ float add_in_split_order(int splits, Load load) {
+  float part[kMaxSplits];
+#pragma unroll
+  for (int s = 0; s < kMaxSplits; ++s) part[s] = s < splits ? load(s) : 0.0f;
+  float sum = 0.0f;
+#pragma unroll
+  for (int s = 0; s < kMaxSplits; ++s) {
+    if (s < splits) sum += part[s];
+  }
+  return sum;
+}
+
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
 // Stage where split s of `input_splits` over `steps` stages starts.
@@ -235,16 +250,8 @@ __device__ void add_splits_in_cluster(const Work& k, uint8_t* smem, int tid,
   const int rows_here = int(min(int64_t(kRows), rows - k.row0));
   for (int o = k.split * kConsumerThreads + tid; o < k.here * kRows;
        o += k.splits * kConsumerThreads) {
-    float part[kMaxSplits];
-#pragma unroll
-    for (int s = 0; s < kMaxSplits; ++s) {
-      part[s] = s < k.splits ? load_cluster_shared_f32(sums + o, uint32_t(s)) : 0.0f;
-    }
-    float sum = 0.0f;
-#pragma unroll
-    for (int s = 0; s < kMaxSplits; ++s) {
-      if (s < k.splits) sum += part[s];
-    }
+    const float sum = add_in_split_order(
+        k.splits, [&](int s) { return load_cluster_shared_f32(sums + o, uint32_t(s)); });
     const int r = o % kRows;
     if (r < rows_here) store_output(k.p, (k.token0 + o / kRows) * rows + k.row0 + r, sum);
   }
@@ -379,23 +386,15 @@ __global__ void __launch_bounds__(kThreads, Layout<kN>::kCtasPerSm)
 }
 
 // y = Σ_s split_sums[s] in split order (as a CTA that is not split adds them), one output a
-// thread; the loads of all kMaxSplits splits are in flight before the adds.
+// thread.
 __global__ void sum_splits_kernel(const __grid_constant__ StreamParams p, const float* split_sums,
                                   int splits) {
   wait_for_previous_kernel();
   const int64_t count = p.m * p.rows, at = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (at >= count) return;
-  float part[kMaxSplits];
-#pragma unroll
-  for (int s = 0; s < kMaxSplits; ++s) {
-    part[s] = s < splits ? __ldcg(split_sums + int64_t(s) * count + at) : 0.0f;
-  }
-  float sum = 0.0f;
-#pragma unroll
-  for (int s = 0; s < kMaxSplits; ++s) {
-    if (s < splits) sum += part[s];
-  }
-  store_output(p, at, sum);
+  store_output(p, at, add_in_split_order(splits, [&](int s) {
+                 return __ldcg(split_sums + int64_t(s) * count + at);
+               }));
 }
 
 // The kernel's shared memory and (few-token tiles) cluster size limits, set once.
