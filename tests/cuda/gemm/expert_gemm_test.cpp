@@ -157,6 +157,31 @@ TEST(ExpertGemm, Fp4TokenSumsDoNotDependOnTheTokensSharingTheExpert) {
   }
 }
 
+// From 64 tokens a step the decode kernel runs on whole bands (a warpgroup streams all of a
+// band's inputs, banking the first half's sums): the same sums as the split CTAs of a smaller
+// step, added in the same order. A token alone (split) against the same token beside an expert
+// of 64 tokens (whole), in a narrow tile (1 token) and in a wide one (8 tokens).
+TEST(ExpertGemm, Fp4TokenSumsDoNotDependOnHowManyTokensTheStepHas) {
+  DSV4_REQUIRE_GPU();
+  const uint64_t seed = test::fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  constexpr int64_t kRows = 4096, kCols = 1024;  // 64 bands; 8 stages, banked after 4
+  constexpr int32_t kBusy = 64;
+  const std::vector<LinearWeight> weights =
+      random_experts(rng, WeightFormat::kFp4, 2, kRows, kCols, {});
+  for (const int32_t tile : {1, 8}) {
+    const std::vector<float> x = test::random_floats(rng, size_t((kBusy + tile) * kCols));
+    const std::vector<float> mine(x.end() - tile * kCols, x.end());
+    const std::vector<float> alone = run_experts(weights, mine, {0, tile}, true);
+    const std::vector<float> busy = run_experts(weights, x, {kBusy, tile}, true);
+    EXPECT_EQ(std::memcmp(busy.data() + kBusy * kRows, alone.data(),
+                          size_t(tile * kRows) * sizeof(float)),
+              0)
+        << tile << " tokens a tile";
+  }
+}
+
 TEST(ExpertGemm, Fp4ExpertsOnCudaCoresMatchCpuLinear) {
   DSV4_REQUIRE_GPU();
   const uint64_t seed = test::fresh_seed();

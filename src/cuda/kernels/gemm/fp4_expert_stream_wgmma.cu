@@ -6,6 +6,11 @@
 // sums through shared memory (first half + second half) at the end of a tile. A warpgroup
 // streams its half through its own ring of cp.async stages of 128 inputs (one activation scale
 // block): its 64 rows' FP4 codes and scales, the tile's token codes and activation scales.
+// From kWholeBandMinTokens tokens a step, whole bands: a CTA takes two bands, one a warpgroup,
+// each ring running through both halves of the inputs without draining and banking the first
+// half's sums at the middle, so that the same two sums are added in the same order (a token's
+// bits do not depend on the mode) while a CTA's fill, setup and epilogue are paid once per twice
+// the bytes.
 // The FP4 codes are in the kMmaTiles layout (fp4_fragment_order.cuh): a CTA's rows are one band,
 // whose stage of codes (and of scales) is one run. Per stage, lane (g, q) of warp w reads with
 // ldmatrix its fragment codes of every block of rows 16w + g and 16w + g + 8 and turns them into
@@ -50,6 +55,9 @@ static_assert(kStepInputs == kStageInputs && kRows == kBandRows, "a CTA's stage 
 constexpr int kStages = 4;         // 5 or 6: within 1% (H200, dsv4_moe_bench)
 constexpr int kMinBlocks = 3;      // narrow list (n8): ≤ 80 registers
 constexpr int kMinBlocksWide = 2;  // wide list (n16)
+// Whole bands from this many tokens a step (bench/RESULTS.md, twenty-fifth session: 1-5%
+// faster from 64 tokens, slower at 2-4, where their CTAs are too few to fill the GPU evenly).
+constexpr int64_t kWholeBandMinTokens = 64;
 
 // A slot of a warpgroup's ring for tiles of kTokens (8 or 16) tokens: the token codes (K-major
 // 128-byte-swizzled atoms of 8 tokens, 1024-byte aligned), the rows' FP4 codes (64 bytes a
@@ -101,6 +109,11 @@ __device__ __forceinline__ void block_mma(float (&d)[kTokens / 2], const uint32_
   }
 }
 
+// Per thread, a tile's sums of one half of the inputs: split, the second half's (warpgroup 1
+// posts, warpgroup 0 adds); whole bands, the thread's own first half.
+constexpr int kMaxAcc = 8;  // accumulators a thread of the wide kernel holds
+__shared__ float stream_exchange[kMaxAcc][kThreads];
+
 // The x row of grouped row r: r itself, or the token moe_group put there.
 __device__ __forceinline__ int64_t token_row(const StreamParams& p, int64_t r) {
   return p.x_order ? p.x_order[r] / p.x_order_k : r;
@@ -109,11 +122,13 @@ __device__ __forceinline__ int64_t token_row(const StreamParams& p, int64_t r) {
 // One warpgroup: the CTA's 64 rows of an expert times the tile's tokens [first_token, +here)
 // over the stages [begin, end) of the inputs; acc (per thread: rows 16w + g (+ 8), columns of
 // the accumulator fragment) gets the sums times 2^-6.
-template <int kTokens, bool kFloatScales>
+// kWhole (whole bands): the sums of the first bank_after stages (a multiple of kStages) go to
+// the thread's column of stream_exchange, and acc restarts from zero.
+template <int kTokens, bool kFloatScales, bool kWhole>
 __device__ __forceinline__ void multiply_half(const StreamParams& p, uint8_t* ring_bytes,
                                               const uint8_t* w_expert, const uint8_t* s_expert,
                                               int64_t row0, int64_t first_token, int here,
-                                              int begin, int end, int half,
+                                              int begin, int end, int bank_after, int half,
                                               float (&acc)[kTokens / 2]) {
   using S = Slot<kTokens, kFloatScales>;
   constexpr int kAcc = kTokens / 2;
@@ -260,6 +275,13 @@ __device__ __forceinline__ void multiply_half(const StreamParams& p, uint8_t* ri
     }
   };
   for (int i = 0; i < n; i += kStages) {
+    if (kWhole && i == bank_after) {
+#pragma unroll
+      for (int e = 0; e < kAcc; ++e) {
+        stream_exchange[e][threadIdx.x] = acc[e];
+        acc[e] = 0.0f;
+      }
+    }
 #pragma unroll
     for (int u = 0; u < kStages; ++u) {
       if (i + u < n) run_stage(uint32_t(u * S::kBytes));
@@ -268,11 +290,32 @@ __device__ __forceinline__ void multiply_half(const StreamParams& p, uint8_t* ri
   cp_async_wait<0>();
 }
 
+// A thread's sums of a tile (rows 16w + g (+ 8) of row0's band, columns of the accumulator
+// fragment): the first half's plus the second's, undoing the codes' 2^-6.
+template <int kTokens>
+__device__ __forceinline__ void store_tile_sums(const StreamParams& p, int64_t row0,
+                                                int64_t first_token, int here, int t,
+                                                const float (&first)[kTokens / 2],
+                                                const float (&second)[kTokens / 2]) {
+  const int lane = t & 31, g = lane >> 2, q = lane & 3, warp = t >> 5;
+#pragma unroll
+  for (int i = 0; i < kTokens / 2; ++i) {
+    const int64_t row = row0 + 16 * warp + g + 8 * ((i >> 1) & 1);
+    const int token = 8 * (i >> 2) + 2 * q + (i & 1);
+    const float v = (first[i] + second[i]) * kE2m1AsE4m3Unfold;
+    if (row >= p.rows || token >= here) continue;
+    const int64_t at = (first_token + token) * p.rows + row;
+    if (p.y_f32) p.y_f32[at] = v;
+    if (p.y_bf16) p.y_bf16[at] = float_to_bf16_bits(v);
+  }
+}
+
 #endif  // __CUDA_ARCH__ >= 900
 
 // CTA (x, y): rows [64x, 64x + 64) and the tiles y, y + gridDim.y, ... of a tile list of at
-// most kTokens tokens a tile (8: the narrow list, 16: the wide one).
-template <int kTokens, bool kFloatScales>
+// most kTokens tokens a tile (8: the narrow list, 16: the wide one); kWhole (whole bands, see
+// the top): bands 2x and 2x + 1, one a warpgroup.
+template <int kTokens, bool kFloatScales, bool kWhole>
 __global__ void __launch_bounds__(kThreads, kTokens == 8 ? kMinBlocks : kMinBlocksWide)
     fp4_expert_stream_kernel(const __grid_constant__ StreamParams p, const int32_t* tiles,
                              const int32_t* count) {
@@ -281,17 +324,16 @@ __global__ void __launch_bounds__(kThreads, kTokens == 8 ? kMinBlocks : kMinBloc
   constexpr int kAcc = kTokens / 2;
   extern __shared__ uint8_t rings_unaligned[];
   uint8_t* rings = rings_unaligned + ((1024u - (shared_address(rings_unaligned) & 1023u)) & 1023u);
-  __shared__ float exchange[kAcc][kGroupThreads];
   // `half` read from lane 0, so that ptxas knows it is the same across the warp: the rings'
   // addresses and the MMA descriptors then live in uniform registers (fewer instructions a
   // stage, and the narrow kernel does not spill).
   const int half = __shfl_sync(~0u, int(threadIdx.x) / kGroupThreads, 0);
   const int t = int(threadIdx.x) % kGroupThreads;
   uint8_t* ring = rings + half * Slot<kTokens, kFloatScales>::kRingBytes;
-  const int64_t row0 = int64_t(blockIdx.x) * kRows;
+  const int64_t row0 = (kWhole ? 2 * int64_t(blockIdx.x) + half : int64_t(blockIdx.x)) * kRows;
   const int steps = int(p.cols / kStepInputs), middle = (steps + 1) / 2;
-  const int lane = t & 31, g = lane >> 2, q = lane & 3, warp = t >> 5;
-  const int32_t n_tiles = *count;
+  // No CTA-wide barrier follows on the whole-band path: a warpgroup without a band skips the loop.
+  const int32_t n_tiles = kWhole && row0 >= p.rows ? 0 : *count;
   for (int32_t y = int32_t(blockIdx.y); y < n_tiles; y += int32_t(gridDim.y)) {
     const int32_t entry = tiles[y];
     const int64_t e = entry >> 16, tok0 = int64_t(entry & 0xffff) * 16;
@@ -300,28 +342,29 @@ __global__ void __launch_bounds__(kThreads, kTokens == 8 ? kMinBlocks : kMinBloc
     if (here > (kTokens == 8 ? 4 : 16)) __trap();  // the narrow list's tiles hold at most 4
     const uint8_t* w = p.w + e * p.expert_w_bytes;
     const uint8_t* s = static_cast<const uint8_t*>(p.w_scales) + e * p.expert_scale_bytes;
-    float acc[kAcc];
-    multiply_half<kTokens, kFloatScales>(p, ring, w, s, row0, first_token, here,
-                                         half == 0 ? 0 : middle, half == 0 ? middle : steps, half,
-                                         acc);
-    if (half == 1) {
+    float acc[kAcc], other[kAcc];
+    if constexpr (kWhole) {
+      multiply_half<kTokens, kFloatScales, true>(p, ring, w, s, row0, first_token, here, 0, steps,
+                                                 middle, half, acc);
 #pragma unroll
-      for (int i = 0; i < kAcc; ++i) exchange[i][t] = acc[i];
-    }
-    __syncthreads();
-    if (half == 0) {
+      for (int i = 0; i < kAcc; ++i) other[i] = stream_exchange[i][threadIdx.x];
+      store_tile_sums<kTokens>(p, row0, first_token, here, t, other, acc);
+    } else {
+      multiply_half<kTokens, kFloatScales, false>(p, ring, w, s, row0, first_token, here,
+                                                  half == 0 ? 0 : middle,
+                                                  half == 0 ? middle : steps, 0, half, acc);
+      if (half == 1) {
 #pragma unroll
-      for (int i = 0; i < kAcc; ++i) {
-        const int64_t row = row0 + 16 * warp + g + 8 * ((i >> 1) & 1);
-        const int token = 8 * (i >> 2) + 2 * q + (i & 1);
-        const float v = (acc[i] + exchange[i][t]) * kE2m1AsE4m3Unfold;
-        if (row >= p.rows || token >= here) continue;
-        const int64_t at = (first_token + token) * p.rows + row;
-        if (p.y_f32) p.y_f32[at] = v;
-        if (p.y_bf16) p.y_bf16[at] = float_to_bf16_bits(v);
+        for (int i = 0; i < kAcc; ++i) stream_exchange[i][t] = acc[i];
       }
+      __syncthreads();
+      if (half == 0) {
+#pragma unroll
+        for (int i = 0; i < kAcc; ++i) other[i] = stream_exchange[i][t];
+        store_tile_sums<kTokens>(p, row0, first_token, here, t, acc, other);
+      }
+      __syncthreads();  // the exchange and the rings are free for the next tile
     }
-    __syncthreads();  // `exchange` and the rings are free for the next tile
   }
 #else
   (void)p, (void)tiles, (void)count;
@@ -339,23 +382,33 @@ void launch_fp4_expert_stream(const StreamParams& p, const ExpertTiles& tiles,
   if (p.cols % kStepInputs != 0 || p.x_row_stride != p.cols || p.rows_per_group != p.rows) {
     fail("FP4 expert GEMM: {} inputs per row (a multiple of {} is needed)", p.cols, kStepInputs);
   }
+  const int64_t steps = p.cols / kStepInputs, bands = (p.rows + kRows - 1) / kRows;
+  const bool whole = p.m >= kWholeBandMinTokens && (steps + 1) / 2 % kStages == 0;
   const auto launch = [&](auto tokens, auto float_scales, const int32_t* list, int64_t capacity,
                           const int32_t* count) {
     constexpr int kTokens = decltype(tokens)::value;
     constexpr bool kFloat = decltype(float_scales)::value;
-    const dim3 grid(unsigned((p.rows + kRows - 1) / kRows),
-                    unsigned(std::min(capacity, kExpertTileSlots)));
-    const auto kernel = fp4_expert_stream_kernel<kTokens, kFloat>;
-    constexpr int kShared = shared_bytes<kTokens, kFloat>();
-    static const bool attributes_set = [&] {
-      DSV4_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                           cudaSharedmemCarveoutMaxShared));
-      DSV4_CUDA_CHECK(
-          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kShared));
-      return true;
-    }();
-    (void)attributes_set;
-    launch_dependent(kernel, grid, kThreads, kShared, stream, p, list, count);
+    const auto run = [&](auto whole_bands) {
+      constexpr bool kWhole = decltype(whole_bands)::value;
+      const dim3 grid(unsigned(kWhole ? (bands + 1) / 2 : bands),
+                      unsigned(std::min(capacity, kExpertTileSlots)));
+      const auto kernel = fp4_expert_stream_kernel<kTokens, kFloat, kWhole>;
+      constexpr int kShared = shared_bytes<kTokens, kFloat>();
+      static const bool attributes_set = [&] {
+        DSV4_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                             cudaSharedmemCarveoutMaxShared));
+        DSV4_CUDA_CHECK(
+            cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kShared));
+        return true;
+      }();
+      (void)attributes_set;
+      launch_dependent(kernel, grid, kThreads, kShared, stream, p, list, count);
+    };
+    if (whole) {
+      run(std::true_type{});
+    } else {
+      run(std::false_type{});
+    }
   };
   const auto both = [&](auto float_scales) {
     launch(std::integral_constant<int, 8>{}, float_scales, tiles.narrow, tiles.narrow_capacity,
