@@ -19,4 +19,20 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
 #endif
 }
 
+// For a kernel that reads nothing the previous kernel writes (it follows a sibling that waited
+// for their common inputs, as the wide expert tiles follow the narrow ones): the next kernel's
+// CTAs may be scheduled from the start, and finish_after_previous_kernel(), called by every
+// thread last, keeps this kernel from completing before the previous one, so that the next
+// kernel's wait covers both.
+__device__ __forceinline__ void release_next_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void finish_after_previous_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
 }  // namespace dsv4::cuda

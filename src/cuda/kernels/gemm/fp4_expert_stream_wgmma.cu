@@ -10,7 +10,7 @@
 // each ring running through both halves of the inputs without draining and banking the first
 // half's sums at the middle, so that the same two sums are added in the same order (a token's
 // bits do not depend on the mode) while a CTA's fill, setup and epilogue are paid once per twice
-// the bytes.
+// the bytes. The wide list's launch runs beside the narrow list's last CTAs.
 // The FP4 codes are in the kMmaTiles layout (fp4_fragment_order.cuh): a CTA's rows are one band,
 // whose stage of codes (and of scales) is one run. Per stage, lane (g, q) of warp w reads with
 // ldmatrix its fragment codes of every block of rows 16w + g and 16w + g + 8 and turns them into
@@ -319,7 +319,14 @@ template <int kTokens, bool kFloatScales, bool kWhole>
 __global__ void __launch_bounds__(kThreads, kTokens == 8 ? kMinBlocks : kMinBlocksWide)
     fp4_expert_stream_kernel(const __grid_constant__ StreamParams p, const int32_t* tiles,
                              const int32_t* count) {
-  wait_for_previous_kernel();
+  // The wide list's launch follows the narrow list's, which waited for their inputs: it runs
+  // beside that launch's last CTAs (grid_dependency.cuh).
+  constexpr bool kBesideNarrow = kTokens == 16;
+  if constexpr (kBesideNarrow) {
+    release_next_kernel();
+  } else {
+    wait_for_previous_kernel();
+  }
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   constexpr int kAcc = kTokens / 2;
   extern __shared__ uint8_t rings_unaligned[];
@@ -366,6 +373,7 @@ __global__ void __launch_bounds__(kThreads, kTokens == 8 ? kMinBlocks : kMinBloc
       __syncthreads();  // the exchange and the rings are free for the next tile
     }
   }
+  if constexpr (kBesideNarrow) finish_after_previous_kernel();
 #else
   (void)p, (void)tiles, (void)count;
   __trap();  // launched only where sm90_kernels_available()
