@@ -55,9 +55,9 @@ static_assert(kStepInputs == kStageInputs && kRows == kBandRows, "a CTA's stage 
 constexpr int kStages = 4;         // 5 or 6: within 1% (H200, dsv4_moe_bench)
 constexpr int kMinBlocks = 3;      // narrow list (n8): ≤ 80 registers
 constexpr int kMinBlocksWide = 2;  // wide list (n16)
-// Whole bands from this many tokens a step (bench/RESULTS.md, twenty-fifth session: 1-5%
-// faster from 64 tokens, slower at 2-4, where their CTAs are too few to fill the GPU evenly).
-constexpr int64_t kWholeBandMinTokens = 64;
+// Whole bands from this many tokens a step (bench/RESULTS.md, twenty-fifth session: 1-6%
+// faster from 8 tokens, 5-7% slower at 2-3, where their CTAs are too few to fill the GPU).
+constexpr int64_t kWholeBandMinTokens = 8;
 
 // A slot of a warpgroup's ring for tiles of kTokens (8 or 16) tokens: the token codes (K-major
 // 128-byte-swizzled atoms of 8 tokens, 1024-byte aligned), the rows' FP4 codes (64 bytes a
