@@ -168,6 +168,8 @@ TEST(ExpertGemm, Fp4TokenSumsDoNotDependOnHowManyTokensTheStepHas) {
   std::mt19937_64 rng(seed);
   constexpr int64_t kRows = 4096, kCols = 1024;  // 64 bands; 8 stages, banked after 4
   constexpr int32_t kBusy = 64;
+  static_assert(kExpertWholeBandMinTokens > 6 && kExpertWholeBandMinTokens <= kBusy,
+                "the tiles alone must run split and beside the busy expert whole");
   const std::vector<LinearWeight> weights =
       random_experts(rng, WeightFormat::kFp4, 2, kRows, kCols, {});
   for (const int32_t tile : {1, 6}) {

@@ -34,6 +34,12 @@ inline int64_t expert_wgmma_min_tokens(int64_t n_experts) {
   return std::max<int64_t>(960, 15 * n_experts / 4);
 }
 
+// From this many tokens a step, MXFP4 experts below expert_wgmma_min_tokens on sm_90 run on whole
+// bands (fp4_expert_stream_wgmma.cu: a warpgroup streams all of a 64-row band's inputs; the same
+// sums as at fewer tokens). Measured on an H200 (bench/RESULTS.md, twenty-fifth session): 1-6%
+// faster from 8 tokens, 5-7% slower at 2-3, where their CTAs are too few to fill the GPU.
+inline constexpr int64_t kExpertWholeBandMinTokens = 8;
+
 // The most tiles of each kind `slots` (token, expert) pairs over n_experts experts can make: at
 // most one narrow tile per expert and slot; a wide tile holds at least 5 slots.
 int64_t expert_narrow_tiles_capacity(int64_t n_experts, int64_t slots);

@@ -15,9 +15,10 @@ namespace dsv4::cuda::gemm_detail {
 
 // Decode sizes (fp4_expert_stream_wgmma.cu): the tile lists of plan_expert_tiles, 64 weight rows
 // a CTA (128, a 64-row band a warpgroup, where p.m, the most tokens an expert may get, which the
-// engine sets to the step's tokens, is 8 or more), one MMA per 32-input block; p as for
-// expert_stream_kernel (FP4 weights with ue8m0 or float scales, FP8 activations). Used below
-// expert_wgmma_min_tokens (expert_tiles.h) tokens per step, at every tile width.
+// engine sets to the step's tokens, reaches kExpertWholeBandMinTokens, expert_tiles.h), one MMA per
+// 32-input block; p as for expert_stream_kernel (FP4 weights with ue8m0 or float scales, FP8
+// activations). Used below expert_wgmma_min_tokens (expert_tiles.h) tokens per step, at every
+// tile width.
 void launch_fp4_expert_stream(const StreamParams& p, const ExpertTiles& tiles, cudaStream_t stream);
 
 // Prefill sizes (fp4_expert_wgmma.cu): a resident CTA per SM walking tiles of 128 tokens of an

@@ -6,9 +6,9 @@
 // sums through shared memory (first half + second half) at the end of a tile. A warpgroup
 // streams its half through its own ring of cp.async stages of 128 inputs (one activation scale
 // block): its 64 rows' FP4 codes and scales, the tile's token codes and activation scales.
-// From kWholeBandMinTokens tokens a step, whole bands: a CTA takes two bands, one a warpgroup,
-// each ring running through both halves of the inputs without draining and banking the first
-// half's sums at the middle, so that the same two sums are added in the same order (a token's
+// From kExpertWholeBandMinTokens tokens a step, whole bands: a CTA takes two bands, one a
+// warpgroup, each ring running through both halves of the inputs without draining and banking the
+// first half's sums at the middle, so that the same two sums are added in the same order (a token's
 // bits do not depend on the mode) while a CTA's fill, setup and epilogue are paid once per twice
 // the bytes. The wide list's launch runs beside the narrow list's last CTAs.
 // The FP4 codes are in the kMmaTiles layout (fp4_fragment_order.cuh): a CTA's rows are one band,
@@ -55,9 +55,6 @@ static_assert(kStepInputs == kStageInputs && kRows == kBandRows, "a CTA's stage 
 constexpr int kStages = 4;         // 5 or 6: within 1% (H200, dsv4_moe_bench)
 constexpr int kMinBlocks = 3;      // narrow list (n8): ≤ 80 registers
 constexpr int kMinBlocksWide = 2;  // wide list (n16)
-// Whole bands from this many tokens a step (bench/RESULTS.md, twenty-fifth session: 1-6%
-// faster from 8 tokens, 5-7% slower at 2-3, where their CTAs are too few to fill the GPU).
-constexpr int64_t kWholeBandMinTokens = 8;
 
 // A slot of a warpgroup's ring for tiles of kTokens (8 or 16) tokens: the token codes (K-major
 // 128-byte-swizzled atoms of 8 tokens, 1024-byte aligned), the rows' FP4 codes (64 bytes a
@@ -391,7 +388,7 @@ void launch_fp4_expert_stream(const StreamParams& p, const ExpertTiles& tiles,
     fail("FP4 expert GEMM: {} inputs per row (a multiple of {} is needed)", p.cols, kStepInputs);
   }
   const int64_t steps = p.cols / kStepInputs, bands = (p.rows + kRows - 1) / kRows;
-  const bool whole = p.m >= kWholeBandMinTokens && (steps + 1) / 2 % kStages == 0;
+  const bool whole = p.m >= kExpertWholeBandMinTokens && (steps + 1) / 2 % kStages == 0;
   const auto launch = [&](auto tokens, auto float_scales, const int32_t* list, int64_t capacity,
                           const int32_t* count) {
     constexpr int kTokens = decltype(tokens)::value;
