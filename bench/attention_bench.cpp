@@ -1,14 +1,16 @@
 // dsv4_attention_bench: the sparse attention kernels on Flash (64 heads, top-k 512) and Pro
 // (128 heads, top-k 1024) shapes, d = 512, window 128, FP8 KV rows of 584 bytes: decode at
 // batch 1-256 over CSA lists and HCA with 1K and 8K entries, and prefill chunks of 4096 and 256
-// tokens at 64K context. The ceilings are measured in the same run (HBM read stream; a cuBLAS BF16
-// GEMM at 8192³ as the tensor peak) and every row prints achieved ÷ roofline, the roofline being
-// the larger of FLOPs / BF16 peak and bytes / HBM bandwidth (PERFORMANCE.md). FLOPs count Q·Kᵀ and
-// P·V once (4·heads·rows·512 per token); bytes are the distinct KV rows plus Q and the output.
-// Inputs rotate over groups of sequences so that each launch reads at least 2x L2 where the
-// batch allows. Decode over HCA also runs from the entries' bf16 copies (as the CUDA model does),
-// credited with the same bytes: the roofline stays the FP8 rows' (the copies read 1 KB an entry).
-// Usage: dsv4_attention_bench [--quick] (one batch per case, for smoke tests).
+// tokens at 64K context and (full runs) of 4096 tokens deep into long prompts: HCA at 256K and
+// 1M, CSA at 1M (its lists then spread over 256K entries). The ceilings are measured in the same
+// run (HBM read stream; a cuBLAS BF16 GEMM at 8192³ as the tensor peak) and every row prints
+// achieved ÷ roofline, the roofline being the larger of FLOPs / BF16 peak and bytes / HBM bandwidth
+// (PERFORMANCE.md). FLOPs count Q·Kᵀ and P·V once (4·heads·rows·512 per token); bytes are the
+// distinct KV rows plus Q and the output. Inputs rotate over groups of sequences so that each
+// launch reads at least 2x L2 where the batch allows. Decode over HCA also runs from the entries'
+// bf16 copies (as the CUDA model does), credited with the same bytes: the roofline stays the FP8
+// rows' (the copies read 1 KB an entry). Usage: dsv4_attention_bench [--quick] (one batch per case,
+// for smoke tests).
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <fmt/format.h>
@@ -330,6 +332,18 @@ int main(int argc, char** argv) {
       run_case(
           {model, "prefill HCA 4096 @64K", heads, topk, CompressedSource::kAll, 128, 61440, 4096},
           prefill_batches, ceil, rng);
+      if (!quick) {
+        // The last chunks of long prompts: HCA's rows grow with the position, CSA's lists spread.
+        run_case(
+            {model, "prefill CSA 4096 @1M", heads, topk, CompressedSource::kList, 4, 1044480, 4096},
+            prefill_batches, ceil, rng);
+        run_case({model, "prefill HCA 4096 @256K", heads, topk, CompressedSource::kAll, 128, 258048,
+                  4096},
+                 prefill_batches, ceil, rng);
+        run_case({model, "prefill HCA 4096 @1M", heads, topk, CompressedSource::kAll, 128, 1044480,
+                  4096},
+                 prefill_batches, ceil, rng);
+      }
       // A short prefill step (where the dense rows' extra pass weighs most).
       run_case({model, "prefill CSA 256 @64K", heads, topk, CompressedSource::kList, 4, 65280, 256},
                prefill_batches, ceil, rng);

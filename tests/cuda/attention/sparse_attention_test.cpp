@@ -344,6 +344,15 @@ TEST(SparseAttention, WindowOnlyDecodeFlash) {
   run_scenario(sc);
 }
 
+// Pro's two 64-head CTAs of a token share each block's rows (one 32-row tile each): rows masked
+// in one tile, the other, or both.
+TEST(SparseAttention, WindowOnlyDecodePro) {
+  DSV4_REQUIRE_GPU();
+  Scenario sc{"window-only decode, Pro", 128};
+  sc.chunks = decode_at({0, 1, 31, 32, 33, 63, 64, 127, 128, 70'000});
+  run_scenario(sc);
+}
+
 TEST(SparseAttention, CsaDecodeFlashWithPadding) {
   DSV4_REQUIRE_GPU();
   Scenario sc{"CSA decode, Flash, top-k 512", 64};
@@ -354,11 +363,12 @@ TEST(SparseAttention, CsaDecodeFlashWithPadding) {
   run_scenario(sc);
 }
 
-TEST(SparseAttention, CsaDecodePro) {
+TEST(SparseAttention, CsaDecodeProWithPadding) {
   DSV4_REQUIRE_GPU();
   Scenario sc{"CSA decode, Pro, top-k 1024", 128};
   sc.source = CompressedSource::kList;
   sc.list_len = 1024;
+  sc.pad_fraction = 0.05;
   sc.chunks = decode_at({50, 4200, 1'048'575});
   run_scenario(sc);
 }
