@@ -7,8 +7,11 @@
 // block's maximum. A producer warpgroup fills one of two block buffers a block: a block that is
 // one run of consecutive rows (window; HCA entries) by bulk tensor copies, others (CSA's chosen
 // entries) row by row (1 KB each) with cp.async; HCA entries may come from the paged bf16 copies
-// (DenseRowsView::entry_pool), a page a block. One CTA per (64 heads, token, split): with several
-// splits each writes its partials and attention_split_combine merges them, as for the main kernel.
+// (DenseRowsView::entry_pool), a page a block. One warpgroup's cp.async moves a gathered block
+// more slowly than the consumers use it, so the consumer warpgroup of a block's buffer copies its
+// second 32 rows, while it would otherwise wait (warpgroup 1 before its odd block, warpgroup 0
+// during the odd block's P·V). One CTA per (64 heads, token, split): with several splits each
+// writes its partials and attention_split_combine merges them, as for the main kernel.
 #include "core/error.h"
 #include "cuda/kernels/attention/sparse_attention_launch.h"
 #include "cuda/kernels/attention/sparse_attention_sm90_tiles.cuh"
@@ -79,8 +82,13 @@ __device__ __forceinline__ void load_queries_by_tensor_copies(const CUtensorMap*
 // token's last are masked; they hold finite values (later rows of the region, the next region's
 // zeroed rows, zeros past the map's end, or a page's unwritten rows, zeroed by KvCache). A block
 // wholly past the token's entries (the last pair's second) reads its last page again.
+__device__ __forceinline__ bool block_is_run(const SparseAttentionArgs& a, int b) {
+  const int32_t j = b * kBlockRows;
+  return j + kBlockRows <= a.window || (j >= a.window && a.source == CompressedSource::kAll);
+}
 __device__ __forceinline__ bool block_run(const SparseAttentionArgs& a, const AttentionToken& k,
                                           int b, int64_t& first_row, bool& pooled) {
+  if (!block_is_run(a, b)) return false;
   const int32_t j = b * kBlockRows;
   const int64_t base = a.dense.base[k.t];
   pooled = false;
@@ -88,26 +96,52 @@ __device__ __forceinline__ bool block_run(const SparseAttentionArgs& a, const At
     first_row = dense_window_row(base, a, k, k.pos - k.n_window + 1 + j);
     return true;
   }
-  if (j >= a.window && a.source == CompressedSource::kAll) {
-    const PagedRowsView& pool = a.dense.entry_pool;
-    if (pool.pool) {
-      const int32_t page = min(j - a.window, k.n_rows - a.window - 1) / kBlockRows;
-      first_row = int64_t(pool.table[k.slot * pool.table_stride + page]) * kBlockRows;
-      pooled = true;
-    } else {
-      first_row = dense_entry_row(base, a, k, j - a.window);
-    }
-    return true;
+  const PagedRowsView& pool = a.dense.entry_pool;
+  if (pool.pool) {
+    const int32_t page = min(j - a.window, k.n_rows - a.window - 1) / kBlockRows;
+    first_row = int64_t(pool.table[k.slot * pool.table_stride + page]) * kBlockRows;
+    pooled = true;
+  } else {
+    first_row = dense_entry_row(base, a, k, j - a.window);
   }
-  return false;
+  return true;
+}
+
+// Rows first_row .. first_row + count - 1 of a gathered (not run) block into its buffer by one
+// warp, row by row with cp.async (two 512-byte halves a row, lane = 16-byte chunk), lane i's
+// `index` the dense row of row first_row + i (−1: zeros).
+__device__ __forceinline__ void copy_gathered_rows(const SparseAttentionArgs& a, int64_t index,
+                                                   int first_row, int count, uint8_t* block,
+                                                   int lane) {
+#pragma unroll 1
+  for (int i = 0; i < count; ++i) {
+    const int64_t row_index = __shfl_sync(0xffffffffu, index, i);
+    const int r = first_row + i;
+    const uint16_t* row = a.dense.rows + (row_index >= 0 ? row_index : 0) * kDim;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int c = 32 * h + lane;
+      cp_async_16_or_zero(
+          shared_address(block + (c / 8) * kDimBlockBytes + swizzled_offset(r, (c % 8) * 8)),
+          row + 8 * c, row_index >= 0);
+    }
+  }
+}
+
+// The block row that lane l < 16 of gathering warp w looks up (and posts the valid bit of, bit
+// l of the warp's word): rows 8w + l (l < 8, which the warp copies) and 32 + 8w + l − 8 (which the
+// consumer warpgroup of the block's buffer copies).
+__device__ __forceinline__ int looked_up_row(int warp, int lane) {
+  return lane < 8 ? 8 * warp + lane : kBlockRows / 2 + 8 * warp + lane - 8;
 }
 
 // Blocks first_block + b (b < 2 · pairs; past the token's blocks: every row masked) into buffer
 // b % 2 by the gathering warpgroup: a run as 8 bulk tensor copies (64 rows × 64 dims each) issued
-// by thread 0, other blocks row by row with cp.async, warp w taking rows 16w .. 16w + 15, two
-// 512-byte halves a row, lane = 16-byte chunk, each thread's copies arriving on the full barrier
+// by thread 0, other blocks row by row with cp.async, warp w taking rows 8w .. 8w + 7 (the
+// consumers take the rest, help_gather_block), each thread's copies arriving on the full barrier
 // as they land (so the next block's copies issue meanwhile; the consumers fence the proxies).
-// Each warp's lane 0 posts its rows' valid bits and arrives once more.
+// Each warp's lane 0 posts the valid bits of the rows it looked up (looked_up_row) and arrives
+// once more.
 __device__ __forceinline__ void gather_blocks(const SparseAttentionArgs& a, const AttentionToken& k,
                                               const CUtensorMap* rows_map,
                                               const CUtensorMap* pool_map, int first_block,
@@ -116,7 +150,9 @@ __device__ __forceinline__ void gather_blocks(const SparseAttentionArgs& a, cons
     const int which = b % 2, use = b / 2;
     const int block_index = first_block + b;
     int64_t index = -1;
-    if (lane < 16) index = dense_row_index(a, k, block_index * kBlockRows + 16 * warp + lane);
+    if (lane < 16) {
+      index = dense_row_index(a, k, block_index * kBlockRows + looked_up_row(warp, lane));
+    }
     const uint32_t valid = __ballot_sync(0xffffffffu, index >= 0) & 0xffffu;
     int64_t first_row = 0;
     bool pooled = false;
@@ -140,20 +176,34 @@ __device__ __forceinline__ void gather_blocks(const SparseAttentionArgs& a, cons
       }
       continue;
     }
-    for (int i = 0; i < 16; ++i) {
-      const int64_t row_index = __shfl_sync(0xffffffffu, index, i);
-      const int r = 16 * warp + i;
-      const uint16_t* row = a.dense.rows + (row_index >= 0 ? row_index : 0) * kDim;
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int c = 32 * h + lane;
-        cp_async_16_or_zero(
-            shared_address(block + (c / 8) * kDimBlockBytes + swizzled_offset(r, (c % 8) * 8)),
-            row + 8 * c, row_index >= 0);
-      }
-    }
+    copy_gathered_rows(a, index, 8 * warp, 8, block, lane);
     cp_async_arrive_noinc(&buf.full[which]);
   }
+}
+
+// Only lists (CSA) make gathered blocks; every other block is a run, the producer's alone.
+__device__ __forceinline__ bool blocks_shared(const SparseAttentionArgs& a) {
+  return a.source == CompressedSource::kList;
+}
+
+// A consumer warpgroup's share of block `block_index`, use `use` of its buffer `which`: rows
+// 32 + 8w .. 32 + 8w + 7 by warp w once the buffer is free (a run is the producer's alone), each
+// thread arriving on the full barrier.
+__device__ __forceinline__ void help_gather_block(const SparseAttentionArgs& a,
+                                                  const AttentionToken& k, int block_index,
+                                                  int which, int use, const Buffers& buf, int warp,
+                                                  int lane) {
+  mbarrier_wait(&buf.empty[which], (use & 1) ^ 1);
+  if (block_is_run(a, block_index)) {
+    mbarrier_arrive(&buf.full[which]);
+    return;
+  }
+  const int first_row = kBlockRows / 2 + 8 * warp;
+  int64_t index = -1;
+  if (lane < 8) index = dense_row_index(a, k, block_index * kBlockRows + first_row + lane);
+  copy_gathered_rows(a, index, first_row, 8, buf.smem + kBufferOffset + which * kOperandBytes,
+                     lane);
+  cp_async_arrive_noinc(&buf.full[which]);
 }
 
 __device__ __forceinline__ void zero_accumulators(float (&o)[128]) {
@@ -164,8 +214,8 @@ __device__ __forceinline__ void zero_accumulators(float (&o)[128]) {
 // Warpgroup W: blocks 2j + W, dims [256 W, 256 W + 256) of O.
 template <int W>
 __device__ __forceinline__ void attend_blocks(const SparseAttentionArgs& a, const AttentionToken& k,
-                                              int pairs, int head0, const Buffers& buf,
-                                              const CUtensorMap* out_map) {
+                                              int first_block, int pairs, int head0,
+                                              const Buffers& buf, const CUtensorMap* out_map) {
   uint8_t* smem = buf.smem;
   const int in_group = int(threadIdx.x) % 128, warp = in_group / 32, lane = in_group % 32;
   const int row0 = 16 * warp + lane / 4;  // this thread's heads: row0 and row0 + 8
@@ -209,14 +259,22 @@ __device__ __forceinline__ void attend_blocks(const SparseAttentionArgs& a, cons
     if (lane == 0) mbarrier_arrive(&buf.empty[which]);
   };
 
+  const bool help = blocks_shared(a);
+  if (W == 0 && help) help_gather_block(a, k, first_block, 0, 0, buf, warp, lane);
 #pragma unroll 1
   for (int j = 0; j < pairs; ++j) {
     const int parity = j & 1;
+    if (W == 1 && help) help_gather_block(a, k, first_block + 2 * j + 1, 1, j, buf, warp, lane);
     mbarrier_wait(&buf.full[W], parity);
     fence_proxy_async_shared();  // the gatherer's cp.async writes, read by wgmma
+    // Bit r: block row r is valid (the gathering warps' words, in looked_up_row's order).
     const auto* valid_bits = reinterpret_cast<const uint16_t*>(smem + kValidOffset) + W * 4;
-    const uint64_t valid = uint64_t(valid_bits[0]) | (uint64_t(valid_bits[1]) << 16) |
-                           (uint64_t(valid_bits[2]) << 32) | (uint64_t(valid_bits[3]) << 48);
+    uint64_t valid = 0;
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      const uint64_t word = valid_bits[w];
+      valid |= (word & 0xffu) << (8 * w) | (word >> 8) << (kBlockRows / 2 + 8 * w);
+    }
     float even_factor[2] = {1.0f, 1.0f};
     {
       uint64_t qd = q_descriptor;
@@ -299,6 +357,10 @@ __device__ __forceinline__ void attend_blocks(const SparseAttentionArgs& a, cons
       release(0);
       rescale(odd_factor);
       add_pv_shared(1, smem + kPOffset + (parity * 2 + 1) * kDimBlockBytes);
+      // The next even block's share while the odd block's P·V runs.
+      if (help && j + 1 < pairs) {
+        help_gather_block(a, k, first_block + 2 * (j + 1), 0, j + 1, buf, warp, lane);
+      }
     } else {
 #pragma unroll
       for (int h = 0; h < 2; ++h) l[h] = (l[h] * even_factor[h]) * factor[h] + block_sum[h];
@@ -389,8 +451,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   const Buffers buf{smem, barriers, barriers + 2, barriers + 4};
   if (tid == 0) {
     for (int i = 0; i < 2; ++i) {
-      mbarrier_init(&buf.full[i], 128 + 4);  // every gatherer's copies, each warp's valid bits
-      mbarrier_init(&buf.empty[i], 8);       // the consumers' warps
+      // The gatherers' copies (with lists also the buffer's consumer warpgroup's), each warp's
+      // valid bits.
+      mbarrier_init(&buf.full[i], 128 + 4 + (blocks_shared(a) ? 128 : 0));
+      mbarrier_init(&buf.empty[i], 8);  // the consumers' warps
     }
     mbarrier_init(buf.queries, 1);
     fence_barrier_init();
@@ -406,10 +470,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegisters));
   if (tid < 128) {
-    attend_blocks<0>(a, k, pairs, head0, buf, &out_map);
+    attend_blocks<0>(a, k, first_block, pairs, head0, buf, &out_map);
     return;
   }
-  attend_blocks<1>(a, k, pairs, head0, buf, &out_map);
+  attend_blocks<1>(a, k, first_block, pairs, head0, buf, &out_map);
 #else
   __trap();
 #endif
