@@ -181,7 +181,8 @@ __device__ __forceinline__ void gather_blocks(const SparseAttentionArgs& a, cons
   }
 }
 
-// Only lists (CSA) make gathered blocks; every other block is a run, the producer's alone.
+// Only lists (CSA) make gathered blocks (past the window); with other sources every block is a
+// run, the producer's alone, and the consumers do not help.
 __device__ __forceinline__ bool blocks_shared(const SparseAttentionArgs& a) {
   return a.source == CompressedSource::kList;
 }
