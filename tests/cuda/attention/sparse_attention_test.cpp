@@ -404,6 +404,21 @@ TEST(SparseAttention, PrefillChunksAndCommit) {
   run_scenario(hca);
 }
 
+// Lists of several 64-row blocks, so that the dense-row kernel gathers odd blocks with valid rows
+// too (each block's rows 32-63 copied by its consumer warpgroup), Flash and Pro.
+TEST(SparseAttention, CsaPrefillChunkWithListsOfSeveralBlocks) {
+  DSV4_REQUIRE_GPU();
+  for (const int heads : {64, 128}) {
+    Scenario sc{heads == 64 ? "CSA prefill, lists of 300, Flash" : "CSA prefill, lists of 300, Pro",
+                heads};
+    sc.source = CompressedSource::kList;
+    sc.list_len = 300;
+    sc.pad_fraction = 0.05;
+    sc.chunks = {{2000, 48}, {5000, 1}};
+    run_scenario(sc);
+  }
+}
+
 TEST(SparseAttention, SyntheticModelShapes) {
   DSV4_REQUIRE_GPU();
   Scenario tiny{"synthetic:tiny (d 128, 4 heads, window 32)", 4, 128, 64, 32};
