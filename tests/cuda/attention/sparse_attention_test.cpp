@@ -344,8 +344,8 @@ TEST(SparseAttention, WindowOnlyDecodeFlash) {
   run_scenario(sc);
 }
 
-// Pro's two 64-head CTAs of a token share each block's rows (one 32-row tile each): rows masked
-// in one tile, the other, or both.
+// Pro's two 64-head tiles of a token over windows filled up to 32-row tile and 64-row block
+// boundaries and past them: rows masked in one tile of a block, the other, or both.
 TEST(SparseAttention, WindowOnlyDecodePro) {
   DSV4_REQUIRE_GPU();
   Scenario sc{"window-only decode, Pro", 128};
