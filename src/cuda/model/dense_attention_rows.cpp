@@ -9,7 +9,8 @@
 namespace dsv4::cuda {
 namespace {
 
-constexpr int64_t kMaxScratchBytes = int64_t(256) << 20;
+// Decode's window-only layouts (a window of rows per token) are capped; a prefill chunk is not.
+constexpr int64_t kMaxDecodeScratchBytes = int64_t(256) << 20;
 
 }  // namespace
 
@@ -28,7 +29,9 @@ DenseAttentionRows::DenseAttentionRows(const ModelConfig& c, int64_t max_tokens,
     hca_layers_ += l.compress_ratio > 0 && l.attention != AttentionKind::kCompressedSparse;
   }
   hca_decode_ = hca_decode && hca_layers_ > 0;
-  int64_t rows = hca_decode_ ? max_tokens * c.window_size : 0;
+  int64_t rows = hca_decode_
+                     ? std::min(kMaxDecodeScratchBytes / 2 / head_dim_, max_tokens * c.window_size)
+                     : 0;
   if (max_tokens >= min_tokens_) {
     int32_t min_ratio = 0;
     for (const LayerSpec& spec : c.layers) {
@@ -38,13 +41,15 @@ DenseAttentionRows::DenseAttentionRows(const ModelConfig& c, int64_t max_tokens,
       }
       if (ratio > 0) min_ratio = min_ratio == 0 ? ratio : std::min(min_ratio, ratio);
     }
-    // One chunk of a full step at the longest context fits; steps of many chunks may not.
+    // One chunk of a full step at the longest context fits (at 1M positions a CSA layer's 256K
+    // entries: 256 MB), so a long prompt's last chunks stay on dense rows; steps of many chunks
+    // may not fit.
     rows = std::max(rows, c.window_size + max_tokens +
                               (min_ratio > 0 ? (max_length + min_ratio - 1) / min_ratio : 0));
   }
   row_counts_.assign(ratios_.size(), 0);
   if (rows > 0) {
-    rows_ = DeviceBuffer<uint16_t>(size_t(std::min(kMaxScratchBytes / 2, rows * head_dim_)));
+    rows_ = DeviceBuffer<uint16_t>(size_t(rows * head_dim_));
   }
 }
 

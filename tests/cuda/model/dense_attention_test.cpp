@@ -13,7 +13,11 @@
 #include <vector>
 
 #include "cpu/model.h"
+#include "cuda/kernels/attention/kv_cache.h"
 #include "cuda/model/cuda_model.h"
+#include "cuda/model/dense_attention_rows.h"
+#include "cuda/runtime/device.h"
+#include "cuda/runtime/device_buffer.h"
 #include "gpu_test_support.h"
 #include "logit_comparison.h"
 #include "model/model_source.h"
@@ -89,6 +93,49 @@ TEST(CudaModelDensePrefill, WindowCsaAndHcaLayersMeetTheBound) {
     EXPECT_LE(agreement.worst(), kBound) << "layer " << index;
     EXPECT_GE(agreement.argmax_agreement(), kArgmaxAgreement) << "layer " << index;
   }
+}
+
+// A CSA layer's prefill chunk at the longest context reads every entry so far (at 1M positions
+// 256K of them, 256 MB of bf16 rows): the scratch holds one such chunk, so the last chunks of a
+// long prompt stay on dense rows (1.3x faster there than the main kernel, bench/RESULTS.md).
+TEST(CudaModelDensePrefill, CsaChunkAtTheLongestContextStaysOnDenseRows) {
+  DSV4_REQUIRE_GPU();
+  if (!sm90_kernels_available()) GTEST_SKIP() << "dense rows run on the sm_90 kernels only";
+  constexpr int32_t kChunk = 4096, kBatchBlocks = 5, kCsaLayer = 2, kCsaRatio = 4;
+  constexpr int64_t kLength = int64_t(1) << 20;
+  ModelConfig c = synthetic_config("tiny");
+  c.n_heads = 64;
+  c.head_dim = 512;
+  c.window_size = 128;
+  c.validate();
+  ASSERT_EQ(c.layers[kCsaLayer].compress_ratio, kCsaRatio);
+  DenseAttentionRows dense(c, kChunk, kLength, kChunk, /*hca_decode=*/false);
+
+  // One chunk: the last kChunk positions below kLength (metadata blocks as CudaModel fills them).
+  std::vector<int32_t> meta(size_t((kBatchBlocks + dense.meta_blocks()) * kChunk));
+  for (int32_t t = 0; t < kChunk; ++t) {
+    meta[size_t(2 * kChunk + t)] = int32_t(kLength - kChunk + t);
+    meta[size_t(3 * kChunk + t)] = 0;
+    meta[size_t(4 * kChunk + t)] = kChunk;
+  }
+  ASSERT_EQ(dense.plan_step(meta.data(), kChunk, kBatchBlocks, kChunk, /*decode_only=*/false),
+            dense.meta_blocks());
+  const DeviceBuffer<int32_t> device_meta(meta);
+  KvCacheConfig cache_config;
+  cache_config.layers = {{kCsaRatio, true}};
+  cache_config.max_length = kLength;
+  cache_config.kv_blocks = 1;
+  const KvCache cache(cache_config);
+  SparseAttentionArgs args;
+  args.heads = int32_t(c.n_heads);
+  args.head_dim = int32_t(c.head_dim);
+  args.rope_dim = int32_t(c.rope_head_dim);
+  args.source = CompressedSource::kList;
+  args.batch.tokens = kChunk;
+  dense.apply(args, kCsaLayer, kCsaRatio, cache, device_meta.data(), kChunk, kBatchBlocks);
+  EXPECT_NE(args.dense.rows, nullptr);
+  EXPECT_EQ(args.dense.row_count, c.window_size + kChunk - 1 + kLength / kCsaRatio);
+  EXPECT_EQ(dense.layers_in_last_step(), 1);
 }
 
 // Decode steps past two of the layer's entry boundaries (ratio 16: entries completed at positions
